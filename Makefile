@@ -1,0 +1,80 @@
+# twtop — make (build), make test (everything CI runs), make help.
+#
+# `make test` installs what its tests need when it is missing (Debian
+# packages through apt, kernel images cached under build/) and runs: the
+# lint checks, the check that the committed bpf2go output is current, the
+# unit and privileged tests on this machine's kernel, and the same
+# privileged tests inside Debian's 6.1 and 6.12 kernels under qemu, once
+# per attach tier (fentry, kprobe).
+
+GO          ?= go
+BUILD       := build
+VM_KERNELS  ?= 6.1 6.12
+VM_TIERS    ?= fentry kprobe
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
+
+# Debian packages per purpose, installed on demand by `make deps-*`.
+PKGS_GENERATE := clang llvm libbpf-dev
+PKGS_VM       := qemu-system-x86 busybox-static cpio
+
+.PHONY: all build generate check-generated lint test test-unit test-host test-vm deps-generate deps-vm help clean
+
+all: build
+
+build: ## build ./twtop (needs only Go)
+	CGO_ENABLED=0 $(GO) build -o twtop ./cmd/twtop
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+generate: deps-generate ## recompile bpf/ with clang and regenerate tracer/twtop_x86_bpfel.{go,o}
+	$(GO) generate ./tracer
+
+check-generated: generate ## fail when the committed bpf2go output differs from a fresh build
+	@git diff --quiet --exit-code -- $(GENERATED) || { \
+	  echo "check-generated: $(GENERATED) are stale: run 'make generate' and commit the result" >&2; \
+	  git diff --stat -- $(GENERATED) >&2; exit 1; }
+	@echo "check-generated: committed bpf2go output is current"
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+test-unit: ## unprivileged tests only
+	$(GO) test ./...  -run 'Golden|Layout|Decode|Tracker|Parse|Quoted|Flags|Usage' -count=1
+
+test-host: ## all Go tests on this machine's kernel (privileged ones need root)
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS) x tiers $(VM_TIERS)
+	@mkdir -p $(BUILD)
+	@for k in $(VM_KERNELS); do test/vm/kernels.sh --dir $(BUILD)/kernels $$k || exit 1; done
+	@set -e; for k in $(VM_KERNELS); do for t in $(VM_TIERS); do \
+	  echo "=== kernel $$k, tier $$t"; \
+	  TWTOP_TIER=$$t CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m \
+	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
+	done; done
+
+test: lint check-generated test-host test-vm ## everything: what CI runs
+
+deps-generate:
+	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)
+
+deps-vm:
+	@$(call need,$(PKGS_VM),qemu-system-x86_64 /bin/busybox cpio)
+
+clean:
+	rm -rf $(BUILD) twtop
+
+# need PACKAGES,COMMANDS-OR-FILES: install PACKAGES with apt when any is missing.
+define need
+missing=""; for c in $(2); do case $$c in /*) [ -e $$c ] ;; *) command -v $$c >/dev/null ;; esac || missing="$$missing $$c"; done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing — install with: sudo apt-get install $(1)" >&2; exit 1; fi; \
+  echo "installing $(1) (missing:$$missing)" >&2; \
+  export DEBIAN_FRONTEND=noninteractive; \
+  apt-get install -y -qq --no-install-recommends $(1) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1) >/dev/null; }; \
+fi
+endef

@@ -1,0 +1,1139 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * twtop kernel programs: TCP state transitions and the life of TIME_WAIT
+ * sockets, streamed to user space through one ring buffer.
+ *
+ * Three attach tiers share this object; user space deletes the programs of
+ * the tiers it does not use before loading (see tracer/tier.go):
+ *   common      inet_sock_set_state, connect()/bind() errors, the iter/tcp scan
+ *   fentry      fentry/fexit on the timewait functions (exact)
+ *   kprobe      kprobe/kretprobe twins of the fentry programs (exact)
+ *   tracepoint  the timer tracepoints on the timewait timer and
+ *               tcp_send_reset; ends' causes are inferred
+ *
+ * Everything that differs between kernels goes through CO-RE: field
+ * offsets, enum values, the death row counter's name and whether the
+ * per-netns death row is a pointer.
+ */
+#include "../vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "twtop.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define EADDRINUSE 98
+#define EADDRNOTAVAIL 99
+
+/* Set by user space before load. */
+const volatile struct config cfg = {};
+
+/* Types for bpf2go -type. */
+const struct event *unused_event __attribute__((unused));
+const struct config *unused_config __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by user space */
+} events SEC(".maps");
+
+/* Records that did not fit in the ring buffer, per CPU and per kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EV_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Per-CPU sequence number: a gap in a CPU's sequence is a lost record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} seqs SEC(".maps");
+
+struct owner {
+	__u64 cgroup;
+	__u32 pid;
+	__u32 tid;
+	char comm[TWTOP_COMM_LEN];
+};
+
+/* The process that owns a socket, taken where a transition runs in its
+ * context (connect, listen, close) and carried to later transitions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+struct tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 pad[7];
+};
+
+/* With a pid filter: the tuples of that process's closed sockets, so that
+ * their timewait sockets (which have no owner) pass the filter too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tuple);
+	__type(value, __u8);
+} pid_tuples SEC(".maps");
+
+/* connect()/bind() in progress: arguments kept from syscall entry, with
+ * the address read from user memory there (process context). */
+struct sys_args {
+	__u8 addr[16];
+	__u32 fd;
+	__u16 port;   /* host byte order */
+	__u16 family; /* 0 when the address was not AF_INET/AF_INET6 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sys_args);
+} in_connect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sys_args);
+} in_bind SEC(".maps");
+
+/* Timewait sockets whose timer fired: an early kill that raced the timer
+ * and lost is not reported. Cleared when the address is reused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} tw_expired SEC(".maps");
+
+/* Why a timewait socket is about to be killed, set where the kernel shows
+ * it (tcp_twsk_unique, tcp_timewait_state_process). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} tw_cause SEC(".maps");
+
+/* A kill in progress: the record is built at entry, while the timewait
+ * socket is certainly alive, and sent at exit if the timer did not win. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct event);
+} kill_stash SEC(".maps");
+
+/* Tasks inside inet_twsk_purge (network namespace teardown). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} in_purge SEC(".maps");
+
+/* inet_twsk_alloc -> tcp_time_wait hand-over, keyed by the full socket. */
+struct tw_birth {
+	__u64 tw;
+	struct owner owner;
+	__u8 has_owner;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct tw_birth);
+} births SEC(".maps");
+
+/* kprobe tier: entry arguments kept for the return probe, per task. */
+struct kargs {
+	__u64 a0;
+	__u64 a1;
+	__u64 a2;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct kargs);
+} kprobe_args SEC(".maps");
+
+/* tracepoint tier: the last timewait timer armed on this CPU, to tell a
+ * close that created a timewait socket from one that overflowed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tuple);
+} last_armed SEC(".maps");
+
+/* tracepoint tier: the last timewait socket this CPU sent an RST for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_rst_tw SEC(".maps");
+
+/* Kernel layouts that changed over time. */
+struct inet_timewait_death_row___old {
+	atomic_t tw_count;
+};
+
+struct netns_ipv4___drptr {
+	struct inet_timewait_death_row *tcp_death_row;
+};
+
+struct net___drptr {
+	struct netns_ipv4___drptr ipv4;
+};
+
+/* the namespace reference count: ns.count until 6.17, ns.__ns_ref after */
+struct ns_common___count {
+	refcount_t count;
+};
+
+static const __u32 zero = 0;
+
+/* ---- building records ---------------------------------------------------- */
+
+static __always_inline struct event *reserve(__u16 kind)
+{
+	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
+	__u32 s = 0;
+
+	if (seq) {
+		s = *seq;
+		*seq = s + 1;
+	}
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 k = kind;
+		__u64 *n = bpf_map_lookup_elem(&lost, &k);
+		if (n)
+			*n += 1;
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->cpu = bpf_get_smp_processor_id();
+	e->seq = s;
+	return e;
+}
+
+static __always_inline void submit(struct event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Copy a fully built record into the ring buffer. */
+static __always_inline void emit(struct event *src)
+{
+	struct event *e = reserve(src->kind);
+	if (!e)
+		return;
+	__u64 ts = e->ts_ns;
+	__u32 seq = e->seq;
+	__u16 cpu = e->cpu;
+	__builtin_memcpy(e, src, sizeof(*e));
+	e->ts_ns = ts;
+	e->seq = seq;
+	e->cpu = cpu;
+	submit(e);
+}
+
+static __always_inline void read_tuple(const struct sock_common *skc, struct event *e)
+{
+	e->family = BPF_CORE_READ(skc, skc_family);
+	e->sport = BPF_CORE_READ(skc, skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	e->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	if (e->family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &skc->skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &skc->skc_daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &skc->skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &skc->skc_v6_daddr);
+	}
+}
+
+/* A full socket's tuple. Its local port comes from inet_sport, which,
+ * unlike skc_num, survives unhashing in the transition to CLOSE. */
+static __always_inline void read_sock_tuple(const struct sock *sk, struct event *e)
+{
+	read_tuple(&sk->__sk_common, e);
+	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+static __always_inline void tuple_of(const struct event *e, struct tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	__builtin_memcpy(t->saddr, e->saddr, 16);
+	__builtin_memcpy(t->daddr, e->daddr, 16);
+	t->netns = e->netns;
+	t->sport = e->sport;
+	t->dport = e->dport;
+	t->family = e->family;
+}
+
+static __always_inline bool tuple_eq(const struct tuple *a, const struct tuple *b)
+{
+	const __u64 *x = (const void *)a, *y = (const void *)b;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 8; i++) /* 48 bytes, no tail */
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const void *)a, *y = (const void *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Filters that depend only on the tuple. */
+static __always_inline bool tuple_wanted(const struct event *e)
+{
+	if (cfg.family && e->family != cfg.family)
+		return false;
+	if (cfg.netns && e->netns != cfg.netns)
+		return false;
+	if (cfg.port && e->sport != cfg.port && e->dport != cfg.port)
+		return false;
+	return true;
+}
+
+/* Filters for timewait records, which have no owner of their own. */
+static __always_inline bool tw_wanted(const struct event *e)
+{
+	if (!tuple_wanted(e))
+		return false;
+	if (cfg.pid) {
+		struct tuple t;
+		tuple_of(e, &t);
+		if (!bpf_map_lookup_elem(&pid_tuples, &t))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline void current_owner(struct owner *o)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	o->pid = id >> 32;
+	o->tid = (__u32)id;
+	o->cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+static __always_inline void set_owner(struct event *e, const struct owner *o)
+{
+	e->pid = o->pid;
+	e->tid = o->tid;
+	e->cgroup = o->cgroup;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	e->flags |= EVF_OWNER;
+}
+
+static __always_inline __u32 timer_left(const struct inet_timewait_sock *tw)
+{
+	__u64 expires = BPF_CORE_READ(tw, tw_timer.expires);
+	__u64 now = bpf_jiffies64();
+
+	/* jiffies wrap at 32 bits on 32-bit kernels only; compare as signed */
+	__s64 left = (__s64)(expires - now);
+	return left > 0 ? (__u32)left : 0;
+}
+
+static __always_inline struct inet_timewait_sock *tw_of_timer(const struct timer_list *t)
+{
+	return (void *)t - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+}
+
+/* Build a timewait record (tuple, substate, timer) into e. */
+static __always_inline void tw_record(struct event *e, __u16 kind, const struct inet_timewait_sock *tw)
+{
+	e->kind = kind;
+	e->ptr = (__u64)tw;
+	read_tuple(&tw->__tw_common, e);
+	e->newstate = BPF_CORE_READ(tw, tw_substate);
+	e->aux = timer_left(tw);
+}
+
+/* Build and send a timewait record if it passes the filters. */
+static __always_inline void tw_emit(__u16 kind, const struct inet_timewait_sock *tw)
+{
+	struct event e = {};
+
+	tw_record(&e, kind, tw);
+	if (!tw_wanted(&e))
+		return;
+	emit(&e);
+}
+
+/* The network namespace's timewait death row: count and limit. */
+static __always_inline void death_row_of(const struct inet_timewait_death_row *dr, __u32 *count, __u32 *limit)
+{
+	if (bpf_core_field_exists(dr->tw_refcount))
+		*count = BPF_CORE_READ(dr, tw_refcount.refs.counter) - 1; /* count + 1 since 5.19 */
+	else
+		*count = BPF_CORE_READ((struct inet_timewait_death_row___old *)dr, tw_count.counter);
+	*limit = BPF_CORE_READ(dr, sysctl_max_tw_buckets);
+}
+
+static __always_inline const struct inet_timewait_death_row *net_death_row(const struct net *net)
+{
+	struct net *n = (struct net *)net;
+
+	if (bpf_core_field_size(n->ipv4.tcp_death_row) == sizeof(void *))
+		return BPF_CORE_READ((struct net___drptr *)n, ipv4.tcp_death_row);
+	return (void *)n + bpf_core_field_offset(n->ipv4.tcp_death_row);
+}
+
+/* A network namespace being torn down has no references left; its timewait
+ * sockets are then being purged. */
+static __always_inline bool net_dying(const struct inet_timewait_sock *tw)
+{
+	struct net *net = BPF_CORE_READ(tw, __tw_common.skc_net.net);
+	struct ns_common *ns = __builtin_preserve_access_index(&net->ns);
+	int refs;
+
+	if (bpf_core_field_exists(ns->__ns_ref))
+		refs = BPF_CORE_READ(ns, __ns_ref.refs.counter);
+	else
+		refs = BPF_CORE_READ((struct ns_common___count *)ns, count.refs.counter);
+	return refs == 0;
+}
+
+/* ---- state transitions (every tier) -------------------------------------- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+
+	struct event e = {};
+	e.kind = EV_STATE;
+	e.ptr = (__u64)sk;
+	e.oldstate = oldstate;
+	e.newstate = newstate;
+	read_sock_tuple(sk, &e);
+	if (!tuple_wanted(&e))
+		return 0;
+
+	__u64 key = (__u64)sk;
+	struct owner o = {};
+	bool in_ctx = (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) ||
+		      (oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
+		      (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK);
+	if (in_ctx) {
+		current_owner(&o);
+		bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
+		set_owner(&e, &o);
+	} else {
+		struct owner *known = bpf_map_lookup_elem(&owners, &key);
+		if (known)
+			set_owner(&e, known);
+	}
+	if (newstate == TCP_CLOSE)
+		bpf_map_delete_elem(&owners, &key);
+
+	if (cfg.pid) {
+		if (!(e.flags & EVF_OWNER) || e.pid != cfg.pid)
+			return 0;
+		if (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSING || newstate == TCP_LAST_ACK) {
+			struct tuple t;
+			__u8 one = 1;
+			tuple_of(&e, &t);
+			bpf_map_update_elem(&pid_tuples, &t, &one, BPF_ANY);
+		}
+	}
+
+	/* tracepoint tier: a close from FIN_WAIT2 or CLOSING that armed no
+	 * timewait timer just before, on this CPU, while the death row is
+	 * full, is a bucket overflow. */
+	if (cfg.tp_tier && newstate == TCP_CLOSE && (oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING)) {
+		struct tuple t, *armed = bpf_map_lookup_elem(&last_armed, &zero);
+		tuple_of(&e, &t);
+		if (armed && tuple_eq(armed, &t)) {
+			__builtin_memset(armed, 0, sizeof(*armed));
+		} else {
+			__u32 count = 0, limit = 0;
+			death_row_of(net_death_row(BPF_CORE_READ(sk, __sk_common.skc_net.net)), &count, &limit);
+			if (count >= limit) {
+				struct event o2 = e;
+				o2.kind = EV_TW_OVERFLOW;
+				o2.aux = count;
+				o2.aux2 = limit;
+				o2.flags |= EVF_INFERRED;
+				emit(&o2);
+			}
+		}
+	}
+	emit(&e);
+	return 0;
+}
+
+/* ---- connect() and bind() errors (every tier) ---------------------------- */
+
+static __always_inline void sys_enter(void *map, struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	void *uaddr = (void *)ctx->args[1];
+	struct sys_args a = {.fd = (__u32)ctx->args[0]};
+	__u16 port = 0;
+
+	if (cfg.pid && (id >> 32) != cfg.pid)
+		return;
+	bpf_probe_read_user(&a.family, sizeof(a.family), uaddr);
+	if (a.family == AF_INET) {
+		bpf_probe_read_user(a.addr, 4, uaddr + 4);
+	} else if (a.family == AF_INET6) {
+		bpf_probe_read_user(a.addr, 16, uaddr + 8);
+	} else {
+		a.family = 0;
+	}
+	bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
+	a.port = bpf_ntohs(port);
+	bpf_map_update_elem(map, &id, &a, BPF_ANY);
+}
+
+/* The socket behind a file descriptor of the current task. */
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *f = NULL;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void sys_exit(void *map, struct trace_event_raw_sys_exit *ctx, long want, __u16 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sys_args *a = bpf_map_lookup_elem(map, &id);
+
+	if (!a)
+		return;
+	struct sys_args args = *a;
+	bpf_map_delete_elem(map, &id);
+	if (ctx->ret != -want)
+		return;
+
+	struct sock *sk = fd_sock(args.fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+
+	struct event e = {};
+	struct owner o = {};
+	e.kind = kind;
+	e.aux = want;
+	read_sock_tuple(sk, &e);
+	/* the address the caller asked for: destination of connect(),
+	 * local address of bind() */
+	if (args.family) {
+		e.family = args.family;
+		if (kind == EV_CONNECT_ERR) {
+			__builtin_memcpy(e.daddr, args.addr, 16);
+			e.dport = args.port;
+		} else {
+			__builtin_memcpy(e.saddr, args.addr, 16);
+			e.sport = args.port;
+		}
+	}
+	if (!tuple_wanted(&e))
+		return;
+	current_owner(&o);
+	set_owner(&e, &o);
+	e.ptr = (__u64)sk;
+	emit(&e);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int on_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter(&in_connect, ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int on_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	sys_exit(&in_connect, ctx, EADDRNOTAVAIL, EV_CONNECT_ERR);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int on_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	sys_enter(&in_bind, ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int on_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	sys_exit(&in_bind, ctx, EADDRINUSE, EV_BIND_ERR);
+	return 0;
+}
+
+/* ---- the TIME_WAIT scan (every tier) -------------------------------------- */
+
+SEC("iter/tcp")
+int scan_tw(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct seq_file *seq = ctx->meta->seq;
+	struct event e = {};
+
+	e.ts_ns = bpf_ktime_get_ns();
+	e.cpu = bpf_get_smp_processor_id();
+	if (!skc) {
+		e.kind = EV_SCAN_END;
+		e.ptr = bpf_jiffies64();
+		e.aux = ctx->meta->seq_num;
+		bpf_seq_write(seq, &e, sizeof(e));
+		return 0;
+	}
+	if (BPF_CORE_READ(skc, skc_state) != TCP_TIME_WAIT)
+		return 0;
+	struct tcp_timewait_sock *tcptw = bpf_skc_to_tcp_timewait_sock(skc);
+	if (!tcptw)
+		return 0;
+	tw_record(&e, EV_SCAN_TW, &tcptw->tw_sk);
+	if (!tuple_wanted(&e))
+		return 0;
+	bpf_seq_write(seq, &e, sizeof(e));
+	return 0;
+}
+
+/* ---- shared bodies of the fentry and kprobe tiers ------------------------- */
+
+static __always_inline void twsk_alloc_done(const struct sock *sk, const struct inet_timewait_death_row *dr,
+					    const struct inet_timewait_sock *tw)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	__u64 key = (__u64)sk;
+	if (!tw) {
+		struct event e = {};
+		e.kind = EV_TW_OVERFLOW;
+		e.ptr = (__u64)sk;
+		read_sock_tuple(sk, &e);
+		e.oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
+		struct owner *o = bpf_map_lookup_elem(&owners, &key);
+		if (o)
+			set_owner(&e, o);
+		if (!tw_wanted(&e))
+			return;
+		death_row_of(dr, &e.aux, &e.aux2);
+		emit(&e);
+		return;
+	}
+	struct tw_birth b = {.tw = (__u64)tw};
+	struct owner *o = bpf_map_lookup_elem(&owners, &key);
+	if (o) {
+		b.owner = *o;
+		b.has_owner = 1;
+	}
+	bpf_map_update_elem(&births, &key, &b, BPF_ANY);
+}
+
+static __always_inline void time_wait_done(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct tw_birth *b = bpf_map_lookup_elem(&births, &key);
+	if (!b)
+		return; /* overflow, reported by twsk_alloc_done */
+	struct tw_birth birth = *b;
+	bpf_map_delete_elem(&births, &key);
+
+	/* a new timewait socket at this address: forget the last one's fate */
+	bpf_map_delete_elem(&tw_expired, &birth.tw);
+	bpf_map_delete_elem(&tw_cause, &birth.tw);
+
+	struct event e = {};
+	tw_record(&e, EV_TW_CREATE, (const struct inet_timewait_sock *)birth.tw);
+	if (birth.has_owner)
+		set_owner(&e, &birth.owner);
+	if (!tw_wanted(&e))
+		return;
+	emit(&e);
+}
+
+static __always_inline void tw_timer_fired(const struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_of_timer(t);
+	__u64 key = (__u64)tw;
+	__u8 one = 1;
+
+	bpf_map_update_elem(&tw_expired, &key, &one, BPF_ANY);
+	tw_emit(EV_TW_EXPIRE, tw);
+}
+
+static __always_inline void deschedule_enter(const struct inet_timewait_sock *tw)
+{
+	struct event e = {};
+	__u64 key = (__u64)tw;
+
+	tw_record(&e, EV_TW_KILL, tw);
+	if (!tw_wanted(&e))
+		return;
+	if (net_dying(tw))
+		e.cause = CAUSE_PURGE;
+	bpf_map_update_elem(&kill_stash, &key, &e, BPF_ANY);
+}
+
+static __always_inline void deschedule_exit(__u64 tw)
+{
+	struct event *stashed = bpf_map_lookup_elem(&kill_stash, &tw);
+	if (!stashed)
+		return;
+	struct event e = *stashed;
+	bpf_map_delete_elem(&kill_stash, &tw);
+
+	if (bpf_map_lookup_elem(&tw_expired, &tw)) {
+		/* the timer fired first and already ended it */
+		bpf_map_delete_elem(&tw_expired, &tw);
+		return;
+	}
+	__u8 *cause = bpf_map_lookup_elem(&tw_cause, &tw);
+	__u64 id = bpf_get_current_pid_tgid();
+	if (cause) {
+		e.cause = *cause;
+		bpf_map_delete_elem(&tw_cause, &tw);
+	} else if (bpf_map_lookup_elem(&in_purge, &id)) {
+		e.cause = CAUSE_PURGE;
+	}
+	emit(&e);
+}
+
+static __always_inline void set_cause(__u64 tw, __u8 cause)
+{
+	bpf_map_update_elem(&tw_cause, &tw, &cause, BPF_ANY);
+}
+
+static __always_inline void twsk_unique_done(const struct sock *sk, const struct sock *sktw, int ret)
+{
+	if (ret != 1 || !sktw)
+		return;
+	const struct inet_timewait_sock *tw = (const void *)sktw;
+	struct event e = {};
+	struct owner o = {};
+
+	set_cause((__u64)tw, CAUSE_CONNECT_REUSE);
+	tw_record(&e, EV_TW_REUSE, tw);
+	if (!tuple_wanted(&e))
+		return;
+	current_owner(&o);
+	if (cfg.pid && o.pid != cfg.pid)
+		return;
+	set_owner(&e, &o);
+	e.flags |= EVF_IN_CONNECT;
+	emit(&e);
+}
+
+/* th->rst, read from the wire header rather than the kernel's bitfield */
+static __always_inline bool th_rst(const struct tcphdr *th)
+{
+	__u8 flags = 0;
+
+	bpf_probe_read_kernel(&flags, 1, (void *)th + 13);
+	return flags & 0x04;
+}
+
+static __always_inline void tw_process_enter(const struct inet_timewait_sock *tw, const struct tcphdr *th)
+{
+	if (th_rst(th))
+		set_cause((__u64)tw, CAUSE_RST_RECEIVED);
+}
+
+static __always_inline void tw_process_done(const struct inet_timewait_sock *tw, bool rst, int status)
+{
+	__u32 outcome;
+
+	if (status == bpf_core_enum_value(enum tcp_tw_status, TCP_TW_SYN)) {
+		outcome = TWRX_SYN;
+		set_cause((__u64)tw, CAUSE_SYN);
+	} else if (status == bpf_core_enum_value(enum tcp_tw_status, TCP_TW_RST)) {
+		outcome = TWRX_RST;
+		set_cause((__u64)tw, CAUSE_RST_SENT);
+	} else if (status == bpf_core_enum_value(enum tcp_tw_status, TCP_TW_ACK)) {
+		outcome = TWRX_ACK;
+	} else if (bpf_core_enum_value_exists(enum tcp_tw_status, TCP_TW_ACK_OOW) &&
+		   status == bpf_core_enum_value(enum tcp_tw_status, TCP_TW_ACK_OOW)) {
+		outcome = TWRX_ACK_OOW;
+	} else if (rst) {
+		outcome = TWRX_RST_RECEIVED;
+	} else {
+		return;
+	}
+	struct event e = {};
+	tw_record(&e, EV_TW_RX, tw);
+	e.aux = outcome;
+	if (!tw_wanted(&e))
+		return;
+	emit(&e);
+}
+
+static __always_inline void purge_mark(bool on)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 one = 1;
+
+	if (on)
+		bpf_map_update_elem(&in_purge, &id, &one, BPF_ANY);
+	else
+		bpf_map_delete_elem(&in_purge, &id);
+}
+
+/* ---- fentry tier ---------------------------------------------------------- */
+
+SEC("fexit/inet_twsk_alloc")
+int BPF_PROG(fx_twsk_alloc, const struct sock *sk, struct inet_timewait_death_row *dr)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	twsk_alloc_done(sk, dr, (void *)ret);
+	return 0;
+}
+
+SEC("fexit/tcp_time_wait")
+int BPF_PROG(fx_time_wait, struct sock *sk)
+{
+	time_wait_done(sk);
+	return 0;
+}
+
+SEC("fentry/tw_timer_handler")
+int BPF_PROG(fe_tw_timer, struct timer_list *t)
+{
+	tw_timer_fired(t);
+	return 0;
+}
+
+SEC("fentry/inet_twsk_deschedule_put")
+int BPF_PROG(fe_deschedule, struct inet_timewait_sock *tw)
+{
+	deschedule_enter(tw);
+	return 0;
+}
+
+SEC("fexit/inet_twsk_deschedule_put")
+int BPF_PROG(fx_deschedule, struct inet_timewait_sock *tw)
+{
+	deschedule_exit((__u64)tw);
+	return 0;
+}
+
+SEC("fexit/tcp_twsk_unique")
+int BPF_PROG(fx_twsk_unique, struct sock *sk, struct sock *sktw)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	twsk_unique_done(sk, sktw, (int)ret);
+	return 0;
+}
+
+SEC("fentry/tcp_timewait_state_process")
+int BPF_PROG(fe_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th)
+{
+	tw_process_enter(tw, th);
+	return 0;
+}
+
+SEC("fexit/tcp_timewait_state_process")
+int BPF_PROG(fx_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th)
+{
+	__u64 ret = 0;
+
+	/* the return value follows a number of arguments that depends on the
+	 * kernel (3, 4 or 5): bpf_get_func_ret finds it on all of them */
+	bpf_get_func_ret(ctx, &ret);
+	tw_process_done(tw, th_rst(th), (int)ret);
+	return 0;
+}
+
+SEC("fentry/inet_twsk_purge")
+int BPF_PROG(fe_purge)
+{
+	purge_mark(true);
+	return 0;
+}
+
+SEC("fexit/inet_twsk_purge")
+int BPF_PROG(fx_purge)
+{
+	purge_mark(false);
+	return 0;
+}
+
+/* ---- kprobe tier ------------------------------------------------------------ */
+
+static __always_inline void kargs_put(__u64 a0, __u64 a1, __u64 a2)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kargs a = {.a0 = a0, .a1 = a1, .a2 = a2};
+
+	bpf_map_update_elem(&kprobe_args, &id, &a, BPF_ANY);
+}
+
+static __always_inline bool kargs_take(struct kargs *out)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct kargs *a = bpf_map_lookup_elem(&kprobe_args, &id);
+
+	if (!a)
+		return false;
+	*out = *a;
+	bpf_map_delete_elem(&kprobe_args, &id);
+	return true;
+}
+
+SEC("kprobe/inet_twsk_alloc")
+int BPF_KPROBE(kp_twsk_alloc, const struct sock *sk, struct inet_timewait_death_row *dr)
+{
+	kargs_put((__u64)sk, (__u64)dr, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_twsk_alloc")
+int BPF_KRETPROBE(kr_twsk_alloc, struct inet_timewait_sock *tw)
+{
+	struct kargs a;
+
+	if (kargs_take(&a))
+		twsk_alloc_done((void *)a.a0, (void *)a.a1, tw);
+	return 0;
+}
+
+SEC("kprobe/tcp_time_wait")
+int BPF_KPROBE(kp_time_wait, struct sock *sk)
+{
+	/* tcp_time_wait calls inet_twsk_alloc, which uses the same slot: keep
+	 * this one under the socket in births instead (see kr_time_wait) */
+	__u64 id = bpf_get_current_pid_tgid() ^ 0x8000000000000000ULL;
+	struct kargs a = {.a0 = (__u64)sk};
+
+	bpf_map_update_elem(&kprobe_args, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/tcp_time_wait")
+int BPF_KRETPROBE(kr_time_wait)
+{
+	__u64 id = bpf_get_current_pid_tgid() ^ 0x8000000000000000ULL;
+	struct kargs *a = bpf_map_lookup_elem(&kprobe_args, &id);
+
+	if (!a)
+		return 0;
+	__u64 sk = a->a0;
+	bpf_map_delete_elem(&kprobe_args, &id);
+	time_wait_done((void *)sk);
+	return 0;
+}
+
+SEC("kprobe/tw_timer_handler")
+int BPF_KPROBE(kp_tw_timer, struct timer_list *t)
+{
+	tw_timer_fired(t);
+	return 0;
+}
+
+SEC("kprobe/inet_twsk_deschedule_put")
+int BPF_KPROBE(kp_deschedule, struct inet_timewait_sock *tw)
+{
+	deschedule_enter(tw);
+	kargs_put((__u64)tw, 0, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_twsk_deschedule_put")
+int BPF_KRETPROBE(kr_deschedule)
+{
+	struct kargs a;
+
+	if (kargs_take(&a))
+		deschedule_exit(a.a0);
+	return 0;
+}
+
+SEC("kprobe/tcp_twsk_unique")
+int BPF_KPROBE(kp_twsk_unique, struct sock *sk, struct sock *sktw)
+{
+	kargs_put((__u64)sk, (__u64)sktw, 0);
+	return 0;
+}
+
+SEC("kretprobe/tcp_twsk_unique")
+int BPF_KRETPROBE(kr_twsk_unique, int ret)
+{
+	struct kargs a;
+
+	if (kargs_take(&a))
+		twsk_unique_done((void *)a.a0, (void *)a.a1, ret);
+	return 0;
+}
+
+SEC("kprobe/tcp_timewait_state_process")
+int BPF_KPROBE(kp_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th)
+{
+	bool rst = th_rst(th);
+
+	if (rst)
+		set_cause((__u64)tw, CAUSE_RST_RECEIVED);
+	kargs_put((__u64)tw, rst, 0);
+	return 0;
+}
+
+SEC("kretprobe/tcp_timewait_state_process")
+int BPF_KRETPROBE(kr_tw_process, int ret)
+{
+	struct kargs a;
+
+	if (kargs_take(&a))
+		tw_process_done((void *)a.a0, a.a1, ret);
+	return 0;
+}
+
+SEC("kprobe/inet_twsk_purge")
+int BPF_KPROBE(kp_purge)
+{
+	purge_mark(true);
+	return 0;
+}
+
+SEC("kretprobe/inet_twsk_purge")
+int BPF_KRETPROBE(kr_purge)
+{
+	purge_mark(false);
+	return 0;
+}
+
+/* ---- tracepoint tier -------------------------------------------------------- */
+
+static __always_inline const struct inet_timewait_sock *tw_timer(const struct timer_list *t)
+{
+	if (!cfg.tw_timer_fn || (__u64)BPF_CORE_READ(t, function) != cfg.tw_timer_fn)
+		return NULL;
+	return tw_of_timer(t);
+}
+
+SEC("tp_btf/timer_start")
+int BPF_PROG(on_timer_start, struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_timer(t);
+	if (!tw)
+		return 0;
+
+	struct event e = {};
+	tw_record(&e, EV_TW_ARM, tw);
+	/* remember it for the close that follows on this CPU (overflow test) */
+	struct tuple *armed = bpf_map_lookup_elem(&last_armed, &zero);
+	if (armed)
+		tuple_of(&e, armed);
+	if (!tw_wanted(&e))
+		return 0;
+	emit(&e);
+	return 0;
+}
+
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(on_timer_cancel, struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_timer(t);
+	if (!tw)
+		return 0;
+
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 *rst = bpf_map_lookup_elem(&last_rst_tw, &zero);
+	struct sys_args *conn = bpf_map_lookup_elem(&in_connect, &id);
+	struct event e = {};
+
+	tw_record(&e, EV_TW_CANCEL, tw);
+	if (!tw_wanted(&e))
+		return 0;
+	e.flags = EVF_INFERRED;
+	/* inside connect() to the timewait socket's peer: the connect reuses
+	 * its tuple. (On loopback a SYN is delivered inside the sender's
+	 * connect() too, but it takes over a timewait socket whose *local*
+	 * end is the destination.) */
+	if (conn && conn->port == e.dport && conn->family == e.family &&
+	    addr_eq(conn->addr, e.daddr)) {
+		struct owner o = {};
+		current_owner(&o);
+		set_owner(&e, &o);
+		e.cause = CAUSE_CONNECT_REUSE;
+		e.flags |= EVF_IN_CONNECT;
+	} else if (rst && *rst == (__u64)tw) {
+		e.cause = CAUSE_RST_SENT;
+		*rst = 0;
+	} else if (net_dying(tw)) {
+		e.cause = CAUSE_PURGE;
+	}
+	emit(&e);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(on_timer_expire, struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_timer(t);
+	if (!tw)
+		return 0;
+	tw_emit(EV_TW_EXPIRE, tw);
+	return 0;
+}
+
+/* From 6.10 on, the RST a timewait socket answers with is traced with the
+ * timewait socket; before, only full sockets show up here. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk)
+{
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_TIME_WAIT)
+		return 0;
+	const struct inet_timewait_sock *tw = (const void *)sk;
+	__u64 *rst = bpf_map_lookup_elem(&last_rst_tw, &zero);
+	if (rst)
+		*rst = (__u64)tw;
+
+	struct event e = {};
+	tw_record(&e, EV_TW_RX, tw);
+	e.aux = TWRX_RST;
+	if (!tw_wanted(&e))
+		return 0;
+	emit(&e);
+	return 0;
+}

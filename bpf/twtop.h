@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one event layout shared by the kernel programs and user space.
+ *
+ * Every ring buffer record and every record written by the TIME_WAIT scan
+ * iterator is one struct event. The Go side decodes these bytes by hand
+ * (tracer/event) and a test checks that the bpf2go-generated type has the
+ * same size and offsets. Fields are only ever appended at the end.
+ */
+#ifndef TWTOP_H
+#define TWTOP_H
+
+#define TWTOP_COMM_LEN 16
+
+/* enum event_kind: what a record describes. Values are stable; they are
+ * stored in recordings. */
+enum event_kind {
+	EV_STATE = 1,        /* sock:inet_sock_set_state for a TCP socket */
+	EV_TW_CREATE = 2,    /* timewait socket created (tcp_time_wait) */
+	EV_TW_ARM = 3,       /* timewait timer armed (timer:timer_start); creation or re-arm */
+	EV_TW_CANCEL = 4,    /* timewait timer cancelled (timer:timer_cancel); kill or re-arm */
+	EV_TW_EXPIRE = 5,    /* timewait timer fired: the socket ends normally */
+	EV_TW_KILL = 6,      /* timewait socket descheduled early (inet_twsk_deschedule_put) */
+	EV_TW_REUSE = 7,     /* connect() took over a timewait tuple (tcp_twsk_unique == 1) */
+	EV_TW_RX = 8,        /* a segment hit a timewait socket: outcome in aux */
+	EV_TW_OVERFLOW = 9,  /* no timewait socket: tcp_max_tw_buckets reached */
+	EV_CONNECT_ERR = 10, /* connect() failed with EADDRNOTAVAIL */
+	EV_BIND_ERR = 11,    /* bind() failed with EADDRINUSE */
+	EV_SCAN_TW = 12,     /* scan: one timewait socket that exists now */
+	EV_SCAN_END = 13,    /* scan: end marker; ptr = jiffies, aux = sockets seen */
+	EV_KIND_MAX = 14,
+};
+
+/* enum tw_cause: why a timewait socket ended early (EV_TW_KILL, EV_TW_CANCEL). */
+enum tw_cause {
+	CAUSE_UNKNOWN = 0,
+	CAUSE_CONNECT_REUSE = 1, /* connect() reused the tuple */
+	CAUSE_SYN = 2,           /* a new SYN took the tuple over */
+	CAUSE_RST_RECEIVED = 3,  /* an RST arrived */
+	CAUSE_RST_SENT = 4,      /* we answered a segment with an RST and dropped it */
+	CAUSE_PURGE = 5,         /* the network namespace went away */
+};
+
+/* enum tw_rx: outcome of tcp_timewait_state_process (EV_TW_RX aux).
+ * Mapped from the kernel's enum tcp_tw_status with CO-RE. */
+enum tw_rx {
+	TWRX_SUCCESS = 0,
+	TWRX_RST = 1,
+	TWRX_ACK = 2,
+	TWRX_SYN = 3,
+	TWRX_ACK_OOW = 4,
+	TWRX_RST_RECEIVED = 5,
+};
+
+/* event flags */
+#define EVF_OWNER 0x01    /* pid/comm/cgroup describe the socket's owner */
+#define EVF_INFERRED 0x02 /* the figure is inferred, not seen exactly */
+#define EVF_IN_CONNECT 0x04 /* happened inside the owner's connect() */
+
+struct event {
+	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 ptr;    /* struct sock * or struct inet_timewait_sock *; EV_SCAN_END: jiffies */
+	__u64 cgroup; /* cgroup v2 id of the owner (EVF_OWNER) */
+	__u32 pid;    /* tgid of the owner (EVF_OWNER) */
+	__u32 tid;
+	__u32 netns;  /* network namespace inode */
+	__u32 seq;    /* per-CPU sequence number of emitted records */
+	__u32 aux;    /* kind specific: timer jiffies left, errno, count, status */
+	__u32 aux2;   /* kind specific: limit */
+	__u16 kind;   /* enum event_kind */
+	__u16 cpu;
+	__u16 sport;  /* host byte order */
+	__u16 dport;  /* host byte order */
+	__u8 family;  /* AF_INET or AF_INET6 */
+	__u8 oldstate;
+	__u8 newstate; /* EV_STATE: new state; timewait kinds: substate */
+	__u8 flags;    /* EVF_* */
+	__u8 cause;    /* enum tw_cause */
+	__u8 pad[3];
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[TWTOP_COMM_LEN];
+};
+
+/* struct config: set from user space before load (const volatile). */
+struct config {
+	__u64 tw_timer_fn; /* address of tw_timer_handler, for the timer tracepoints */
+	__u32 netns;       /* only this netns inode, 0 = all */
+	__u32 pid;         /* only sockets owned by this tgid, 0 = all */
+	__u16 port;        /* only this local or remote port, 0 = all */
+	__u8 family;       /* only AF_INET or AF_INET6, 0 = both */
+	__u8 tp_tier;      /* tracepoint tier: infer overflow from close transitions */
+};
+
+#endif /* TWTOP_H */

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/tracer/event"
+)
+
+func run(args []string) error {
+	cfg, err := parseFlags(args, os.Stdout)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	opts := tracer.Options{Tier: cfg.tier, Pid: cfg.pid, Port: cfg.port, Family: cfg.family}
+	if cfg.netns != "" {
+		inode, path, err := resolveNetns(cfg.netns)
+		if err != nil {
+			return err
+		}
+		opts.Netns = inode
+		opts.ScanNetns = []string{path}
+	}
+	tr, err := tracer.Open(opts)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		var timeout <-chan time.Time
+		if cfg.duration > 0 {
+			timeout = time.After(cfg.duration)
+		}
+		select {
+		case <-sigs:
+		case <-timeout:
+		case <-stop:
+			return
+		}
+		tr.Close() // unblocks Next
+	}()
+	return printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+}
+
+func inferredNote(t tracer.Tier) string {
+	if t.Exact() {
+		return ""
+	}
+	return " (TIME_WAIT ends and causes inferred)"
+}
+
+// printEvents writes every derived event as a JSON line until the tracer is
+// closed.
+func printEvents(tr *tracer.Tracer, w *bufio.Writer) error {
+	defer w.Flush()
+	tk := event.NewTracker(tr.HZ())
+	var (
+		ev   event.Event
+		line []byte
+	)
+	emit := func(e *event.Event) {
+		line = event.AppendJSON(line[:0], e, tr.HZ())
+		line = append(line, '\n')
+		w.Write(line)
+	}
+	lastFlush := time.Now()
+	for {
+		raw, err := tr.Next()
+		if errors.Is(err, tracer.ErrClosed) {
+			tk.Flush(emit)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := event.Decode(raw, &ev); err != nil {
+			return err
+		}
+		tk.Add(&ev, emit)
+		if time.Since(lastFlush) > 200*time.Millisecond || ev.Kind == event.KindScanEnd {
+			if err := w.Flush(); err != nil {
+				return fmt.Errorf("write events: %w", err)
+			}
+			lastFlush = time.Now()
+		}
+	}
+}

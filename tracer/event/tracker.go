@@ -1,0 +1,328 @@
+package event
+
+// Go-only flags, set by the Tracker on the events it derives.
+const (
+	// FlagExisting: the timewait socket existed before tracing started; its
+	// creation time is unknown.
+	FlagExisting = 0x40
+	// FlagReconciled: the scan found a timewait socket whose creation no
+	// record showed, or lost one whose end no record showed.
+	FlagReconciled = 0x80
+)
+
+// Timing of the tracepoint tier's inferences, in event time (nanoseconds).
+const (
+	// a timer cancel not followed at once by a re-arm on the same CPU is a
+	// kill; after this much stream time it certainly was not a re-arm
+	rearmWindow = 1_000_000
+	// a kill of unknown cause followed by a new connection on the same
+	// tuple within this window was a SYN takeover
+	synWindow = 1_000_000_000
+	// open timewait sockets tracked at most; more are counted, not tracked
+	maxTracked = 1 << 21
+)
+
+// Tracker turns the raw record stream into the events twtop reports, the
+// same way live and on replay. Its clock is the records' timestamps only.
+//
+//   - It follows every timewait socket from creation to end and puts its
+//     lifetime on the end event (Lifetime) and its age on reuse (Lifetime).
+//   - On the tracepoint tier it turns timer records into creations and ends:
+//     an arm of an unknown timewait socket is a creation; a cancel followed
+//     at once by an arm of the same timer on the same CPU is a re-arm (the
+//     kernel's mod_timer), one followed at once by its expiry is the timer
+//     wheel detaching the timer it is about to run, any other cancel is an
+//     early kill, and a kill of
+//     unknown cause followed by a new connection on the tuple is a SYN
+//     takeover (inferred).
+//   - It reconciles with the periodic scan: timewait sockets found by the
+//     first scan existed before tracing (FlagExisting); later, one the scan
+//     shows but no record created, or one the scan no longer shows but no
+//     record ended, is created or ended with FlagReconciled, one scan late
+//     so that records racing the scan have arrived.
+type Tracker struct {
+	hz   uint32
+	now  uint64
+	open map[uint64]*twState
+
+	cancels  map[uint16]*Event            // tracepoint tier: cancel awaiting a possible re-arm, per CPU
+	synWait  []*Event                     // kills of unknown cause awaiting a SYN takeover
+	scanSeen map[uint32]map[uint64]*Event // per netns: the scan in progress
+	scanned  map[uint32]bool              // netns scanned at least once
+	prev     map[uint32]*scanResult       // per netns: the last complete scan, to settle one scan late
+
+	// Untracked counts timewait sockets not tracked for lack of room.
+	Untracked uint64
+}
+
+type twState struct {
+	created  uint64 // 0 when unknown
+	ev       Event  // the creation record (tuple, netns, substate)
+	existing bool
+}
+
+type scanResult struct {
+	time    uint64
+	missing []uint64 // open but absent from the scan
+	unknown []*Event // present in the scan but not open
+}
+
+// NewTracker returns a Tracker for a kernel with the given HZ.
+func NewTracker(hz uint32) *Tracker {
+	return &Tracker{
+		hz:       hz,
+		open:     make(map[uint64]*twState),
+		cancels:  make(map[uint16]*Event),
+		scanSeen: make(map[uint32]map[uint64]*Event),
+		scanned:  make(map[uint32]bool),
+		prev:     make(map[uint32]*scanResult),
+	}
+}
+
+// Open is the number of timewait sockets tracked as open now.
+func (t *Tracker) Open() int { return len(t.open) }
+
+// Add feeds one decoded record and calls emit for every event it yields
+// (zero or more; the *Event is valid only during the call).
+func (t *Tracker) Add(e *Event, emit func(*Event)) {
+	if e.Time > t.now {
+		t.now = e.Time
+	}
+	t.settleCancels(e, emit)
+	t.settleSyn(e, emit)
+
+	switch e.Kind {
+	case KindTWCreate:
+		t.create(e, emit)
+	case KindTWArm:
+		c := t.cancels[e.CPU]
+		if c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
+			delete(t.cancels, e.CPU) // mod_timer: a re-arm, not an end
+			return
+		}
+		if _, ok := t.open[e.Ptr]; ok {
+			return // re-armed without a visible cancel
+		}
+		out := *e
+		out.Kind = KindTWCreate
+		t.create(&out, emit)
+	case KindTWCancel:
+		c := *e
+		t.cancels[e.CPU] = &c
+	case KindTWExpire:
+		if c := t.cancels[e.CPU]; c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
+			delete(t.cancels, e.CPU) // the timer wheel detaches a timer before running it
+		}
+		out := *e
+		out.Cause = CauseExpired
+		t.end(&out, emit)
+	case KindTWKill:
+		t.end(e, emit)
+	case KindTWReuse:
+		out := *e
+		out.Lifetime = t.age(e.Ptr, e.Time)
+		emit(&out)
+	case KindScanTW:
+		seen := t.scanSeen[e.Netns]
+		if seen == nil {
+			seen = make(map[uint64]*Event)
+			t.scanSeen[e.Netns] = seen
+		}
+		c := *e
+		seen[e.Ptr] = &c
+	case KindScanEnd:
+		t.scanEnd(e, emit)
+	case KindState:
+		t.matchSyn(e, emit)
+		emit(e)
+	default:
+		emit(e)
+	}
+}
+
+// Flush settles everything still pending at the end of the stream.
+func (t *Tracker) Flush(emit func(*Event)) {
+	for _, cpu := range sortedCPUs(t.cancels) {
+		c := t.cancels[cpu]
+		delete(t.cancels, cpu)
+		t.kill(c, emit)
+	}
+	for _, k := range t.synWait {
+		t.end(k, emit)
+	}
+	t.synWait = nil
+}
+
+func (t *Tracker) create(e *Event, emit func(*Event)) {
+	if st, ok := t.open[e.Ptr]; ok && st.ev.Src == e.Src && st.ev.Dst == e.Dst && st.ev.Netns == e.Netns {
+		if st.existing && e.Flags&FlagExisting == 0 && st.created == 0 {
+			st.created = e.Time // the scan saw it first; now we know its birth
+		}
+		return
+	}
+	if len(t.open) >= maxTracked {
+		t.Untracked++
+		emit(e)
+		return
+	}
+	st := &twState{ev: *e, existing: e.Flags&FlagExisting != 0}
+	if !st.existing {
+		st.created = e.Time
+	}
+	t.open[e.Ptr] = st
+	emit(e)
+}
+
+// end emits an end event (expire or kill) with the lifetime when known.
+func (t *Tracker) end(e *Event, emit func(*Event)) {
+	out := *e
+	out.Lifetime = t.age(e.Ptr, e.Time)
+	if st, ok := t.open[e.Ptr]; ok {
+		if out.Family == 0 {
+			out.Family, out.Src, out.Dst, out.Netns = st.ev.Family, st.ev.Src, st.ev.Dst, st.ev.Netns
+		}
+		delete(t.open, e.Ptr)
+	}
+	emit(&out)
+}
+
+// age is how long the timewait socket at ptr has existed, -1 when unknown.
+func (t *Tracker) age(ptr, now uint64) int64 {
+	st, ok := t.open[ptr]
+	if !ok || st.created == 0 || now < st.created {
+		return -1
+	}
+	return int64(now - st.created)
+}
+
+// settleCancels turns pending cancels into kills once they can no longer be
+// re-arms: another record from their CPU, or enough stream time, came by.
+func (t *Tracker) settleCancels(e *Event, emit func(*Event)) {
+	for _, cpu := range sortedCPUs(t.cancels) {
+		c := t.cancels[cpu]
+		follows := (e.Kind == KindTWArm || e.Kind == KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1
+		sameCPUNext := cpu == e.CPU && e.Seq != c.Seq && !follows
+		if sameCPUNext || t.now > c.Time+rearmWindow {
+			delete(t.cancels, cpu)
+			t.kill(c, emit)
+		}
+	}
+}
+
+func (t *Tracker) kill(c *Event, emit func(*Event)) {
+	k := *c
+	k.Kind = KindTWKill
+	if k.Cause == CauseConnectReuse && k.Flags&FlagInConnect != 0 {
+		// tracepoint tier: no tcp_twsk_unique hook, so the reuse itself is
+		// known from the kill inside connect()
+		r := k
+		r.Kind = KindTWReuse
+		r.Lifetime = t.age(k.Ptr, k.Time)
+		emit(&r)
+	}
+	if k.Cause == CauseUnknown {
+		// maybe a SYN takeover: wait for a new connection on the tuple
+		t.synWait = append(t.synWait, &k)
+		return
+	}
+	t.end(&k, emit)
+}
+
+func (t *Tracker) settleSyn(e *Event, emit func(*Event)) {
+	n := 0
+	for _, k := range t.synWait {
+		if t.now > k.Time+synWindow {
+			t.end(k, emit)
+			continue
+		}
+		t.synWait[n] = k
+		n++
+	}
+	clear(t.synWait[n:])
+	t.synWait = t.synWait[:n]
+}
+
+// matchSyn: a server socket born on the tuple of a timewait socket killed
+// just before took it over with its SYN.
+func (t *Tracker) matchSyn(e *Event, emit func(*Event)) {
+	if e.NewState != SynRecv || len(t.synWait) == 0 {
+		return
+	}
+	for i, k := range t.synWait {
+		if k.Netns == e.Netns && k.Src == e.Src && k.Dst == e.Dst {
+			k.Cause = CauseSYN
+			t.synWait = append(t.synWait[:i], t.synWait[i+1:]...)
+			t.end(k, emit)
+			return
+		}
+	}
+}
+
+// scanEnd settles the previous scan of this netns and records this one.
+func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
+	ns := e.Netns
+	seen := t.scanSeen[ns]
+	delete(t.scanSeen, ns)
+
+	if !t.scanned[ns] {
+		// first scan: what it shows existed before tracing started
+		t.scanned[ns] = true
+		for _, s := range sortedByPtr(seen) {
+			if _, ok := t.open[s.Ptr]; ok {
+				continue
+			}
+			c := *s
+			c.Kind = KindTWCreate
+			c.Flags |= FlagExisting
+			t.create(&c, emit)
+		}
+		t.prev[ns] = &scanResult{time: e.Time}
+		emit(e)
+		return
+	}
+
+	if p := t.prev[ns]; p != nil {
+		for _, ptr := range p.missing {
+			if st, ok := t.open[ptr]; ok {
+				end := st.ev
+				end.Kind = KindTWKill
+				end.Cause = CauseVanished
+				end.Time = p.time
+				end.Flags = FlagInferred | FlagReconciled
+				end.Pid, end.Tid, end.Cgroup, end.Comm = 0, 0, 0, [16]byte{}
+				t.end(&end, emit)
+			}
+		}
+		for _, u := range p.unknown {
+			if _, ok := t.open[u.Ptr]; ok {
+				continue
+			}
+			if _, still := seen[u.Ptr]; !still {
+				continue // gone again; nothing certain to say
+			}
+			c := *u
+			c.Kind = KindTWCreate
+			c.Time = p.time
+			c.Flags |= FlagInferred | FlagReconciled
+			t.create(&c, emit)
+		}
+	}
+
+	r := &scanResult{time: e.Time}
+	for ptr, st := range t.open {
+		if st.ev.Netns != ns || st.created > e.Time {
+			continue
+		}
+		if _, ok := seen[ptr]; !ok {
+			r.missing = append(r.missing, ptr)
+		}
+	}
+	sortU64(r.missing)
+	for _, s := range sortedByPtr(seen) {
+		if _, ok := t.open[s.Ptr]; !ok {
+			r.unknown = append(r.unknown, s)
+		}
+	}
+	t.prev[ns] = r
+	emit(e)
+}

@@ -1,0 +1,227 @@
+package event
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// synthetic record builders
+
+var (
+	cli = netip.MustParseAddrPort("127.0.0.1:40000")
+	srv = netip.MustParseAddrPort("127.0.0.1:80")
+)
+
+type stream struct {
+	seq map[uint16]uint32
+	out []Event
+}
+
+func (s *stream) add(cpu uint16, ts uint64, kind Kind, ptr uint64, mod func(*Event)) {
+	if s.seq == nil {
+		s.seq = map[uint16]uint32{}
+	}
+	e := Event{Kind: kind, Time: ts, CPU: cpu, Seq: s.seq[cpu], Ptr: ptr, Netns: 1,
+		Family: AFInet, Src: cli, Dst: srv, NewState: TimeWait, Lifetime: -1}
+	s.seq[cpu]++
+	if mod != nil {
+		mod(&e)
+	}
+	s.out = append(s.out, e)
+}
+
+// run feeds the stream and returns one line per emitted event:
+// "kind cause lifetime_ms flags".
+func (s *stream) run() []string {
+	tk := NewTracker(250)
+	var lines []string
+	emit := func(e *Event) {
+		l := fmt.Sprintf("%s %x", e.Kind, e.Ptr)
+		if e.Kind == KindTWKill || e.Kind == KindTWExpire {
+			l += " " + map[bool]string{true: CauseExpired.String(), false: e.Cause.String()}[e.Kind == KindTWExpire]
+		}
+		if e.Lifetime >= 0 {
+			l += fmt.Sprintf(" %dms", e.Lifetime/1e6)
+		}
+		if e.Flags&FlagInferred != 0 {
+			l += " inferred"
+		}
+		if e.Flags&FlagExisting != 0 {
+			l += " existing"
+		}
+		if e.Flags&FlagReconciled != 0 {
+			l += " reconciled"
+		}
+		lines = append(lines, l)
+	}
+	for i := range s.out {
+		tk.Add(&s.out[i], emit)
+	}
+	tk.Flush(emit)
+	return lines
+}
+
+const ms = uint64(1e6)
+
+func TestTrackerTracepointTier(t *testing.T) {
+	inferred := func(c Cause) func(*Event) {
+		return func(e *Event) { e.Cause = c; e.Flags |= FlagInferred }
+	}
+	tests := []struct {
+		name  string
+		build func(s *stream)
+		want  []string
+	}{{
+		name: "arm creates, expiry ends with lifetime",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 61000*ms, KindTWCancel, 0xa, inferred(CauseUnknown)) // timer wheel detach
+			s.add(1, 61000*ms+10, KindTWExpire, 0xa, nil)
+		},
+		want: []string{"tw_create a", "tw_expire a expired 60000ms"},
+	}, {
+		name: "cancel then arm on the same CPU is a re-arm",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 2000*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(1, 2000*ms+5, KindTWArm, 0xa, nil)
+			s.add(0, 62000*ms, KindTWExpire, 0xa, nil)
+		},
+		want: []string{"tw_create a", "tw_expire a expired 61000ms"},
+	}, {
+		name: "cancel inside connect is a reuse and its kill",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 2500*ms+1, KindTWCancel, 0xa, func(e *Event) {
+				e.Cause = CauseConnectReuse
+				e.Flags |= FlagInferred | FlagInConnect
+			})
+			s.add(1, 2500*ms+2, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = SynSent, Established })
+		},
+		want: []string{"tw_create a", "tw_reuse a 1500ms inferred", "tw_kill a connect_reuse 1500ms inferred", "state b"},
+	}, {
+		name: "unknown kill followed by a server socket on the tuple is a SYN takeover",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 3000*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(1, 3000*ms+100, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = Listen, SynRecv })
+		},
+		want: []string{"tw_create a", "tw_kill a syn 2000ms inferred", "state b"},
+	}, {
+		name: "unknown kill without a new connection stays unknown after the window",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 3000*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(0, 5000*ms, KindState, 0xb, func(e *Event) { e.Src = netip.MustParseAddrPort("127.0.0.1:1") })
+		},
+		want: []string{"tw_create a", "tw_kill a unknown 2000ms inferred", "state b"},
+	}, {
+		name: "a cancel on an idle CPU settles by stream time",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 3000*ms, KindTWCancel, 0xa, inferred(CauseRSTSent))
+			s.add(0, 3000*ms+2*ms, KindState, 0xb, nil)
+		},
+		want: []string{"tw_create a", "tw_kill a rst_sent 2000ms inferred", "state b"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s stream
+			tc.build(&s)
+			got := s.run()
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestTrackerExactTier(t *testing.T) {
+	var s stream
+	s.add(0, 1000*ms, KindTWCreate, 0xa, nil)
+	s.add(0, 1000*ms, KindTWCreate, 0xc, func(e *Event) { e.NewState = FinWait2 })
+	s.add(1, 2000*ms, KindTWKill, 0xa, func(e *Event) { e.Cause = CauseSYN })
+	s.add(1, 3000*ms, KindTWExpire, 0xc, nil)
+	s.add(1, 4000*ms, KindTWExpire, 0xd, nil) // never seen created
+	want := []string{"tw_create a", "tw_create c", "tw_kill a syn 1000ms", "tw_expire c expired 2000ms", "tw_expire d expired"}
+	if got := s.run(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q want %q", got, want)
+	}
+}
+
+func TestTrackerScanReconcile(t *testing.T) {
+	scan := func(s *stream, ts uint64, ptrs ...uint64) {
+		for _, p := range ptrs {
+			s.add(0, ts, KindScanTW, p, nil)
+		}
+		s.add(0, ts, KindScanEnd, 0, func(e *Event) { e.Family = 0; e.Src, e.Dst = netip.AddrPort{}, netip.AddrPort{} })
+	}
+	var s stream
+	scan(&s, 1000*ms, 0x1)                    // existing at start
+	s.add(1, 1500*ms, KindTWCreate, 0x2, nil) // seen created
+	s.add(1, 1600*ms, KindTWCreate, 0x3, nil) // seen created, end missed
+	scan(&s, 2000*ms, 0x1, 0x2, 0x4)          // 0x3 missing, 0x4 unknown
+	scan(&s, 3000*ms, 0x1, 0x2, 0x4)          // settles the previous scan
+	s.add(1, 3500*ms, KindTWExpire, 0x1, nil) // existing: lifetime unknown
+	want := []string{
+		"tw_create 1 existing", "scan_end 0",
+		"tw_create 2", "tw_create 3",
+		"scan_end 0",
+		"tw_kill 3 vanished 400ms inferred reconciled",
+		"tw_create 4 inferred reconciled",
+		"scan_end 0",
+		"tw_expire 1 expired",
+	}
+	got := s.run()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// Invariant on a long random-ish stream: every created socket is ended or
+// still open, never both, and no end is emitted twice.
+func TestTrackerInvariants(t *testing.T) {
+	var s stream
+	ts := uint64(1)
+	for i := uint64(0); i < 2000; i++ {
+		ptr := 0x1000 + i%300 // addresses are reused
+		ts += 7 * ms
+		s.add(uint16(i%2), ts, KindTWArm, ptr, nil)
+		ts += 3 * ms
+		switch i % 3 {
+		case 0:
+			s.add(uint16(i%2), ts, KindTWCancel, ptr, func(e *Event) { e.Flags |= FlagInferred })
+			s.add(uint16(i%2), ts+1, KindTWExpire, ptr, nil)
+		case 1:
+			s.add(uint16((i+1)%2), ts, KindTWCancel, ptr, func(e *Event) { e.Cause = CauseConnectReuse; e.Flags |= FlagInferred })
+		}
+	}
+	tk := NewTracker(250)
+	created, ended := 0, 0
+	open := map[uint64]bool{}
+	emit := func(e *Event) {
+		switch e.Kind {
+		case KindTWCreate:
+			if open[e.Ptr] {
+				t.Fatalf("created %x twice", e.Ptr)
+			}
+			open[e.Ptr] = true
+			created++
+		case KindTWExpire, KindTWKill:
+			if !open[e.Ptr] {
+				t.Fatalf("ended %x that is not open", e.Ptr)
+			}
+			delete(open, e.Ptr)
+			ended++
+		}
+	}
+	for i := range s.out {
+		tk.Add(&s.out[i], emit)
+	}
+	tk.Flush(emit)
+	if created != ended+tk.Open() || tk.Open() != len(open) {
+		t.Fatalf("created %d != ended %d + open %d (%d)", created, ended, tk.Open(), len(open))
+	}
+}

@@ -1,0 +1,104 @@
+package tracer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Capability numbers (linux/capability.h).
+const (
+	capSysAdmin = 21
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+// checkPrivileges fails early, with what to do, when the process can't load
+// tracing programs.
+func checkPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+		return nil
+	}
+	return errors.New("twtop needs root or CAP_BPF and CAP_PERFMON to trace the kernel: run it with sudo (replaying a recording needs no privileges)")
+}
+
+// kallsym returns the address of a kernel text symbol from /proc/kallsyms.
+func kallsym(name string) (uint64, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return 0, fmt.Errorf("read kernel symbols: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		// "ffffffff820089f0 t tw_timer_handler" (modules add "\t[mod]")
+		fields := strings.Fields(line)
+		if len(fields) < 3 || fields[2] != name {
+			continue
+		}
+		addr, err := strconv.ParseUint(fields[0], 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("kernel symbol %s: bad address %q", name, fields[0])
+		}
+		if addr == 0 {
+			return 0, fmt.Errorf("kernel symbol addresses are hidden (kernel.kptr_restrict): run twtop as root")
+		}
+		return addr, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read kernel symbols: %w", err)
+	}
+	return 0, fmt.Errorf("kernel symbol %s not found in /proc/kallsyms", name)
+}
+
+// tracefsDirs are where tracefs is usually mounted.
+var tracefsDirs = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
+
+// ensureTracefs mounts tracefs when it is missing; classic tracepoints and
+// kprobes are created through it.
+func ensureTracefs() error {
+	for _, d := range tracefsDirs {
+		if _, err := os.Stat(d + "/events"); err == nil {
+			return nil
+		}
+	}
+	if err := unix.Mount("nodev", tracefsDirs[0], "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted and mounting it failed (try: mount -t tracefs nodev %s): %w", tracefsDirs[0], err)
+	}
+	return nil
+}
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// haveKprobes reports whether kprobes can be created: through the kprobe
+// PMU or tracefs's kprobe_events.
+func haveKprobes() bool {
+	if _, err := os.Stat("/sys/bus/event_source/devices/kprobe/type"); err == nil {
+		return true
+	}
+	for _, d := range tracefsDirs {
+		if _, err := os.Stat(d + "/kprobe_events"); err == nil {
+			return true
+		}
+	}
+	return false
+}

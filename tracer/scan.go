@@ -1,0 +1,212 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtop/twtop/tracer/event"
+)
+
+// scanAll runs the iter/tcp scan in every configured network namespace and
+// queues its records. Each namespace's records end with a KindScanEnd
+// record.
+func (t *Tracer) scanAll() error {
+	t.mu.Lock()
+	nss := append([]string(nil), t.scanNetns...)
+	t.mu.Unlock()
+	if len(nss) == 0 {
+		nss = []string{""}
+	}
+	for _, ns := range nss {
+		recs, err := t.scan(ns)
+		if errors.Is(err, os.ErrNotExist) {
+			// the namespace went away (its TIME_WAIT sockets were purged,
+			// which the trace shows); stop scanning it
+			t.RemoveScanNetns(ns)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		t.pending = append(t.pending, recs...)
+	}
+	return nil
+}
+
+// AddScanNetns adds a network namespace (a path such as /proc/PID/ns/net or
+// /run/netns/NAME) to the periodic TIME_WAIT scan. Namespaces that
+// disappear are dropped from the scan.
+func (t *Tracer) AddScanNetns(path string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !slices.Contains(t.scanNetns, path) {
+		t.scanNetns = append(t.scanNetns, path)
+	}
+}
+
+// RemoveScanNetns removes a namespace added by AddScanNetns or Options.
+func (t *Tracer) RemoveScanNetns(path string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scanNetns = slices.DeleteFunc(t.scanNetns, func(p string) bool { return p == path })
+}
+
+// scan reads one iterator instance created in network namespace ns ("" for
+// our own): an iter/tcp iterator sees only the namespace of the thread that
+// creates it.
+func (t *Tracer) scan(ns string) ([][]byte, error) {
+	rd, err := t.openIter(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	t.scanBuf = t.scanBuf[:0]
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := rd.Read(buf)
+		t.scanBuf = append(t.scanBuf, buf[:n]...)
+		if err == io.EOF || (err == nil && n == 0) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read TIME_WAIT scan: %w", err)
+		}
+	}
+	if len(t.scanBuf)%event.RecordSize != 0 {
+		return nil, fmt.Errorf("TIME_WAIT scan returned %d bytes, not a whole number of records", len(t.scanBuf))
+	}
+	inode, err := netnsInode(ns)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([][]byte, 0, len(t.scanBuf)/event.RecordSize)
+	for off := 0; off < len(t.scanBuf); off += event.RecordSize {
+		// copies: scanBuf is reused by the next scan
+		r := append([]byte(nil), t.scanBuf[off:off+event.RecordSize]...)
+		if event.RawKind(r) == event.KindScanEnd {
+			// the end record names the namespace it closes
+			event.SetRawNetns(r, inode)
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// netnsInode is the inode of a network namespace path ("" for our own).
+func netnsInode(ns string) (uint32, error) {
+	if ns == "" {
+		ns = "/proc/self/ns/net"
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(ns, &st); err != nil {
+		return 0, fmt.Errorf("network namespace %s: %w", ns, err)
+	}
+	return uint32(st.Ino), nil
+}
+
+func (t *Tracer) openIter(ns string) (io.ReadCloser, error) {
+	// Close may run concurrently (signal path): hold the lock while the
+	// iterator is used; an open iterator keeps working after Close.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.iter == nil {
+		return nil, ErrClosed
+	}
+	it := t.iter
+	if ns == "" {
+		return it.Open()
+	}
+	target, err := os.Open(ns)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", ns, err)
+	}
+	defer target.Close()
+
+	type result struct {
+		rd  io.ReadCloser
+		err error
+	}
+	done := make(chan result, 1)
+	// a throwaway thread: it joins the namespace, opens the iterator and
+	// dies with the namespace still set, so no other goroutine runs there
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- result{nil, fmt.Errorf("join network namespace %s: %w", ns, err)}
+			return
+		}
+		rd, err := it.Open()
+		done <- result{rd, err}
+	}()
+	r := <-done
+	return r.rd, r.err
+}
+
+// Known kernel HZ values (CONFIG_HZ).
+var knownHZ = []uint32{100, 250, 300, 1000}
+
+// calibrate runs the start-up scan twice, 100 ms apart, and derives HZ from
+// the jiffies and nanoseconds in their end records. The first scan's
+// records are kept: they are the TIME_WAIT sockets that existed at start.
+func (t *Tracer) calibrate() error {
+	if err := t.scanAll(); err != nil {
+		return err
+	}
+	first := lastScanEnd(t.pending)
+	time.Sleep(100 * time.Millisecond)
+	recs, err := t.scan("")
+	if err != nil {
+		return err
+	}
+	second := lastScanEnd(recs)
+	if first == nil || second == nil {
+		return fmt.Errorf("TIME_WAIT scan returned no end record")
+	}
+	t.hz = estimateHZ(first, second)
+	return nil
+}
+
+func lastScanEnd(recs [][]byte) []byte {
+	for i := len(recs) - 1; i >= 0; i-- {
+		if event.RawKind(recs[i]) == event.KindScanEnd {
+			return recs[i]
+		}
+	}
+	return nil
+}
+
+// estimateHZ picks the known HZ closest to the jiffies/second between two
+// scan end records.
+func estimateHZ(a, b []byte) uint32 {
+	var ea, eb event.Event
+	if event.Decode(a, &ea) != nil || event.Decode(b, &eb) != nil {
+		return 250
+	}
+	dj := float64(eb.Ptr - ea.Ptr) // scan end records carry jiffies in ptr
+	dt := float64(eb.Time-ea.Time) / 1e9
+	if dt <= 0 {
+		return 250
+	}
+	rate := dj / dt
+	best := knownHZ[0]
+	for _, hz := range knownHZ {
+		if abs(float64(hz)-rate) < abs(float64(best)-rate) {
+			best = hz
+		}
+	}
+	return best
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}

@@ -1,0 +1,89 @@
+package tracer
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/twtop/twtop/tracer/event"
+)
+
+// Stats are the tracer's own counters. Nothing is dropped silently: records
+// the ring buffer had no room for are Lost, and transitions the kernel never
+// delivered because a program was already running on that CPU (the BPF
+// recursion guard) are RecursionMisses.
+type Stats struct {
+	Events          [event.NumKinds]uint64 // records read, per kind
+	Lost            [event.NumKinds]uint64 // records dropped, per kind (all CPUs)
+	LostPerCPU      []uint64
+	RecursionMisses map[string]uint64 // per program
+}
+
+// TotalLost sums Lost.
+func (s *Stats) TotalLost() uint64 {
+	var n uint64
+	for _, v := range s.Lost {
+		n += v
+	}
+	return n
+}
+
+// TotalEvents sums Events.
+func (s *Stats) TotalEvents() uint64 {
+	var n uint64
+	for _, v := range s.Events {
+		n += v
+	}
+	return n
+}
+
+// TotalRecursionMisses sums RecursionMisses.
+func (s *Stats) TotalRecursionMisses() uint64 {
+	var n uint64
+	for _, v := range s.RecursionMisses {
+		n += v
+	}
+	return n
+}
+
+// Stats reads the counters; it is safe to call while Next runs.
+func (t *Tracer) Stats() (Stats, error) {
+	var s Stats
+	for i := range s.Events {
+		s.Events[i] = t.counts[i].Load()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.coll == nil {
+		return s, ErrClosed
+	}
+	lost := t.coll.Maps["lost"]
+	var perCPU []uint64
+	for k := uint32(0); k < uint32(event.NumKinds); k++ {
+		if err := lost.Lookup(k, &perCPU); err != nil {
+			return s, fmt.Errorf("read lost counters: %w", err)
+		}
+		if s.LostPerCPU == nil {
+			s.LostPerCPU = make([]uint64, len(perCPU))
+		}
+		for cpu, v := range perCPU {
+			s.Lost[k] += v
+			s.LostPerCPU[cpu] += v
+		}
+	}
+	s.RecursionMisses = make(map[string]uint64)
+	for name, p := range t.coll.Programs {
+		if n, err := recursionMisses(p); err == nil {
+			s.RecursionMisses[name] = n
+		}
+	}
+	return s, nil
+}
+
+func recursionMisses(p *ebpf.Program) (uint64, error) {
+	st, err := p.Stats()
+	if err != nil {
+		return 0, err
+	}
+	return st.RecursionMisses, nil
+}

@@ -1,0 +1,119 @@
+package tracer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Tier is a set of kernel hooks; see "Kernels and attach tiers" in the
+// README.
+type Tier int
+
+// Tiers, best first. Auto picks the best one the kernel allows.
+const (
+	Auto Tier = iota
+	Fentry
+	Kprobe
+	Tracepoint
+)
+
+var tierNames = map[Tier]string{Auto: "auto", Fentry: "fentry", Kprobe: "kprobe", Tracepoint: "tracepoint"}
+
+func (t Tier) String() string {
+	if s, ok := tierNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("tier%d", int(t))
+}
+
+// ParseTier parses auto, fentry, kprobe or tracepoint.
+func ParseTier(s string) (Tier, error) {
+	for t, name := range tierNames {
+		if strings.EqualFold(s, name) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown attach tier %q: want auto, fentry, kprobe or tracepoint", s)
+}
+
+// Exact reports whether the tier sees TIME_WAIT ends and their causes
+// directly; the tracepoint tier infers them.
+func (t Tier) Exact() bool { return t == Fentry || t == Kprobe }
+
+// hook is one kernel program and where it attaches.
+type hook struct {
+	prog   string // program name in the object
+	kind   hookKind
+	target string // function, "group/name" tracepoint, or tp_btf name
+}
+
+type hookKind int
+
+const (
+	hookTracing    hookKind = iota // fentry, fexit, tp_btf
+	hookTracepoint                 // classic tracepoint
+	hookKprobe
+	hookKretprobe
+)
+
+// Hooks of every tier. The iter/tcp scan is attached separately.
+var commonHooks = []hook{
+	{"on_state", hookTracing, "inet_sock_set_state"},
+	{"on_enter_connect", hookTracepoint, "syscalls/sys_enter_connect"},
+	{"on_exit_connect", hookTracepoint, "syscalls/sys_exit_connect"},
+	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind"},
+	{"on_exit_bind", hookTracepoint, "syscalls/sys_exit_bind"},
+}
+
+var tierHooks = map[Tier][]hook{
+	Fentry: {
+		{"fx_twsk_alloc", hookTracing, "inet_twsk_alloc"},
+		{"fx_time_wait", hookTracing, "tcp_time_wait"},
+		{"fe_tw_timer", hookTracing, "tw_timer_handler"},
+		{"fe_deschedule", hookTracing, "inet_twsk_deschedule_put"},
+		{"fx_deschedule", hookTracing, "inet_twsk_deschedule_put"},
+		{"fx_twsk_unique", hookTracing, "tcp_twsk_unique"},
+		{"fe_tw_process", hookTracing, "tcp_timewait_state_process"},
+		{"fx_tw_process", hookTracing, "tcp_timewait_state_process"},
+		{"fe_purge", hookTracing, "inet_twsk_purge"},
+		{"fx_purge", hookTracing, "inet_twsk_purge"},
+	},
+	Kprobe: {
+		{"kp_twsk_alloc", hookKprobe, "inet_twsk_alloc"},
+		{"kr_twsk_alloc", hookKretprobe, "inet_twsk_alloc"},
+		{"kp_time_wait", hookKprobe, "tcp_time_wait"},
+		{"kr_time_wait", hookKretprobe, "tcp_time_wait"},
+		{"kp_tw_timer", hookKprobe, "tw_timer_handler"},
+		{"kp_deschedule", hookKprobe, "inet_twsk_deschedule_put"},
+		{"kr_deschedule", hookKretprobe, "inet_twsk_deschedule_put"},
+		{"kp_twsk_unique", hookKprobe, "tcp_twsk_unique"},
+		{"kr_twsk_unique", hookKretprobe, "tcp_twsk_unique"},
+		{"kp_tw_process", hookKprobe, "tcp_timewait_state_process"},
+		{"kr_tw_process", hookKretprobe, "tcp_timewait_state_process"},
+		{"kp_purge", hookKprobe, "inet_twsk_purge"},
+		{"kr_purge", hookKretprobe, "inet_twsk_purge"},
+	},
+	Tracepoint: {
+		{"on_timer_start", hookTracing, "timer_start"},
+		{"on_timer_cancel", hookTracing, "timer_cancel"},
+		{"on_timer_expire", hookTracing, "timer_expire_entry"},
+		{"on_send_reset", hookTracing, "tcp_send_reset"},
+	},
+}
+
+const scanProg = "scan_tw"
+
+// hooksFor lists the hooks that a tier attaches, common ones first.
+func hooksFor(t Tier) []hook {
+	hs := append([]hook(nil), commonHooks...)
+	return append(hs, tierHooks[t]...)
+}
+
+// keepPrograms is the set of program names a tier loads.
+func keepPrograms(t Tier) map[string]bool {
+	keep := map[string]bool{scanProg: true}
+	for _, h := range hooksFor(t) {
+		keep[h.prog] = true
+	}
+	return keep
+}

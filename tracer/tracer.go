@@ -1,0 +1,311 @@
+// Package tracer loads twtop's kernel programs, attaches them on the best
+// tier the kernel allows, and yields the raw records they send, interleaved
+// with the records of a periodic scan of TIME_WAIT sockets.
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/twtop/twtop/tracer/event"
+)
+
+// Options select the tier and the in-kernel filters.
+type Options struct {
+	Tier   Tier
+	Netns  uint32 // only this network namespace inode (0: all)
+	Pid    uint32 // only sockets owned by this process (0: all)
+	Port   uint16 // only connections with this local or remote port (0: all)
+	Family uint8  // event.AFInet or event.AFInet6 (0: both)
+
+	// ScanNetns are the network namespaces (paths such as
+	// /run/netns/NAME or /proc/PID/ns/net) that the TIME_WAIT scan covers;
+	// empty means twtop's own. An iter/tcp scan sees only the namespace it
+	// was created in.
+	ScanNetns []string
+	// ScanInterval is the period of the scan (default 1 s).
+	ScanInterval time.Duration
+	// RingSize is the ring buffer size in bytes, a power of two (default 8 MiB).
+	RingSize uint32
+}
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("tracer closed")
+
+// Tracer is a running set of attached kernel programs.
+type Tracer struct {
+	opts    Options
+	tier    Tier
+	tried   []string // why better tiers were not used
+	hz      uint32
+	coll    *ebpf.Collection
+	links   []link.Link
+	iter    *link.Iter
+	reader  *ringbuf.Reader
+	rec     ringbuf.Record
+	pending [][]byte // scan records not yet returned
+	scanBuf []byte
+	next    time.Time // time of the next scan
+
+	mu        sync.Mutex
+	closed    bool
+	scanNetns []string
+	counts    [event.NumKinds]atomic.Uint64
+}
+
+// Open checks privileges and kernel support, loads and attaches the
+// programs, and runs the first scan (TIME_WAIT sockets that already exist).
+func Open(opts Options) (t *Tracer, err error) {
+	if opts.ScanInterval <= 0 {
+		opts.ScanInterval = time.Second
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = 8 << 20
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	if _, err := btf.LoadKernelSpec(); err != nil {
+		return nil, fmt.Errorf("kernel has no BTF (/sys/kernel/btf/vmlinux): twtop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		return nil, fmt.Errorf("kernel too old: twtop needs the BPF ring buffer (Linux 5.8 or later): %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK: %w", err)
+	}
+	if err := ensureTracefs(); err != nil {
+		return nil, err
+	}
+
+	t = &Tracer{opts: opts, scanNetns: slices.Clone(opts.ScanNetns)}
+	tiers := []Tier{opts.Tier}
+	if opts.Tier == Auto {
+		tiers = []Tier{Fentry, Kprobe, Tracepoint}
+	}
+	var lastErr error
+	for _, tier := range tiers {
+		lastErr = t.start(tier)
+		if lastErr == nil {
+			break
+		}
+		t.tried = append(t.tried, fmt.Sprintf("%s: %v", tier, lastErr))
+	}
+	if lastErr != nil {
+		if opts.Tier != Auto {
+			return nil, fmt.Errorf("attach tier %s is not available on kernel %s (try --attach auto): %w", opts.Tier, kernelRelease(), lastErr)
+		}
+		return nil, fmt.Errorf("no attach tier works on kernel %s: %w", kernelRelease(), lastErr)
+	}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if err := t.calibrate(); err != nil {
+		return nil, err
+	}
+	t.next = time.Now().Add(opts.ScanInterval)
+	return t, nil
+}
+
+// start loads and attaches one tier; on failure everything it made is
+// released.
+func (t *Tracer) start(tier Tier) (err error) {
+	if tier == Kprobe && !haveKprobes() {
+		return errors.New("the kernel has no kprobes (built without CONFIG_KPROBES)")
+	}
+	spec, err := loadTwtop()
+	if err != nil {
+		return fmt.Errorf("load program spec: %w", err)
+	}
+	keep := keepPrograms(tier)
+	for name := range spec.Programs {
+		if !keep[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	spec.Maps["events"].MaxEntries = t.opts.RingSize
+
+	cfg := twtopConfig{
+		Netns:  t.opts.Netns,
+		Pid:    t.opts.Pid,
+		Port:   t.opts.Port,
+		Family: t.opts.Family,
+	}
+	if tier == Tracepoint {
+		cfg.TpTier = 1
+		if cfg.TwTimerFn, err = kallsym("tw_timer_handler"); err != nil {
+			return err
+		}
+	}
+	if err := spec.Variables["cfg"].Set(cfg); err != nil {
+		return fmt.Errorf("set config: %w", err)
+	}
+
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var verr *ebpf.VerifierError
+		switch {
+		case tier == Fentry && errors.Is(err, os.ErrPermission):
+			return errors.New("the kernel refuses fentry/fexit programs (permission denied even with CAP_BPF; a locked-down or restricted kernel)")
+		case errors.As(err, &verr):
+			return fmt.Errorf("kernel refused the programs: %w", verr)
+		}
+		return fmt.Errorf("load programs: %w", err)
+	}
+	t.coll = coll
+	defer func() {
+		if err != nil {
+			t.release()
+		}
+	}()
+	for _, h := range hooksFor(tier) {
+		l, err := attach(coll.Programs[h.prog], h)
+		if err != nil {
+			return fmt.Errorf("attach %s to %s: %w", h.prog, h.target, err)
+		}
+		t.links = append(t.links, l)
+	}
+	if t.iter, err = link.AttachIter(link.IterOptions{Program: coll.Programs[scanProg]}); err != nil {
+		return fmt.Errorf("attach TIME_WAIT scan (iter/tcp): %w", err)
+	}
+	if t.reader, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
+		return fmt.Errorf("open ring buffer: %w", err)
+	}
+	t.tier = tier
+	return nil
+}
+
+func attach(prog *ebpf.Program, h hook) (link.Link, error) {
+	if prog == nil {
+		return nil, fmt.Errorf("program %s missing from the object", h.prog)
+	}
+	switch h.kind {
+	case hookTracing:
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case hookTracepoint:
+		group, name, _ := strings.Cut(h.target, "/")
+		return link.Tracepoint(group, name, prog, nil)
+	case hookKprobe:
+		return link.Kprobe(h.target, prog, nil)
+	case hookKretprobe:
+		return link.Kretprobe(h.target, prog, nil)
+	}
+	return nil, fmt.Errorf("unknown hook kind %d", h.kind)
+}
+
+// release detaches and unloads everything; safe to call twice.
+func (t *Tracer) release() {
+	if t.reader != nil {
+		t.reader.Close() // stays set: Next may still be using it
+	}
+	if t.iter != nil {
+		t.iter.Close()
+		t.iter = nil
+	}
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	if t.coll != nil {
+		t.coll.Close()
+		t.coll = nil
+	}
+}
+
+// Close detaches every program and frees the maps. It may be called from
+// another goroutine (a signal handler) while Next blocks; Next then
+// returns ErrClosed.
+func (t *Tracer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	t.release() // closing the reader unblocks Next
+	return nil
+}
+
+// Tier is the tier in use.
+func (t *Tracer) Tier() Tier { return t.tier }
+
+// Fallbacks says why better tiers were skipped (auto only).
+func (t *Tracer) Fallbacks() []string { return t.tried }
+
+// HZ is the kernel's timer frequency, measured at start; timewait timers
+// are reported in jiffies.
+func (t *Tracer) HZ() uint32 { return t.hz }
+
+// KernelRelease is uname -r of the traced kernel.
+func (t *Tracer) KernelRelease() string { return kernelRelease() }
+
+// Next returns the next raw record (event.RecordSize bytes, valid until the
+// next call): ring buffer records and, once per scan interval, the scan's
+// records ending with an event.KindScanEnd record.
+func (t *Tracer) Next() ([]byte, error) {
+	for {
+		if t.isClosed() {
+			return nil, ErrClosed
+		}
+		if len(t.pending) > 0 {
+			r := t.pending[0]
+			t.pending = t.pending[1:]
+			t.count(r)
+			return r, nil
+		}
+		if time.Now().After(t.next) {
+			t.next = time.Now().Add(t.opts.ScanInterval)
+			if err := t.scanAll(); err != nil {
+				if t.isClosed() {
+					return nil, ErrClosed
+				}
+				return nil, err
+			}
+			continue
+		}
+		t.reader.SetDeadline(t.next)
+		err := t.reader.ReadInto(&t.rec)
+		switch {
+		case err == nil:
+			if len(t.rec.RawSample) < event.RecordSize {
+				return nil, fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
+			}
+			r := t.rec.RawSample[:event.RecordSize]
+			t.count(r)
+			return r, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			continue
+		case errors.Is(err, ringbuf.ErrClosed):
+			return nil, ErrClosed
+		default:
+			return nil, fmt.Errorf("read ring buffer: %w", err)
+		}
+	}
+}
+
+func (t *Tracer) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func (t *Tracer) count(r []byte) {
+	if k := int(event.RawKind(r)); k < len(t.counts) {
+		t.counts[k].Add(1)
+	}
+}
