@@ -28,7 +28,8 @@ enum event_kind {
 	EV_BIND_ERR = 11,    /* bind() failed with EADDRINUSE */
 	EV_SCAN_TW = 12,     /* scan: one timewait socket that exists now */
 	EV_SCAN_END = 13,    /* scan: end marker; ptr = jiffies, aux = sockets seen */
-	EV_KIND_MAX = 14,
+	/* 14 is derived in user space (a substate change) */
+	EV_KIND_MAX = 15,
 };
 
 /* enum tw_cause: why a timewait socket ended early (EV_TW_KILL, EV_TW_CANCEL). */

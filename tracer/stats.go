@@ -46,16 +46,25 @@ func (s *Stats) TotalRecursionMisses() uint64 {
 	return n
 }
 
-// Stats reads the counters; it is safe to call while Next runs.
+// Stats reads the counters; it is safe to call while Next runs, and after
+// Close it returns the counters as they were at Close.
 func (t *Tracer) Stats() (Stats, error) {
-	var s Stats
-	for i := range s.Events {
-		s.Events[i] = t.counts[i].Load()
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.coll == nil {
-		return s, ErrClosed
+		if t.final != nil {
+			return *t.final, nil
+		}
+		return Stats{}, ErrClosed
+	}
+	return t.stats()
+}
+
+// stats reads the counters; t.mu is held.
+func (t *Tracer) stats() (Stats, error) {
+	var s Stats
+	for i := range s.Events {
+		s.Events[i] = t.counts[i].Load()
 	}
 	lost := t.coll.Maps["lost"]
 	var perCPU []uint64

@@ -63,6 +63,7 @@ type Tracer struct {
 	mu        sync.Mutex
 	closed    bool
 	scanNetns []string
+	final     *Stats // counters at Close
 	counts    [event.NumKinds]atomic.Uint64
 }
 
@@ -237,6 +238,9 @@ func (t *Tracer) Close() error {
 		return nil
 	}
 	t.closed = true
+	if st, err := t.stats(); err == nil {
+		t.final = &st
+	}
 	t.release() // closing the reader unblocks Next
 	return nil
 }

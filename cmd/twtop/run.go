@@ -56,7 +56,13 @@ func run(args []string) error {
 		}
 		tr.Close() // unblocks Next
 	}()
-	return printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+	err = printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+	tr.Close()
+	if st, serr := tr.Stats(); serr == nil {
+		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
+			st.TotalEvents(), st.TotalLost(), st.TotalRecursionMisses())
+	}
+	return err
 }
 
 func inferredNote(t tracer.Tier) string {

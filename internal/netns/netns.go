@@ -165,6 +165,9 @@ func (n *NS) Path() string {
 // The kernel then tears the namespace down asynchronously, purging any
 // TIME_WAIT sockets left in it. Close is idempotent.
 func (n *NS) Close() error {
+	if n.onThread() {
+		return errors.New("netns: Close called from inside Do")
+	}
 	n.closeOnce.Do(func() {
 		close(n.quit)
 		<-n.done
@@ -263,9 +266,9 @@ func (n *NS) HasSysctl(key string) bool {
 // "Section.Name" keys: "TcpExt.TW", "TcpExt.TWRecycled", "TcpExt.TWKilled",
 // "TcpExt.TCPTimeWaitOverflow", "Tcp.CurrEstab", "Tcp.OutRsts" and so on.
 //
-// On kernels since 4.x (checked on 5.19+ and 6.18) TcpExt.TW and
-// TcpExt.TWKilled are counted when a timewait socket is first armed, not
-// when it expires: TW if its timeout is over 4 s, TWKilled otherwise (an
+// The kernel (checked on 6.1, 6.12 and 6.18) counts TcpExt.TW and
+// TcpExt.TWKilled when a timewait socket is first armed, not when it
+// expires: TW if its timeout is over 4 s, TWKilled otherwise (an
 // orphaned FIN_WAIT2 with tcp_fin_timeout <= 4). Re-arming, as when a
 // FIN_WAIT2 timewait socket receives the peer's FIN, counts nothing.
 func (n *NS) Netstat() (map[string]int64, error) {

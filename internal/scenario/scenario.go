@@ -74,6 +74,8 @@ type Result struct {
 	Retries int
 	// Reused counts connects that took over a TIME_WAIT tuple (TwReuse).
 	Reused int
+	// Attempts counts the connections SimultaneousClose needed (see there).
+	Attempts int
 	// Closing counts the sides that passed through CLOSING
 	// (SimultaneousClose): 2 when the two FINs crossed, 1 when one side
 	// saw its FIN acknowledged before the peer's FIN arrived.
@@ -618,16 +620,15 @@ func FinWait2(ns *netns.NS, timeout time.Duration) (*Result, error) {
 // NetnsPurge leaves k client-side TIME_WAIT sockets (ClientCloses over
 // IPv4) in ns and closes ns. The kernel then tears the namespace down
 // asynchronously and purges the TIME_WAIT sockets (inet_twsk_purge). The
-// caller must have closed every other socket of ns.
+// caller must have closed every other socket of ns. ns is closed even when
+// the scenario fails.
 func NetnsPurge(ns *netns.NS, k int) (*Result, error) {
+	inode := ns.Inode()
 	r, err := ClientCloses(ns, k, unix.AF_INET)
-	if err != nil {
+	if err := errors.Join(err, ns.Close()); err != nil {
 		return r, fmt.Errorf("scenario: netns purge: %w", err)
 	}
 	r.Scenario = "NetnsPurge"
-	r.NSInode = ns.Inode()
-	if err := ns.Close(); err != nil {
-		return r, fmt.Errorf("scenario: netns purge: %w", err)
-	}
+	r.NSInode = inode
 	return r, nil
 }

@@ -231,26 +231,10 @@ func closeFD(fd int) error {
 	return nil
 }
 
-// fds closes what it holds unless released; used to clean up after errors.
+// fds is a list of descriptors a Result keeps open.
 type fds []int
 
 func (f *fds) add(fd ...int) { *f = append(*f, fd...) }
-
-func (f *fds) drop(fd int) {
-	for i, x := range *f {
-		if x == fd {
-			*f = append((*f)[:i], (*f)[i+1:]...)
-			return
-		}
-	}
-}
-
-func (f *fds) closeAll() {
-	for _, fd := range *f {
-		unix.Close(fd)
-	}
-	*f = nil
-}
 
 // expect is a wanted sock_diag entry: a socket with source Tuple.Local and
 // destination Tuple.Remote in State (a timewait socket when tw is set), or

@@ -122,15 +122,18 @@ esac
 
 case "$kernel" in
 6.1 | 6.12)
-	if [ ! -s "$kernel_dir/$kernel/vmlinuz" ] || [ ! -s "$kernel_dir/$kernel/VERSION" ]; then
+	if [ ! -s "$kernel_dir/$kernel/vmlinuz" ] || [ ! -s "$kernel_dir/$kernel/VERSION" ] ||
+		[ ! -s "$kernel_dir/$kernel/modules/order" ]; then
 		"$script_dir/kernels.sh" --dir "$kernel_dir" "$kernel"
 	fi
 	vmlinuz="$kernel_dir/$kernel/vmlinuz"
+	modules="$kernel_dir/$kernel/modules"
 	release=$(cat "$kernel_dir/$kernel/VERSION")
 	;;
 *)
 	[ -f "$kernel" ] || die "--kernel must be 6.1, 6.12 or a path to a kernel image, got '$kernel'"
 	vmlinuz=$kernel
+	modules="$(dirname "$kernel")/modules"
 	if [ -s "$(dirname "$kernel")/VERSION" ]; then
 		release=$(cat "$(dirname "$kernel")/VERSION")
 	elif command -v file >/dev/null && [[ $(file -bL "$kernel") =~ version\ ([^ ,]+) ]]; then
@@ -183,6 +186,11 @@ cat >"$root/etc/hosts" <<'EOF'
 ::1	localhost ip6-localhost ip6-loopback
 EOF
 
+mkdir -p "$root/vm/modules"
+if [ -s "$modules/order" ]; then
+	cp "$modules"/*.ko "$modules/order" "$root/vm/modules/"
+fi
+
 bin_name=$(basename "$binary")
 cp "$binary" "$root/vm/bin/$bin_name"
 chmod 0755 "$root/vm/bin/$bin_name"
@@ -224,6 +232,11 @@ mnt -t tracefs tracefs /sys/kernel/tracing
 mnt -t debugfs debugfs /sys/kernel/debug
 mnt -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up || echo "vm: cannot bring up lo"
+if [ -s /vm/modules/order ]; then
+	while read -r m; do
+		insmod "/vm/modules/$m.ko" || echo "vm: insmod $m failed"
+	done </vm/modules/order
+fi
 ulimit -l unlimited 2>/dev/null
 hostname twtop-vm
 

@@ -7,6 +7,9 @@
 #   DIR/<series>/vmlinuz   the kernel image
 #   DIR/<series>/config    the kernel's build config (for reference)
 #   DIR/<series>/VERSION   the exact release string, e.g. 6.1.0-40-cloud-amd64
+#   DIR/<series>/modules/  modules the tests need that Debian builds as modules
+#                          (inet_diag, tcp_diag: sock_diag for TCP), uncompressed,
+#                          with modules/order listing them in load order
 #
 # Nothing is downloaded when a series is already cached.
 set -euo pipefail
@@ -68,7 +71,7 @@ resolve_image_pkg() {
 
 fetch_series() {
 	local series=$1 dest="$kdir/$1"
-	if [ -s "$dest/vmlinuz" ] && [ -s "$dest/VERSION" ]; then
+	if [ -s "$dest/vmlinuz" ] && [ -s "$dest/VERSION" ] && [ -s "$dest/modules/order" ]; then
 		return 0
 	fi
 	need_tools
@@ -103,6 +106,20 @@ fetch_series() {
 	if [ -f "$tmp/root/boot/config-$release" ]; then
 		cp "$tmp/root/boot/config-$release" "$dest/config"
 	fi
+	rm -rf "$dest/modules"
+	mkdir -p "$dest/modules"
+	local mod src
+	for mod in inet_diag tcp_diag; do
+		src=$(find "$tmp/root/lib/modules/$release" -name "$mod.ko*" -print -quit)
+		[ -n "$src" ] || die "no $mod module in $pkg"
+		case "$src" in
+		*.ko.xz) xz -dc "$src" >"$dest/modules/$mod.ko" ;;
+		*.ko.zst) zstd -qdc "$src" >"$dest/modules/$mod.ko" ;;
+		*.ko.gz) gzip -dc "$src" >"$dest/modules/$mod.ko" ;;
+		*) cp "$src" "$dest/modules/$mod.ko" ;;
+		esac
+		printf '%s\n' "$mod" >>"$dest/modules/order"
+	done
 	printf '%s\n' "$release" >"$dest/VERSION.tmp"
 	mv "$dest/vmlinuz.tmp" "$dest/vmlinuz"
 	mv "$dest/VERSION.tmp" "$dest/VERSION"

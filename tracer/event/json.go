@@ -27,7 +27,7 @@ func AppendJSON(b []byte, e *Event, hz uint32) []byte {
 		b = appendHex(b, "sock", e.Ptr)
 		b = appendStr(b, "old", e.OldState.String())
 		b = appendStr(b, "new", e.NewState.String())
-	case KindTWCreate, KindTWArm, KindScanTW:
+	case KindTWCreate, KindTWArm, KindScanTW, KindTWSubstate:
 		b = appendTW(b, e, hz)
 		if e.Flags&FlagExisting != 0 {
 			b = append(b, `,"existing":true`...)
@@ -45,6 +45,7 @@ func AppendJSON(b []byte, e *Event, hz uint32) []byte {
 		b = appendLifetime(b, "age_ms", e.Lifetime)
 	case KindTWRx:
 		b = appendHex(b, "tw", e.Ptr)
+		b = appendStr(b, "substate", e.NewState.String())
 		b = appendStr(b, "outcome", e.RxOutcome().String())
 	case KindTWOverflow:
 		b = appendUint(b, "tw_count", uint64(e.Aux))
@@ -75,7 +76,7 @@ func AppendJSON(b []byte, e *Event, hz uint32) []byte {
 func appendTW(b []byte, e *Event, hz uint32) []byte {
 	b = appendHex(b, "tw", e.Ptr)
 	b = appendStr(b, "substate", e.NewState.String())
-	if hz > 0 && e.Kind != KindTWExpire {
+	if hz > 0 && e.Kind != KindTWExpire && !(e.Kind == KindTWSubstate && e.Aux == 0) {
 		b = appendUint(b, "timer_left_ms", uint64(e.Aux)*1000/uint64(hz))
 	}
 	return b

@@ -20,7 +20,11 @@ const (
 	KindBindErr    Kind = 11 // bind() failed with EADDRINUSE
 	KindScanTW     Kind = 12 // a timewait socket seen by the periodic scan
 	KindScanEnd    Kind = 13 // end of one scan
-	kindMax        Kind = 14
+	// KindTWSubstate is derived by the Tracker: a timewait socket created in
+	// the FIN_WAIT2 substate (an orphaned half-closed socket) received the
+	// peer's FIN and moved to TIME_WAIT, restarting its timer.
+	KindTWSubstate Kind = 14
+	kindMax        Kind = 15
 )
 
 var kindNames = [...]string{
@@ -37,6 +41,7 @@ var kindNames = [...]string{
 	KindBindErr:    "bind_error",
 	KindScanTW:     "scan_tw",
 	KindScanEnd:    "scan_end",
+	KindTWSubstate: "tw_substate",
 }
 
 func (k Kind) String() string {

@@ -98,10 +98,12 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 		c := t.cancels[e.CPU]
 		if c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
 			delete(t.cancels, e.CPU) // mod_timer: a re-arm, not an end
+			t.substate(e, emit)
 			return
 		}
 		if _, ok := t.open[e.Ptr]; ok {
-			return // re-armed without a visible cancel
+			t.substate(e, emit) // re-armed without a visible cancel
+			return
 		}
 		out := *e
 		out.Kind = KindTWCreate
@@ -132,6 +134,9 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 		seen[e.Ptr] = &c
 	case KindScanEnd:
 		t.scanEnd(e, emit)
+	case KindTWRx:
+		emit(e)
+		t.substate(e, emit)
 	case KindState:
 		t.matchSyn(e, emit)
 		emit(e)
@@ -171,6 +176,23 @@ func (t *Tracker) create(e *Event, emit func(*Event)) {
 	}
 	t.open[e.Ptr] = st
 	emit(e)
+}
+
+// substate notes the substate a timewait socket shows now; a change (the
+// peer's FIN reached a FIN_WAIT2-substate socket) yields KindTWSubstate.
+func (t *Tracker) substate(e *Event, emit func(*Event)) {
+	st, ok := t.open[e.Ptr]
+	if !ok || e.NewState == 0 || st.ev.NewState == e.NewState {
+		return
+	}
+	st.ev.NewState = e.NewState
+	out := *e
+	out.Kind = KindTWSubstate
+	out.Lifetime = t.age(e.Ptr, e.Time)
+	if e.Kind == KindTWRx {
+		out.Aux = 0 // the timer is not in a reception record
+	}
+	emit(&out)
 }
 
 // end emits an end event (expire or kill) with the lifetime when known.

@@ -91,6 +91,14 @@ func TestTrackerTracepointTier(t *testing.T) {
 		},
 		want: []string{"tw_create a", "tw_expire a expired 61000ms"},
 	}, {
+		name: "a re-arm that moves FIN_WAIT2 to TIME_WAIT is a substate change",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, func(e *Event) { e.NewState = FinWait2 })
+			s.add(1, 1200*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(1, 1200*ms+5, KindTWArm, 0xa, nil)
+		},
+		want: []string{"tw_create a", "tw_substate a 200ms"},
+	}, {
 		name: "cancel inside connect is a reuse and its kill",
 		build: func(s *stream) {
 			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
@@ -142,10 +150,11 @@ func TestTrackerExactTier(t *testing.T) {
 	var s stream
 	s.add(0, 1000*ms, KindTWCreate, 0xa, nil)
 	s.add(0, 1000*ms, KindTWCreate, 0xc, func(e *Event) { e.NewState = FinWait2 })
+	s.add(1, 1500*ms, KindTWRx, 0xc, func(e *Event) { e.Aux = uint32(RxACK) }) // the peer's FIN
 	s.add(1, 2000*ms, KindTWKill, 0xa, func(e *Event) { e.Cause = CauseSYN })
 	s.add(1, 3000*ms, KindTWExpire, 0xc, nil)
 	s.add(1, 4000*ms, KindTWExpire, 0xd, nil) // never seen created
-	want := []string{"tw_create a", "tw_create c", "tw_kill a syn 1000ms", "tw_expire c expired 2000ms", "tw_expire d expired"}
+	want := []string{"tw_create a", "tw_create c", "tw_rx c", "tw_substate c 500ms", "tw_kill a syn 1000ms", "tw_expire c expired 2000ms", "tw_expire d expired"}
 	if got := s.run(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q want %q", got, want)
 	}

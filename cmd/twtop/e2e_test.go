@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtop/twtop/internal/netns"
+	"github.com/twtop/twtop/internal/netns/netnstest"
+	"github.com/twtop/twtop/internal/scenario"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// twtopBinary builds ./twtop once for the end-to-end tests.
+func twtopBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "twtop-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if err := os.Chmod(dir, 0o755); err != nil { // run as nobody too
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "twtop")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build twtop: %v", buildErr)
+	}
+	return binPath
+}
+
+type jsonEvent struct {
+	Kind string `json:"kind"`
+	New  string `json:"new"`
+	Src  string `json:"src"`
+}
+
+// traceNetns runs `twtop --events json --netns PATH` around traffic() and
+// returns its events after stopping it with SIGINT.
+func traceNetns(t *testing.T, ns *netns.NS, traffic func()) []jsonEvent {
+	t.Helper()
+	cmd := exec.Command(twtopBinary(t), "--events", "json", "--netns", ns.Path())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Logf("twtop: %s", sc.Text())
+			if strings.Contains(sc.Text(), "tracing on") {
+				started <- sc.Text()
+			}
+		}
+		close(started)
+	}()
+	var evs []jsonEvent
+	done := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e jsonEvent
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Kind == "" {
+				done <- err
+				return
+			}
+			evs = append(evs, e)
+		}
+		done <- sc.Err()
+	}()
+	select {
+	case line, ok := <-started:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("twtop exited before tracing: %v", cmd.ProcessState)
+		}
+		_ = line
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("twtop did not start within 30 s")
+	}
+	traffic()
+	time.Sleep(2 * time.Second) // two scan periods
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	// stdout reaches EOF when twtop exits; only then may Wait close it
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("bad JSON line: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("twtop did not exit within 5 s of SIGINT")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("twtop exit after SIGINT: %v", err)
+	}
+	return evs
+}
+
+func countKind(evs []jsonEvent, kind string) int64 {
+	var n int64
+	for _, e := range evs {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func TestEventsJSONMatchesCounters(t *testing.T) {
+	ns := netnstest.New(t)
+	other := netnstest.New(t) // traffic here must not show up
+	before := netnstest.Counters(t, ns)
+	var res []*scenario.Result
+	evs := traceNetns(t, ns, func() {
+		for _, run := range []func() (*scenario.Result, error){
+			func() (*scenario.Result, error) { return scenario.Overflow(ns, 2, 5) },
+			func() (*scenario.Result, error) { return scenario.ClientCloses(ns, 4, unix.AF_INET) },
+			func() (*scenario.Result, error) { return scenario.ServerCloses(ns, 3, unix.AF_INET6) },
+			func() (*scenario.Result, error) { return scenario.ClientCloses(other, 5, unix.AF_INET) },
+		} {
+			r, err := run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res = append(res, r)
+		}
+	})
+	for _, r := range res {
+		r.Close()
+	}
+	after := netnstest.Counters(t, ns)
+	tw := netnstest.Delta(t, before, after, "TcpExt.TW")
+	overflow := netnstest.Delta(t, before, after, "TcpExt.TCPTimeWaitOverflow")
+	if tw != 9 || overflow != 3 {
+		t.Fatalf("scenario produced TW %d, overflow %d; want 9 and 3", tw, overflow)
+	}
+	if got := countKind(evs, "tw_create"); got != tw {
+		t.Errorf("tw_create events %d, TcpExt.TW delta %d", got, tw)
+	}
+	if got := countKind(evs, "tw_overflow"); got != overflow {
+		t.Errorf("tw_overflow events %d, TcpExt.TCPTimeWaitOverflow delta %d", got, overflow)
+	}
+	var fin1 int
+	for _, e := range evs {
+		if e.Kind == "state" && e.New == "FIN_WAIT1" {
+			fin1++
+		}
+	}
+	if fin1 != 5+4+3 {
+		t.Errorf("ESTABLISHED->FIN_WAIT1 events %d, want 12 (one per connection of this namespace)", fin1)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--events", "yaml"},
+		{"--attach", "uprobe", "--events", "json"},
+		{"-4", "-6", "--events", "json"},
+		{"--port", "70000", "--events", "json"},
+		{"--events", "json", "extra"},
+		{"--bogus"},
+		{},
+	} {
+		err := run(args)
+		if _, ok := err.(*usageError); !ok {
+			t.Errorf("twtop %q: err = %v, want a usage error", args, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("twtop %q: error is not one line: %q", args, err)
+		}
+	}
+}
+
+func TestHelpTeaches(t *testing.T) {
+	for _, want := range []string{"--events json", "--attach", "--netns", "tracepoint", "jq", "CAP_BPF"} {
+		if !strings.Contains(usageText, want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+	if err := run([]string{"--help"}); err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+}
+
+// Without privileges twtop says, in one line, what to do.
+func TestUnprivilegedOneLineError(t *testing.T) {
+	netnstest.RequireRoot(t) // to drop to nobody
+	cmd := exec.Command(twtopBinary(t), "--events", "json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1; output %q", err, out)
+	}
+	msg := strings.TrimSuffix(string(out), "\n")
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "sudo") || !strings.Contains(msg, "CAP_BPF") {
+		t.Fatalf("want one line saying to use sudo or CAP_BPF, got %q", out)
+	}
+}

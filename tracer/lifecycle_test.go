@@ -1,0 +1,107 @@
+package tracer
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/twtop/twtop/internal/netns/netnstest"
+)
+
+func programIDs(t *testing.T) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, next)
+		id = next
+	}
+}
+
+func linkIDs(t *testing.T) []link.ID {
+	t.Helper()
+	var ids []link.ID
+	it := new(link.Iterator)
+	for it.Next() {
+		ids = append(ids, it.ID)
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// Not parallel: it runs before the parallel tests open the shared tracer,
+// so the programs and links it counts are its own.
+func TestOpenCloseLeavesNothing(t *testing.T) {
+	netnstest.RequireRoot(t)
+	tier, err := tierFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	progs, links := programIDs(t), linkIDs(t)
+	tr, err := Open(Options{Tier: tier})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	if tier != Auto && tr.Tier() != tier {
+		t.Fatalf("forced tier %s, got %s", tier, tr.Tier())
+	}
+	t.Logf("kernel %s: tier %s, HZ %d; skipped: %q", tr.KernelRelease(), tr.Tier(), tr.HZ(), tr.Fallbacks())
+	if got := len(programIDs(t)) - len(progs); got < len(hooksFor(tr.Tier())) {
+		t.Fatalf("%d programs loaded, want at least %d", got, len(hooksFor(tr.Tier())))
+	}
+	if got := len(linkIDs(t)) - len(links); got != len(hooksFor(tr.Tier()))+1 {
+		t.Fatalf("%d links, want %d (hooks and the scan iterator)", got, len(hooksFor(tr.Tier()))+1)
+	}
+	if tr.HZ() == 0 {
+		t.Fatal("HZ not measured")
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Next(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next after Close: %v, want ErrClosed", err)
+	}
+	// the kernel releases links and their programs from a workqueue
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gotProgs, gotLinks := programIDs(t), linkIDs(t)
+		if slices.Equal(gotProgs, progs) && slices.Equal(gotLinks, links) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left after Close: programs %v (before %v), links %v (before %v)", gotProgs, progs, gotLinks, links)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// On kernels known to support them, the exact tiers must work: auto must
+// not fall back silently. TWTOP_EXPECT_TIER names the tier auto must pick.
+func TestAutoPicksExpectedTier(t *testing.T) {
+	want := os.Getenv("TWTOP_EXPECT_TIER")
+	if want == "" {
+		t.Skip("TWTOP_EXPECT_TIER not set: nothing known about this kernel")
+	}
+	netnstest.RequireRoot(t)
+	tr, err := Open(Options{Tier: Auto})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer tr.Close()
+	if tr.Tier().String() != want {
+		t.Fatalf("auto picked %s, want %s (skipped: %q)", tr.Tier(), want, tr.Fallbacks())
+	}
+}
