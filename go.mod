@@ -3,6 +3,8 @@ module github.com/twtop/twtop
 go 1.26.8
 
 require (
-	github.com/cilium/ebpf v0.22.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/cilium/ebpf v0.22.0
+	golang.org/x/sys v0.49.0
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

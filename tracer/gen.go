@@ -5,4 +5,4 @@ package tracer
 // (clang, llvm-strip and libbpf-dev are needed then); `make check-generated`
 // fails when the committed output is stale.
 //
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -strip llvm-strip -no-global-types -target amd64 -type event -type config twtop ../bpf/twtop.bpf.c -- -I../bpf -Wall -Werror
+//go:generate go tool bpf2go -cc clang -strip llvm-strip -no-global-types -target amd64 -type event -type config twtop ../bpf/twtop.bpf.c -- -I../bpf -Wall -Werror

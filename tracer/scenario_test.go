@@ -177,8 +177,8 @@ func TestLinger0Reset(t *testing.T) {
 		return e.Kind == event.KindState && e.OldState == event.Established && e.NewState == event.Close
 	}
 	// both ends of each connection go straight from ESTABLISHED to CLOSE
-	evs := w.until("aborts", atLeast(6, abort))
-	evs = w.settle()
+	w.until("aborts", atLeast(6, abort))
+	evs := w.settle()
 	after := netnstest.Counters(t, ns)
 	eq(t, "ESTABLISHED->CLOSE events", count(evs, abort), 6)
 	eq(t, "TcpExt.TW delta", netnstest.Delta(t, before, after, "TcpExt.TW"), 0)
@@ -229,9 +229,9 @@ func TestTimewaitReuseOnConnect(t *testing.T) {
 		t.Fatalf("TWRecycled delta %d, scenario reused %d: the scenario did not exercise reuse", recycled, r.Reused)
 	}
 	reuse := kind(event.KindTWReuse)
-	evs := w.until("reuse events", atLeast(int(recycled), reuse))
-	evs = w.until("reuse kills", atLeast(int(recycled), ended(event.CauseConnectReuse)))
-	evs = append(evs[:0:0], w.settle()...)
+	w.until("reuse events", atLeast(int(recycled), reuse))
+	w.until("reuse kills", atLeast(int(recycled), ended(event.CauseConnectReuse)))
+	evs := w.settle()
 	eq(t, "tw_reuse events", int64(count(evs, reuse)), recycled)
 	eq(t, "tw_kill connect_reuse events", int64(count(evs, ended(event.CauseConnectReuse))), recycled)
 	for i := range evs {
@@ -255,8 +255,8 @@ func TestBucketOverflow(t *testing.T) {
 	r := must[*scenario.Result](t)(scenario.Overflow(ns, 2, 5))
 	closeResult(t, r)
 	overflow := kind(event.KindTWOverflow)
-	evs := w.until("overflows", atLeast(3, overflow))
-	evs = w.settle()
+	w.until("overflows", atLeast(3, overflow))
+	evs := w.settle()
 	after := netnstest.Counters(t, ns)
 	eq(t, "TCPTimeWaitOverflow delta", netnstest.Delta(t, before, after, "TcpExt.TCPTimeWaitOverflow"), 3)
 	eq(t, "tw_overflow events", count(evs, overflow), 3)
@@ -284,8 +284,8 @@ func TestConnectAddrNotAvail(t *testing.T) {
 		t.Fatalf("scenario: %d failures with %v, want EADDRNOTAVAIL", r.Failed, r.Errno)
 	}
 	cerr := kind(event.KindConnectErr)
-	evs := w.until("connect errors", atLeast(r.Failed, cerr))
-	evs = w.settle()
+	w.until("connect errors", atLeast(r.Failed, cerr))
+	evs := w.settle()
 	eq(t, "connect_error events", count(evs, cerr), r.Failed)
 	for i := range evs {
 		if e := &evs[i]; e.Kind == event.KindConnectErr {
@@ -307,8 +307,8 @@ func TestBindAddrInUse(t *testing.T) {
 		t.Fatalf("scenario: %d failures with %v, want one EADDRINUSE", r.Failed, r.Errno)
 	}
 	berr := kind(event.KindBindErr)
-	evs := w.until("bind error", atLeast(1, berr))
-	evs = w.settle()
+	w.until("bind error", atLeast(1, berr))
+	evs := w.settle()
 	eq(t, "bind_error events", count(evs, berr), 1)
 	for i := range evs {
 		if e := &evs[i]; e.Kind == event.KindBindErr {
@@ -333,8 +333,8 @@ func TestSynTakeover(t *testing.T) {
 	server := r.Conns[0].ServerSide()
 	onTuple := func(e *event.Event) bool { return e.Src == server.Local && e.Dst == server.Remote }
 	syn := func(e *event.Event) bool { return ended(event.CauseSYN)(e) && onTuple(e) }
-	evs := w.until("SYN takeover", atLeast(1, syn))
-	evs = w.settle()
+	w.until("SYN takeover", atLeast(1, syn))
+	evs := w.settle()
 	after := netnstest.Counters(t, ns)
 	eq(t, "server-side tw_create on the tuple", count(evs, func(e *event.Event) bool { return created(e) && onTuple(e) }), 1)
 	eq(t, "tw_kill syn", count(evs, syn), 1)

@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	switch cfg.events {
 	case "json":
 	case "":
-		return nil, &usageError{"nothing to do: the terminal UI is not built yet; use --events json"}
+		return nil, &usageError{"nothing to do: give --events json (the terminal UI is not available yet)"}
 	default:
 		return nil, &usageError{fmt.Sprintf("--events %s: the only format is json", cfg.events)}
 	}

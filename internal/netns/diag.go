@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/twtop/twtop/tracer/event"
 	"net/netip"
 	"time"
 
@@ -33,29 +34,8 @@ const AllStates uint32 = 0x1ffe
 // TimerTimeWait is the idiag_timer value of a timewait socket.
 const TimerTimeWait uint8 = 3
 
-var stateNames = [...]string{
-	Established:   "ESTABLISHED",
-	SynSent:       "SYN_SENT",
-	SynRecv:       "SYN_RECV",
-	FinWait1:      "FIN_WAIT1",
-	FinWait2:      "FIN_WAIT2",
-	TimeWait:      "TIME_WAIT",
-	Close:         "CLOSE",
-	CloseWait:     "CLOSE_WAIT",
-	LastAck:       "LAST_ACK",
-	Listen:        "LISTEN",
-	Closing:       "CLOSING",
-	NewSynRecv:    "NEW_SYN_RECV",
-	BoundInactive: "BOUND_INACTIVE",
-}
-
-// StateName returns the kernel name of a TCP state, or "STATE(n)".
-func StateName(s uint8) string {
-	if int(s) < len(stateNames) && stateNames[s] != "" {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("STATE(%d)", s)
-}
+// StateName returns the kernel name of a TCP state, or "STATEn".
+func StateName(s uint8) string { return event.State(s).String() }
 
 // StateMask returns the sock_diag state filter selecting states. Values
 // above 31 are ignored.

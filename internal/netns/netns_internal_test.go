@@ -65,7 +65,7 @@ func TestStateMask(t *testing.T) {
 	if got, want := AllStates, StateMask(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12); got != want {
 		t.Errorf("AllStates = %#x, want %#x", got, want)
 	}
-	if StateName(TimeWait) != "TIME_WAIT" || StateName(Closing) != "CLOSING" || StateName(0) != "STATE(0)" || StateName(200) != "STATE(200)" {
+	if StateName(TimeWait) != "TIME_WAIT" || StateName(Closing) != "CLOSING" || StateName(0) != "STATE0" || StateName(200) != "STATE200" || StateName(BoundInactive) != "BOUND_INACTIVE" {
 		t.Error("StateName")
 	}
 }

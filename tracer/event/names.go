@@ -81,21 +81,25 @@ const (
 	Listen      State = 10
 	Closing     State = 11
 	NewSynRecv  State = 12
+	// BoundInactive: a bound socket that is neither listening nor
+	// connected (sock_diag only, 6.8+).
+	BoundInactive State = 13
 )
 
 var stateNames = [...]string{
-	Established: "ESTABLISHED",
-	SynSent:     "SYN_SENT",
-	SynRecv:     "SYN_RECV",
-	FinWait1:    "FIN_WAIT1",
-	FinWait2:    "FIN_WAIT2",
-	TimeWait:    "TIME_WAIT",
-	Close:       "CLOSE",
-	CloseWait:   "CLOSE_WAIT",
-	LastAck:     "LAST_ACK",
-	Listen:      "LISTEN",
-	Closing:     "CLOSING",
-	NewSynRecv:  "NEW_SYN_RECV",
+	Established:   "ESTABLISHED",
+	SynSent:       "SYN_SENT",
+	SynRecv:       "SYN_RECV",
+	FinWait1:      "FIN_WAIT1",
+	FinWait2:      "FIN_WAIT2",
+	TimeWait:      "TIME_WAIT",
+	Close:         "CLOSE",
+	CloseWait:     "CLOSE_WAIT",
+	LastAck:       "LAST_ACK",
+	Listen:        "LISTEN",
+	Closing:       "CLOSING",
+	NewSynRecv:    "NEW_SYN_RECV",
+	BoundInactive: "BOUND_INACTIVE",
 }
 
 func (s State) String() string {
