@@ -17,22 +17,17 @@ import (
 func drain(t *testing.T, tr *Tracer, d time.Duration) []event.Event {
 	t.Helper()
 	time.AfterFunc(d, func() { tr.Close() })
-	tk := event.NewTracker(tr.HZ())
+	st := event.NewStream(tr, tr.HZ())
 	var evs []event.Event
-	var ev event.Event
 	for {
-		raw, err := tr.Next()
+		e, err := st.Next()
 		if errors.Is(err, ErrClosed) {
-			tk.Flush(func(e *event.Event) { evs = append(evs, *e) })
 			return evs
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := event.Decode(raw, &ev); err != nil {
-			t.Fatal(err)
-		}
-		tk.Add(&ev, func(e *event.Event) { evs = append(evs, *e) })
+		evs = append(evs, *e)
 	}
 }
 

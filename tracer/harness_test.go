@@ -85,28 +85,9 @@ func openShared() (*sharedTracer, error) {
 }
 
 func (st *sharedTracer) loop() {
-	tk := event.NewTracker(st.tr.HZ())
-	var ev event.Event
-	dispatch := func(e *event.Event) {
-		st.mu.Lock()
-		w := st.watches[e.Netns]
-		st.mu.Unlock()
-		if w == nil {
-			return
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if !w.owns(e) {
-			return
-		}
-		w.evs = append(w.evs, *e)
-		w.cond.Broadcast()
-	}
+	stream := event.NewStream(st.tr, st.tr.HZ())
 	for {
-		raw, err := st.tr.Next()
-		if err == nil {
-			err = event.Decode(raw, &ev)
-		}
+		e, err := stream.Next()
 		if err != nil {
 			st.mu.Lock()
 			st.loopErr = err
@@ -119,7 +100,18 @@ func (st *sharedTracer) loop() {
 			}
 			return
 		}
-		tk.Add(&ev, dispatch)
+		st.mu.Lock()
+		w := st.watches[e.Netns]
+		st.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		w.mu.Lock()
+		if w.owns(e) {
+			w.evs = append(w.evs, *e)
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
 	}
 }
 

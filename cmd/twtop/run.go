@@ -72,35 +72,27 @@ func inferredNote(t tracer.Tier) string {
 	return " (TIME_WAIT ends and causes inferred)"
 }
 
-// printEvents writes every derived event as a JSON line until the tracer is
+// printEvents writes every event as a JSON line until the tracer is
 // closed.
 func printEvents(tr *tracer.Tracer, w *bufio.Writer) error {
 	defer w.Flush()
-	tk := event.NewTracker(tr.HZ())
-	var (
-		ev   event.Event
-		line []byte
-	)
-	emit := func(e *event.Event) {
-		line = event.AppendJSON(line[:0], e, tr.HZ())
-		line = append(line, '\n')
-		w.Write(line)
-	}
+	st := event.NewStream(tr, tr.HZ())
+	var line []byte
 	lastFlush := time.Now()
 	for {
-		raw, err := tr.Next()
+		e, err := st.Next()
 		if errors.Is(err, tracer.ErrClosed) {
-			tk.Flush(emit)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := event.Decode(raw, &ev); err != nil {
-			return err
+		line = event.AppendJSON(line[:0], e, tr.HZ())
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return fmt.Errorf("write events: %w", err)
 		}
-		tk.Add(&ev, emit)
-		if time.Since(lastFlush) > 200*time.Millisecond || ev.Kind == event.KindScanEnd {
+		if e.Kind == event.KindScanEnd || time.Since(lastFlush) > 200*time.Millisecond {
 			if err := w.Flush(); err != nil {
 				return fmt.Errorf("write events: %w", err)
 			}

@@ -3,7 +3,8 @@
 #
 # Usage:
 #   test/vm/exec.sh [--kernel 6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
-#                   [--kernel-dir DIR] [--] BINARY [ARGS...]
+#                   [--smp N] [--tcg-thread single|multi] [--kernel-dir DIR]
+#                   [--] BINARY [ARGS...]
 #
 # Meant to be used as a `go test -exec` wrapper:
 #   CGO_ENABLED=0 go test -exec "$PWD/test/vm/exec.sh --kernel 6.1" ./tracer/... -v
@@ -20,6 +21,11 @@ kernel=${TWTOP_VM_KERNEL:-6.1}
 kernel_dir="$repo_root/build/kernels"
 mem=1024
 vm_timeout=1200
+smp=2
+# Multi-threaded TCG occasionally executes stale code after the kernel patches
+# its text (int3 oopses during boot and when kprobes/fentry are attached), so
+# the vCPUs share one host thread unless asked otherwise.
+tcg_thread=${TWTOP_VM_TCG_THREAD:-single}
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
@@ -27,7 +33,8 @@ die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
 usage() {
 	cat >&2 <<EOF
 usage: ${0##*/} [--kernel 6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
-       [--kernel-dir DIR] [--] BINARY [ARGS...]
+       [--smp N] [--tcg-thread single|multi] [--kernel-dir DIR]
+       [--] BINARY [ARGS...]
 EOF
 	exit 2
 }
@@ -42,6 +49,10 @@ while [ $# -gt 0 ]; do
 	--mem=*) mem=${1#*=}; shift ;;
 	--timeout) need_arg $#; vm_timeout=$2; shift 2 ;;
 	--timeout=*) vm_timeout=${1#*=}; shift ;;
+	--smp) need_arg $#; smp=$2; shift 2 ;;
+	--smp=*) smp=${1#*=}; shift ;;
+	--tcg-thread) need_arg $#; tcg_thread=$2; shift 2 ;;
+	--tcg-thread=*) tcg_thread=${1#*=}; shift ;;
 	--kernel-dir) need_arg $#; kernel_dir=$2; shift 2 ;;
 	--kernel-dir=*) kernel_dir=${1#*=}; shift ;;
 	-h | --help) usage ;;
@@ -56,6 +67,11 @@ shift
 
 [[ $mem =~ ^[0-9]+$ ]] || die "--mem must be a number of MiB, got '$mem'"
 [[ $vm_timeout =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds, got '$vm_timeout'"
+[[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, got '$smp'"
+case "$tcg_thread" in
+single | multi) ;;
+*) die "--tcg-thread must be single or multi, got '$tcg_thread'" ;;
+esac
 [ -f "$binary" ] || die "test binary not found: $binary"
 [ -x "$binary" ] || die "test binary is not executable: $binary"
 
@@ -157,6 +173,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
+trap 'exit 131' QUIT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
@@ -289,34 +306,38 @@ initrd="$tmp/initrd.gz"
 
 cmdline="console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init mitigations=off"
 
-log "booting $release (tcg) for $bin_name"
+log "booting $release (tcg, $smp vCPUs) for $bin_name"
 
+# qemu runs in the background so that signals sent to this script (Ctrl-C,
+# go test killing a hung test) are handled at once and the VM is torn down.
 console="$tmp/console.log"
-set +e
 (
-	echo "$BASHPID" >"$qemu_pid_file"
-	exec timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
-		-accel tcg,thread=multi -smp 2 -cpu max -m "$mem" \
+	set +e
+	timeout --foreground -k 10 "$vm_timeout" qemu-system-x86_64 \
+		-accel "tcg,thread=$tcg_thread" -smp "$smp" -cpu max -m "$mem" \
 		-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline" \
 		-nodefaults -no-user-config -no-reboot \
 		-display none -monitor none -serial stdio \
-		</dev/null 2>"$tmp/qemu.err"
+		</dev/null 2>"$tmp/qemu.err" &
+	echo $! >"$qemu_pid_file"
+	wait $!
+	echo $? 2>/dev/null >"$tmp/qemu.status"
 ) | tee "$console" | sed -u \
 	-e 's/\r//g' \
 	-e "/^$marker:[0-9]*\$/d" \
 	-e "s/$marker:[0-9]*\$//" \
-	-e '/^\[ *[0-9]*\.[0-9]*\] /d'
-status=("${PIPESTATUS[@]}")
-set -e
+	-e '/^\[ *[0-9]*\.[0-9]*\] /d' &
+wait $! || true
 : >"$qemu_pid_file"
+qemu_status=$(cat "$tmp/qemu.status" 2>/dev/null || echo unknown)
 
 code=$(grep -ao "$marker:[0-9]*" "$console" | tail -n 1 | cut -d: -f3 || true)
 if [ -n "$code" ]; then
 	exit "$code"
 fi
 
-reason="qemu exited with status ${status[0]}"
-[ "${status[0]}" -eq 124 ] && reason="timed out after ${vm_timeout}s"
+reason="qemu exited with status $qemu_status"
+[ "$qemu_status" = 124 ] && reason="timed out after ${vm_timeout}s"
 panic_line=$(tr -d '\r' <"$console" | grep -aEo '(Kernel panic|BUG:|Oops:).*' | head -n 1 || true)
 [ -n "$panic_line" ] && reason="$reason; $panic_line"
 printf 'vm: error: no exit status from %s on %s (%s); last console output:\n' \

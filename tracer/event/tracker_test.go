@@ -234,3 +234,48 @@ func TestTrackerInvariants(t *testing.T) {
 		t.Fatalf("created %d != ended %d + open %d (%d)", created, ended, tk.Open(), len(open))
 	}
 }
+
+type sliceSource struct {
+	recs [][]byte
+	err  error
+}
+
+func (s *sliceSource) Next() ([]byte, error) {
+	if len(s.recs) == 0 {
+		return nil, s.err
+	}
+	r := s.recs[0]
+	s.recs = s.recs[1:]
+	return r, nil
+}
+
+// A Stream yields what Add and Flush emit, then the source's error.
+func TestStreamFlushesThenFails(t *testing.T) {
+	var s stream
+	s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+	s.add(1, 2000*ms, KindTWCancel, 0xa, func(e *Event) { e.Cause = CauseRSTSent; e.Flags |= FlagInferred })
+	src := &sliceSource{err: errTest}
+	for i := range s.out {
+		b := make([]byte, RecordSize)
+		Encode(&s.out[i], b)
+		src.recs = append(src.recs, b)
+	}
+	st := NewStream(src, 250)
+	var kinds []string
+	for {
+		e, err := st.Next()
+		if err != nil {
+			if err != errTest {
+				t.Fatalf("err = %v", err)
+			}
+			break
+		}
+		kinds = append(kinds, e.Kind.String()+" "+e.Cause.String())
+	}
+	want := "tw_create unknown|tw_kill rst_sent"
+	if strings.Join(kinds, "|") != want {
+		t.Fatalf("got %q want %q", strings.Join(kinds, "|"), want)
+	}
+}
+
+var errTest = fmt.Errorf("end of test records")
