@@ -45,12 +45,13 @@ lint: ## gofmt, go vet and staticcheck
 test-host: ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...
 
+# In the VMs, auto must pick fentry: both kernels support it.
 test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS) x tiers $(VM_TIERS)
 	@mkdir -p $(BUILD)
 	@for k in $(VM_KERNELS); do test/vm/kernels.sh --dir $(BUILD)/kernels $$k || exit 1; done
 	@set -e; for k in $(VM_KERNELS); do for t in $(VM_TIERS); do \
 	  echo "=== kernel $$k, tier $$t"; \
-	  TWTOP_TIER=$$t CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m \
+	  TWTOP_TIER=$$t TWTOP_EXPECT_TIER=fentry CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m \
 	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
 	done; done
 

@@ -36,6 +36,9 @@ func run(args []string) error {
 		return err
 	}
 	defer tr.Close()
+	for _, why := range tr.Fallbacks() {
+		fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
+	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
 
 	sigs := make(chan os.Signal, 1)
