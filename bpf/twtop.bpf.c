@@ -116,14 +116,15 @@ struct {
 	__type(value, struct sys_args);
 } in_bind SEC(".maps");
 
-/* Timewait sockets whose timer fired: an early kill that raced the timer
- * and lost is not reported. Cleared when the address is reused. */
+/* Timewait sockets whose end was reported (timer expiry or early kill): an
+ * early kill that raced the timer and lost is not reported again, and the
+ * destructor's safety net stays quiet. Cleared when the address is reused. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);
-} tw_expired SEC(".maps");
+} tw_done SEC(".maps");
 
 /* Why a timewait socket is about to be killed, set where the kernel shows
  * it (tcp_twsk_unique, tcp_timewait_state_process). */
@@ -679,7 +680,7 @@ static __always_inline void time_wait_done(const struct sock *sk)
 	bpf_map_delete_elem(&births, &key);
 
 	/* a new timewait socket at this address: forget the last one's fate */
-	bpf_map_delete_elem(&tw_expired, &birth.tw);
+	bpf_map_delete_elem(&tw_done, &birth.tw);
 	bpf_map_delete_elem(&tw_cause, &birth.tw);
 
 	struct event e = {};
@@ -697,7 +698,7 @@ static __always_inline void tw_timer_fired(const struct timer_list *t)
 	__u64 key = (__u64)tw;
 	__u8 one = 1;
 
-	bpf_map_update_elem(&tw_expired, &key, &one, BPF_ANY);
+	bpf_map_update_elem(&tw_done, &key, &one, BPF_ANY);
 	tw_emit(EV_TW_EXPIRE, tw);
 }
 
@@ -722,17 +723,44 @@ static __always_inline void deschedule_exit(__u64 tw)
 	struct event e = *stashed;
 	bpf_map_delete_elem(&kill_stash, &tw);
 
-	if (bpf_map_lookup_elem(&tw_expired, &tw)) {
-		/* the timer fired first and already ended it */
-		bpf_map_delete_elem(&tw_expired, &tw);
-		return;
-	}
+	if (bpf_map_lookup_elem(&tw_done, &tw))
+		return; /* the timer fired first and already ended it */
 	__u8 *cause = bpf_map_lookup_elem(&tw_cause, &tw);
 	__u64 id = bpf_get_current_pid_tgid();
 	if (cause) {
 		e.cause = *cause;
 		bpf_map_delete_elem(&tw_cause, &tw);
 	} else if (bpf_map_lookup_elem(&in_purge, &id)) {
+		e.cause = CAUSE_PURGE;
+	}
+	emit(&e);
+	__u8 one = 1;
+	bpf_map_update_elem(&tw_done, &tw, &one, BPF_ANY);
+}
+
+/* Every timewait socket passes through tcp_twsk_destructor when it is
+ * freed. One whose end no hook reported ended on a path where the kernel
+ * inlined inet_twsk_deschedule_put (seen on 6.1: the namespace purge). */
+static __always_inline void tw_destroyed(const struct inet_timewait_sock *tw)
+{
+	__u64 key = (__u64)tw;
+
+	if (bpf_map_lookup_elem(&tw_done, &key)) {
+		bpf_map_delete_elem(&tw_done, &key);
+		return;
+	}
+	if (bpf_map_lookup_elem(&kill_stash, &key))
+		return; /* inside inet_twsk_deschedule_put: its exit reports it */
+	struct event e = {};
+	__u64 id = bpf_get_current_pid_tgid();
+	tw_record(&e, EV_TW_KILL, tw);
+	if (!tw_wanted(&e))
+		return;
+	__u8 *cause = bpf_map_lookup_elem(&tw_cause, &key);
+	if (cause) {
+		e.cause = *cause;
+		bpf_map_delete_elem(&tw_cause, &key);
+	} else if (bpf_map_lookup_elem(&in_purge, &id) || net_dying(tw)) {
 		e.cause = CAUSE_PURGE;
 	}
 	emit(&e);
@@ -886,6 +914,13 @@ int BPF_PROG(fx_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, 
 	return 0;
 }
 
+SEC("fentry/tcp_twsk_destructor")
+int BPF_PROG(fe_tw_destructor, struct sock *sk)
+{
+	tw_destroyed((const void *)sk);
+	return 0;
+}
+
 SEC("fentry/inet_twsk_purge")
 int BPF_PROG(fe_purge)
 {
@@ -1025,6 +1060,13 @@ int BPF_KRETPROBE(kr_tw_process, int ret)
 
 	if (kargs_take(&a))
 		tw_process_done((void *)a.a0, a.a1, ret);
+	return 0;
+}
+
+SEC("kprobe/tcp_twsk_destructor")
+int BPF_KPROBE(kp_tw_destructor, struct sock *sk)
+{
+	tw_destroyed((const void *)sk);
 	return 0;
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,4 +102,15 @@ func haveKprobes() bool {
 		}
 	}
 	return false
+}
+
+// kernelHasFunc reports whether the kernel's BTF describes a function of
+// that name: it was not inlined away, so fentry and kprobes can attach.
+func kernelHasFunc(name string) bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var fn *btf.Func
+	return spec.TypeByName(name, &fn) == nil
 }

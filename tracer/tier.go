@@ -45,6 +45,9 @@ type hook struct {
 	prog   string // program name in the object
 	kind   hookKind
 	target string // function, "group/name" tracepoint, or tp_btf name
+	// optional hooks are skipped where the kernel lacks the function
+	// (inlined or renamed) instead of failing the tier
+	optional bool
 }
 
 type hookKind int
@@ -58,46 +61,48 @@ const (
 
 // Hooks of every tier. The iter/tcp scan is attached separately.
 var commonHooks = []hook{
-	{"on_state", hookTracing, "inet_sock_set_state"},
-	{"on_enter_connect", hookTracepoint, "syscalls/sys_enter_connect"},
-	{"on_exit_connect", hookTracepoint, "syscalls/sys_exit_connect"},
-	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind"},
-	{"on_exit_bind", hookTracepoint, "syscalls/sys_exit_bind"},
+	{"on_state", hookTracing, "inet_sock_set_state", false},
+	{"on_enter_connect", hookTracepoint, "syscalls/sys_enter_connect", false},
+	{"on_exit_connect", hookTracepoint, "syscalls/sys_exit_connect", false},
+	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind", false},
+	{"on_exit_bind", hookTracepoint, "syscalls/sys_exit_bind", false},
 }
 
 var tierHooks = map[Tier][]hook{
 	Fentry: {
-		{"fx_twsk_alloc", hookTracing, "inet_twsk_alloc"},
-		{"fx_time_wait", hookTracing, "tcp_time_wait"},
-		{"fe_tw_timer", hookTracing, "tw_timer_handler"},
-		{"fe_deschedule", hookTracing, "inet_twsk_deschedule_put"},
-		{"fx_deschedule", hookTracing, "inet_twsk_deschedule_put"},
-		{"fx_twsk_unique", hookTracing, "tcp_twsk_unique"},
-		{"fe_tw_process", hookTracing, "tcp_timewait_state_process"},
-		{"fx_tw_process", hookTracing, "tcp_timewait_state_process"},
-		{"fe_purge", hookTracing, "inet_twsk_purge"},
-		{"fx_purge", hookTracing, "inet_twsk_purge"},
+		{"fx_twsk_alloc", hookTracing, "inet_twsk_alloc", false},
+		{"fx_time_wait", hookTracing, "tcp_time_wait", false},
+		{"fe_tw_timer", hookTracing, "tw_timer_handler", false},
+		{"fe_deschedule", hookTracing, "inet_twsk_deschedule_put", false},
+		{"fx_deschedule", hookTracing, "inet_twsk_deschedule_put", false},
+		{"fx_twsk_unique", hookTracing, "tcp_twsk_unique", false},
+		{"fe_tw_process", hookTracing, "tcp_timewait_state_process", false},
+		{"fx_tw_process", hookTracing, "tcp_timewait_state_process", false},
+		{"fe_purge", hookTracing, "inet_twsk_purge", false},
+		{"fx_purge", hookTracing, "inet_twsk_purge", false},
+		{"fe_tw_destructor", hookTracing, "tcp_twsk_destructor", true},
 	},
 	Kprobe: {
-		{"kp_twsk_alloc", hookKprobe, "inet_twsk_alloc"},
-		{"kr_twsk_alloc", hookKretprobe, "inet_twsk_alloc"},
-		{"kp_time_wait", hookKprobe, "tcp_time_wait"},
-		{"kr_time_wait", hookKretprobe, "tcp_time_wait"},
-		{"kp_tw_timer", hookKprobe, "tw_timer_handler"},
-		{"kp_deschedule", hookKprobe, "inet_twsk_deschedule_put"},
-		{"kr_deschedule", hookKretprobe, "inet_twsk_deschedule_put"},
-		{"kp_twsk_unique", hookKprobe, "tcp_twsk_unique"},
-		{"kr_twsk_unique", hookKretprobe, "tcp_twsk_unique"},
-		{"kp_tw_process", hookKprobe, "tcp_timewait_state_process"},
-		{"kr_tw_process", hookKretprobe, "tcp_timewait_state_process"},
-		{"kp_purge", hookKprobe, "inet_twsk_purge"},
-		{"kr_purge", hookKretprobe, "inet_twsk_purge"},
+		{"kp_twsk_alloc", hookKprobe, "inet_twsk_alloc", false},
+		{"kr_twsk_alloc", hookKretprobe, "inet_twsk_alloc", false},
+		{"kp_time_wait", hookKprobe, "tcp_time_wait", false},
+		{"kr_time_wait", hookKretprobe, "tcp_time_wait", false},
+		{"kp_tw_timer", hookKprobe, "tw_timer_handler", false},
+		{"kp_deschedule", hookKprobe, "inet_twsk_deschedule_put", false},
+		{"kr_deschedule", hookKretprobe, "inet_twsk_deschedule_put", false},
+		{"kp_twsk_unique", hookKprobe, "tcp_twsk_unique", false},
+		{"kr_twsk_unique", hookKretprobe, "tcp_twsk_unique", false},
+		{"kp_tw_process", hookKprobe, "tcp_timewait_state_process", false},
+		{"kr_tw_process", hookKretprobe, "tcp_timewait_state_process", false},
+		{"kp_purge", hookKprobe, "inet_twsk_purge", false},
+		{"kr_purge", hookKretprobe, "inet_twsk_purge", false},
+		{"kp_tw_destructor", hookKprobe, "tcp_twsk_destructor", true},
 	},
 	Tracepoint: {
-		{"on_timer_start", hookTracing, "timer_start"},
-		{"on_timer_cancel", hookTracing, "timer_cancel"},
-		{"on_timer_expire", hookTracing, "timer_expire_entry"},
-		{"on_send_reset", hookTracing, "tcp_send_reset"},
+		{"on_timer_start", hookTracing, "timer_start", false},
+		{"on_timer_cancel", hookTracing, "timer_cancel", false},
+		{"on_timer_expire", hookTracing, "timer_expire_entry", false},
+		{"on_send_reset", hookTracing, "tcp_send_reset", false},
 	},
 }
 

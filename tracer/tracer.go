@@ -50,6 +50,7 @@ type Tracer struct {
 	opts    Options
 	tier    Tier
 	tried   []string // why better tiers were not used
+	skipped []string // optional hooks the kernel lacks
 	hz      uint32
 	coll    *ebpf.Collection
 	links   []link.Link
@@ -134,6 +135,14 @@ func (t *Tracer) start(tier Tier) (err error) {
 		return fmt.Errorf("load program spec: %w", err)
 	}
 	keep := keepPrograms(tier)
+	hooks := hooksFor(tier)
+	var skipped []string
+	for _, h := range hooks {
+		if h.optional && !kernelHasFunc(h.target) {
+			keep[h.prog] = false
+			skipped = append(skipped, h.target)
+		}
+	}
 	for name := range spec.Programs {
 		if !keep[name] {
 			delete(spec.Programs, name)
@@ -174,13 +183,21 @@ func (t *Tracer) start(tier Tier) (err error) {
 			t.release()
 		}
 	}()
-	for _, h := range hooksFor(tier) {
+	for _, h := range hooks {
+		if !keep[h.prog] {
+			continue
+		}
 		l, err := attach(coll.Programs[h.prog], h)
+		if err != nil && h.optional {
+			skipped = append(skipped, h.target)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("attach %s to %s: %w", h.prog, h.target, err)
 		}
 		t.links = append(t.links, l)
 	}
+	t.skipped = skipped
 	if t.iter, err = link.AttachIter(link.IterOptions{Program: coll.Programs[scanProg]}); err != nil {
 		return fmt.Errorf("attach TIME_WAIT scan (iter/tcp): %w", err)
 	}
@@ -250,6 +267,10 @@ func (t *Tracer) Tier() Tier { return t.tier }
 
 // Fallbacks says why better tiers were skipped (auto only).
 func (t *Tracer) Fallbacks() []string { return t.tried }
+
+// SkippedHooks lists the optional kernel functions the tier could not hook
+// on this kernel (inlined or renamed); what they add is then missing.
+func (t *Tracer) SkippedHooks() []string { return t.skipped }
 
 // HZ is the kernel's timer frequency, measured at start; timewait timers
 // are reported in jiffies.

@@ -68,9 +68,10 @@ const (
 	twtopMapPidTuples       = "pid_tuples"
 	twtopMapSeqs            = "seqs"
 	twtopMapTwCause         = "tw_cause"
-	twtopMapTwExpired       = "tw_expired"
+	twtopMapTwDone          = "tw_done"
 	twtopProgFeDeschedule   = "fe_deschedule"
 	twtopProgFePurge        = "fe_purge"
+	twtopProgFeTwDestructor = "fe_tw_destructor"
 	twtopProgFeTwProcess    = "fe_tw_process"
 	twtopProgFeTwTimer      = "fe_tw_timer"
 	twtopProgFxDeschedule   = "fx_deschedule"
@@ -82,6 +83,7 @@ const (
 	twtopProgKpDeschedule   = "kp_deschedule"
 	twtopProgKpPurge        = "kp_purge"
 	twtopProgKpTimeWait     = "kp_time_wait"
+	twtopProgKpTwDestructor = "kp_tw_destructor"
 	twtopProgKpTwProcess    = "kp_tw_process"
 	twtopProgKpTwTimer      = "kp_tw_timer"
 	twtopProgKpTwskAlloc    = "kp_twsk_alloc"
@@ -151,6 +153,7 @@ type twtopSpecs struct {
 type twtopProgramSpecs struct {
 	FeDeschedule   *ebpf.ProgramSpec `ebpf:"fe_deschedule"`
 	FePurge        *ebpf.ProgramSpec `ebpf:"fe_purge"`
+	FeTwDestructor *ebpf.ProgramSpec `ebpf:"fe_tw_destructor"`
 	FeTwProcess    *ebpf.ProgramSpec `ebpf:"fe_tw_process"`
 	FeTwTimer      *ebpf.ProgramSpec `ebpf:"fe_tw_timer"`
 	FxDeschedule   *ebpf.ProgramSpec `ebpf:"fx_deschedule"`
@@ -162,6 +165,7 @@ type twtopProgramSpecs struct {
 	KpDeschedule   *ebpf.ProgramSpec `ebpf:"kp_deschedule"`
 	KpPurge        *ebpf.ProgramSpec `ebpf:"kp_purge"`
 	KpTimeWait     *ebpf.ProgramSpec `ebpf:"kp_time_wait"`
+	KpTwDestructor *ebpf.ProgramSpec `ebpf:"kp_tw_destructor"`
 	KpTwProcess    *ebpf.ProgramSpec `ebpf:"kp_tw_process"`
 	KpTwTimer      *ebpf.ProgramSpec `ebpf:"kp_tw_timer"`
 	KpTwskAlloc    *ebpf.ProgramSpec `ebpf:"kp_twsk_alloc"`
@@ -202,7 +206,7 @@ type twtopMapSpecs struct {
 	PidTuples  *ebpf.MapSpec `ebpf:"pid_tuples"`
 	Seqs       *ebpf.MapSpec `ebpf:"seqs"`
 	TwCause    *ebpf.MapSpec `ebpf:"tw_cause"`
-	TwExpired  *ebpf.MapSpec `ebpf:"tw_expired"`
+	TwDone     *ebpf.MapSpec `ebpf:"tw_done"`
 }
 
 // twtopVariableSpecs contains global variables before they are loaded into the kernel.
@@ -248,7 +252,7 @@ type twtopMaps struct {
 	PidTuples  *ebpf.Map `ebpf:"pid_tuples"`
 	Seqs       *ebpf.Map `ebpf:"seqs"`
 	TwCause    *ebpf.Map `ebpf:"tw_cause"`
-	TwExpired  *ebpf.Map `ebpf:"tw_expired"`
+	TwDone     *ebpf.Map `ebpf:"tw_done"`
 }
 
 func (m *twtopMaps) Close() error {
@@ -267,7 +271,7 @@ func (m *twtopMaps) Close() error {
 		m.PidTuples,
 		m.Seqs,
 		m.TwCause,
-		m.TwExpired,
+		m.TwDone,
 	)
 }
 
@@ -286,6 +290,7 @@ type twtopVariables struct {
 type twtopPrograms struct {
 	FeDeschedule   *ebpf.Program `ebpf:"fe_deschedule"`
 	FePurge        *ebpf.Program `ebpf:"fe_purge"`
+	FeTwDestructor *ebpf.Program `ebpf:"fe_tw_destructor"`
 	FeTwProcess    *ebpf.Program `ebpf:"fe_tw_process"`
 	FeTwTimer      *ebpf.Program `ebpf:"fe_tw_timer"`
 	FxDeschedule   *ebpf.Program `ebpf:"fx_deschedule"`
@@ -297,6 +302,7 @@ type twtopPrograms struct {
 	KpDeschedule   *ebpf.Program `ebpf:"kp_deschedule"`
 	KpPurge        *ebpf.Program `ebpf:"kp_purge"`
 	KpTimeWait     *ebpf.Program `ebpf:"kp_time_wait"`
+	KpTwDestructor *ebpf.Program `ebpf:"kp_tw_destructor"`
 	KpTwProcess    *ebpf.Program `ebpf:"kp_tw_process"`
 	KpTwTimer      *ebpf.Program `ebpf:"kp_tw_timer"`
 	KpTwskAlloc    *ebpf.Program `ebpf:"kp_twsk_alloc"`
@@ -323,6 +329,7 @@ func (p *twtopPrograms) Close() error {
 	return _TwtopClose(
 		p.FeDeschedule,
 		p.FePurge,
+		p.FeTwDestructor,
 		p.FeTwProcess,
 		p.FeTwTimer,
 		p.FxDeschedule,
@@ -334,6 +341,7 @@ func (p *twtopPrograms) Close() error {
 		p.KpDeschedule,
 		p.KpPurge,
 		p.KpTimeWait,
+		p.KpTwDestructor,
 		p.KpTwProcess,
 		p.KpTwTimer,
 		p.KpTwskAlloc,

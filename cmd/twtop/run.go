@@ -39,6 +39,9 @@ func run(args []string) error {
 	for _, why := range tr.Fallbacks() {
 		fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
 	}
+	for _, fn := range tr.SkippedHooks() {
+		fmt.Fprintf(os.Stderr, "twtop: note: %s cannot be hooked on this kernel; TIME_WAIT ends only it would see show up later as vanished from the scan\n", fn)
+	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
 
 	sigs := make(chan os.Signal, 1)

@@ -168,6 +168,7 @@ qemu_pid_file="$tmp/timeout.pid"
 cleanup() {
 	if [ -s "$qemu_pid_file" ]; then
 		kill "$(cat "$qemu_pid_file")" 2>/dev/null || true
+		wait || true
 	fi
 	rm -rf "$tmp"
 }
