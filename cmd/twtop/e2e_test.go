@@ -188,6 +188,8 @@ func TestEventsJSONMatchesCounters(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"--events", "yaml"},
+		{"--report", "yaml"},
+		{"--events", "json", "--report", "text"},
 		{"--attach", "uprobe", "--events", "json"},
 		{"-4", "-6", "--events", "json"},
 		{"--port", "70000", "--events", "json"},
@@ -230,5 +232,90 @@ func TestUnprivilegedOneLineError(t *testing.T) {
 	msg := strings.TrimSuffix(string(out), "\n")
 	if strings.Contains(msg, "\n") || !strings.Contains(msg, "sudo") || !strings.Contains(msg, "CAP_BPF") {
 		t.Fatalf("want one line saying to use sudo or CAP_BPF, got %q", out)
+	}
+}
+
+// `twtop --report json` over real traffic: its figures equal the
+// namespace's counters.
+func TestReportJSONMatchesCounters(t *testing.T) {
+	ns := netnstest.New(t)
+	before := netnstest.Counters(t, ns)
+	cmd := exec.Command(twtopBinary(t), "--report", "json", "--netns", ns.Path(), "--duration", "6s")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan bool, 1)
+	stderrDone := make(chan struct{})
+	go func() {
+		defer close(stderrDone)
+		sc := bufio.NewScanner(stderr)
+		ok := false
+		for sc.Scan() {
+			t.Logf("twtop: %s", sc.Text())
+			if !ok && strings.Contains(sc.Text(), "tracing on") {
+				ok = true
+				started <- true
+			}
+		}
+		if !ok {
+			started <- false
+		}
+	}()
+	select {
+	case ok := <-started:
+		if !ok {
+			cmd.Wait()
+			t.Fatal("twtop exited before tracing")
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("twtop did not start within 30 s")
+	}
+	for _, run := range []func() (*scenario.Result, error){
+		func() (*scenario.Result, error) { return scenario.ClientCloses(ns, 3, unix.AF_INET) },
+		func() (*scenario.Result, error) { return scenario.ServerCloses(ns, 2, unix.AF_INET) },
+		func() (*scenario.Result, error) { return scenario.Linger0(ns, 1) },
+	} {
+		r, err := run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	<-stderrDone // stderr reaches EOF when twtop exits; only then may Wait close it
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("twtop: %v", err)
+	}
+	after := netnstest.Counters(t, ns)
+	var rep struct {
+		Closes   struct{ Active, Passive, Simultaneous, Reset uint64 }
+		Timewait struct {
+			Created   uint64
+			OpenAtEnd int `json:"open_at_end"`
+		}
+		Lost uint64
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	if tw := netnstest.Delta(t, before, after, "TcpExt.TW"); rep.Timewait.Created != uint64(tw) || tw != 5 {
+		t.Errorf("timewait.created %d, TcpExt.TW delta %d (want 5)", rep.Timewait.Created, tw)
+	}
+	if rep.Timewait.OpenAtEnd != 5 {
+		t.Errorf("timewait.open_at_end %d, want 5", rep.Timewait.OpenAtEnd)
+	}
+	// each connection has both ends in the namespace: 5 active and 5
+	// passive closes, and the abort resets both ends
+	if rep.Closes.Active != 5 || rep.Closes.Passive != 5 || rep.Closes.Reset != 2 || rep.Closes.Simultaneous != 0 {
+		t.Errorf("closes %+v, want 5 active, 5 passive, 2 reset", rep.Closes)
+	}
+	if rep.Lost != 0 {
+		t.Errorf("lost %d", rep.Lost)
 	}
 }

@@ -17,15 +17,23 @@ how close the host is to running out of ephemeral ports.
 
 Usage:
   sudo twtop --events json [flags]     print every event as one JSON object per line
+  sudo twtop --report text|json [flags]
+                                       trace until Ctrl-C or --duration, then print
+                                       who closed, TIME_WAIT counts, ends by cause,
+                                       lifetimes (p50/p90/p99/max), reuse and errors
 
 Examples:
   sudo twtop --events json --duration 10s | jq -c 'select(.kind=="tw_create")'
   sudo twtop --events json --netns blue --port 8080
   sudo twtop --events json --attach tracepoint -6
+  sudo twtop --report text --duration 60s --port 443
 
 Flags:
   --events FORMAT    print events; FORMAT is json (one object per line, a "kind"
                      field plus that kind's fields)
+  --report FORMAT    at the end print a report; FORMAT is text or json (stable
+                     keys: tier, duration_s, events, lost, closes.*, timewait.*,
+                     lifetime_ms.*, reuse.*, errors.*, top_closers)
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C
   --attach TIER      auto (default), fentry, kprobe or tracepoint; auto picks the
                      best the kernel allows. The tracepoint tier infers how
@@ -46,6 +54,7 @@ Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF (5.8+).
 
 type config struct {
 	events   string
+	report   string
 	duration time.Duration
 	tier     tracer.Tier
 	netns    string
@@ -65,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		v4, v6 bool
 	)
 	fs.StringVar(&cfg.events, "events", "", "")
+	fs.StringVar(&cfg.report, "report", "", "")
 	fs.DurationVar(&cfg.duration, "duration", 0, "")
 	fs.StringVar(&attach, "attach", "auto", "")
 	fs.StringVar(&cfg.netns, "netns", "", "")
@@ -86,12 +96,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.tier, err = tracer.ParseTier(attach); err != nil {
 		return nil, &usageError{err.Error()}
 	}
-	switch cfg.events {
-	case "json":
-	case "":
-		return nil, &usageError{"nothing to do: give --events json (the terminal UI is not available yet)"}
-	default:
+	switch {
+	case cfg.events != "" && cfg.report != "":
+		return nil, &usageError{"--events and --report exclude each other: stream events or report at the end"}
+	case cfg.events == "" && cfg.report == "":
+		return nil, &usageError{"nothing to do: give --events json or --report text|json (the terminal UI is not available yet)"}
+	case cfg.events != "" && cfg.events != "json":
 		return nil, &usageError{fmt.Sprintf("--events %s: the only format is json", cfg.events)}
+	case cfg.report != "" && cfg.report != "text" && cfg.report != "json":
+		return nil, &usageError{fmt.Sprintf("--report %s: the formats are text and json", cfg.report)}
 	}
 	if pid > 1<<22 {
 		return nil, &usageError{"--pid " + strconv.FormatUint(uint64(pid), 10) + ": not a process id"}

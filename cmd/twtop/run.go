@@ -12,6 +12,7 @@ import (
 
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/model"
 )
 
 func run(args []string) error {
@@ -62,7 +63,11 @@ func run(args []string) error {
 		}
 		tr.Close() // unblocks Next
 	}()
-	err = printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+	if cfg.report != "" {
+		err = report(tr, cfg.report)
+	} else {
+		err = printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+	}
 	tr.Close()
 	if st, serr := tr.Stats(); serr == nil {
 		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
@@ -105,4 +110,31 @@ func printEvents(tr *tracer.Tracer, w *bufio.Writer) error {
 			lastFlush = time.Now()
 		}
 	}
+}
+
+// report feeds every event to the model until the tracer is closed, then
+// prints the model's report.
+func report(tr *tracer.Tracer, format string) error {
+	st := event.NewStream(tr, tr.HZ())
+	m := model.New(model.Config{})
+	for {
+		e, err := st.Next()
+		if errors.Is(err, tracer.ErrClosed) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		m.Apply(e)
+	}
+	tr.Close()
+	meta := model.Meta{Tier: tr.Tier().String()}
+	if s, err := tr.Stats(); err == nil {
+		meta.Lost, meta.RecursionMisses = s.TotalLost(), s.TotalRecursionMisses()
+	}
+	r := m.Snapshot().Report(meta)
+	if format == "json" {
+		return r.WriteJSON(os.Stdout)
+	}
+	return r.WriteText(os.Stdout)
 }

@@ -1,0 +1,407 @@
+// Package model aggregates twtop's events into the answers the UI, the
+// reports and the exporters show: who closes first, how TIME_WAIT sockets
+// live and end, reuse, overflows and errors.
+//
+// The model is deterministic: its only clock is the events' timestamps, so
+// one event stream always gives the same answers, at any replay speed. It
+// imports neither the tracer's loader nor any UI package. Apply is called
+// from one goroutine; Snapshot returns a plain value other goroutines may
+// read freely.
+package model
+
+import (
+	"net/netip"
+
+	"github.com/twtop/twtop/tracer/event"
+)
+
+// Config bounds the model's memory.
+type Config struct {
+	// MaxSockets caps the table of live full sockets (default 1<<20).
+	MaxSockets int
+	// MaxTimewait caps the table of open TIME_WAIT sockets (default 1<<20).
+	MaxTimewait int
+	// TopN caps each aggregate ranking; the rest is folded into "other"
+	// (default 20).
+	TopN int
+	// MaxKeys caps the distinct keys an aggregate tracks before new ones
+	// fold into "other" (default 4096).
+	MaxKeys int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxSockets <= 0 {
+		c.MaxSockets = 1 << 20
+	}
+	if c.MaxTimewait <= 0 {
+		c.MaxTimewait = 1 << 20
+	}
+	if c.TopN <= 0 {
+		c.TopN = 20
+	}
+	if c.MaxKeys <= 0 {
+		c.MaxKeys = 4096
+	}
+	return c
+}
+
+// Side says how a socket's connection closed, seen from that socket.
+type Side uint8
+
+// Sides.
+const (
+	SideNone         Side = iota
+	SideActive            // sent the first FIN (ESTABLISHED -> FIN_WAIT1, then FIN_WAIT2)
+	SidePassive           // received the first FIN (ESTABLISHED -> CLOSE_WAIT)
+	SideSimultaneous      // both FINs crossed (FIN_WAIT1 -> CLOSING)
+	SideReset             // ended without the FIN exchange (RST or abort)
+)
+
+func (s Side) String() string {
+	return [...]string{"none", "active", "passive", "simultaneous", "reset"}[s]
+}
+
+type sock struct {
+	netns    uint32
+	src, dst netip.AddrPort
+	side     Side
+	owner    owner
+	server   bool // accepted from a listener (its local port is a service port)
+}
+
+type owner struct {
+	pid  uint32
+	comm [16]byte
+}
+
+type tw struct {
+	netns    uint32
+	src, dst netip.AddrPort
+	created  uint64
+	closer   *closerKeys // aggregates charged with this TIME_WAIT
+	substate event.State
+}
+
+// closerKeys are the aggregate entries one closing socket counts under.
+type closerKeys struct {
+	process, port, peer *Closer
+}
+
+// Model is the aggregator. The zero value is not usable; call New.
+type Model struct {
+	cfg   Config
+	first uint64
+	now   uint64
+
+	socks       map[uint64]*sock
+	byTuple     map[tupleKey]uint64
+	recent      map[tupleKey][3]*Closer
+	recentOrder []tupleKey
+	tws         map[uint64]*tw
+
+	c     Counters
+	life  Histogram
+	aggs  [aggKinds]*aggregate
+	netns map[uint32]*NetnsStats
+
+	latest latestSnapshot
+}
+
+type tupleKey struct {
+	netns    uint32
+	src, dst netip.AddrPort
+}
+
+// New returns an empty model.
+func New(cfg Config) *Model {
+	cfg = cfg.withDefaults()
+	m := &Model{
+		cfg:     cfg,
+		socks:   make(map[uint64]*sock),
+		byTuple: make(map[tupleKey]uint64),
+		recent:  make(map[tupleKey][3]*Closer),
+		tws:     make(map[uint64]*tw),
+		netns:   make(map[uint32]*NetnsStats),
+	}
+	for k := range m.aggs {
+		m.aggs[k] = newAggregate(cfg.MaxKeys)
+	}
+	return m
+}
+
+// Apply folds one event (as the event.Tracker yields them) into the model.
+func (m *Model) Apply(e *event.Event) {
+	if m.first == 0 || e.Time < m.first {
+		m.first = e.Time
+	}
+	if e.Time > m.now {
+		m.now = e.Time
+	}
+	m.c.Events++
+	switch e.Kind {
+	case event.KindState:
+		m.state(e)
+	case event.KindTWCreate:
+		m.twCreate(e)
+	case event.KindTWExpire, event.KindTWKill:
+		m.twEnd(e)
+	case event.KindTWSubstate:
+		if t := m.tws[e.Ptr]; t != nil && t.substate == event.FinWait2 && e.NewState == event.TimeWait {
+			t.substate = event.TimeWait
+		}
+	case event.KindTWReuse:
+		m.c.ReuseConnect++
+		m.markInferred(e, &m.c.Inferred.Reuse)
+	case event.KindTWRx:
+		if e.RxOutcome() == event.RxSYN {
+			m.c.SynTakeoverAttempts++
+		}
+	case event.KindTWOverflow:
+		m.c.Overflow++
+		m.ns(e.Netns).Overflow++
+		if e.Aux2 > 0 {
+			m.ns(e.Netns).MaxBuckets = e.Aux2
+		}
+		m.markInferred(e, &m.c.Inferred.Overflow)
+	case event.KindConnectErr:
+		m.c.ConnectAddrNotAvail++
+		m.aggs[aggProcess].get(processKey(e.Pid, e.Comm)).ConnectErrors++
+		m.aggs[aggPeer].get(peerKey(e.Dst)).ConnectErrors++
+	case event.KindBindErr:
+		m.c.BindAddrInUse++
+		m.aggs[aggProcess].get(processKey(e.Pid, e.Comm)).BindErrors++
+	}
+}
+
+func (m *Model) markInferred(e *event.Event, flag *bool) {
+	if e.Inferred() {
+		*flag = true
+	}
+}
+
+func (m *Model) ns(inode uint32) *NetnsStats {
+	n := m.netns[inode]
+	if n == nil {
+		n = &NetnsStats{Netns: inode}
+		m.netns[inode] = n
+	}
+	return n
+}
+
+func (m *Model) state(e *event.Event) {
+	s := m.socks[e.Ptr]
+	if s == nil {
+		if e.NewState == event.Close {
+			return // a socket we never saw opening closes: nothing to learn
+		}
+		if len(m.socks) >= m.cfg.MaxSockets {
+			m.c.EvictedSockets++
+			return
+		}
+		s = &sock{netns: e.Netns}
+		m.socks[e.Ptr] = s
+	}
+	if e.Src.Port() != 0 {
+		s.src, s.dst = e.Src, e.Dst
+	}
+	// pid/comm only from events that carry the owner (process context)
+	if e.Owned() && e.Pid != 0 {
+		s.owner = owner{pid: e.Pid, comm: e.Comm}
+	}
+	if e.NewState == event.SynRecv {
+		s.server = true // a child of a listener: its local port is a service
+	}
+	if e.Src.Port() != 0 && e.Dst.Port() != 0 {
+		m.byTuple[tupleKey{s.netns, s.src, s.dst}] = e.Ptr
+	}
+
+	switch {
+	case e.OldState == event.Established && e.NewState == event.FinWait1:
+		s.side = SideActive
+	case e.OldState == event.Established && e.NewState == event.CloseWait:
+		s.side = SidePassive
+	case e.OldState == event.FinWait1 && e.NewState == event.Closing:
+		s.side = SideSimultaneous
+	case e.NewState == event.Close && s.side == SideNone && wasOpen(e.OldState):
+		s.side = SideReset
+	case e.NewState == event.Close && e.OldState == event.FinWait1 && s.side == SideActive:
+		// an abort while our FIN was unacknowledged: the connection was
+		// reset, not closed
+		s.side = SideReset
+	}
+	if e.NewState == event.Close {
+		m.closed(s)
+		k := tupleKey{s.netns, s.src, s.dst}
+		if m.byTuple[k] == e.Ptr {
+			delete(m.byTuple, k)
+		}
+		if e.OldState == event.FinWait2 || e.OldState == event.Closing || e.OldState == event.FinWait1 {
+			// the TIME_WAIT socket may be reported just after this close
+			m.remember(k, m.closerOf(s))
+		}
+		delete(m.socks, e.Ptr)
+	}
+}
+
+// remember keeps a closed socket's aggregates for the TIME_WAIT creation
+// that the exact tiers report right after the CLOSE transition.
+func (m *Model) remember(k tupleKey, keys [3]*Closer) {
+	if len(m.recentOrder) >= recentMax {
+		old := m.recentOrder[0]
+		m.recentOrder = m.recentOrder[1:]
+		delete(m.recent, old)
+	}
+	m.recent[k] = keys
+	m.recentOrder = append(m.recentOrder, k)
+}
+
+const recentMax = 4096
+
+// wasOpen: a socket in this state had a connection to close.
+func wasOpen(st event.State) bool {
+	switch st {
+	case event.Established, event.SynSent, event.SynRecv, event.FinWait1, event.FinWait2,
+		event.CloseWait, event.LastAck, event.Closing:
+		return true
+	}
+	return false
+}
+
+// closed counts a socket's close under its side and its aggregates.
+func (m *Model) closed(s *sock) {
+	if s.side == SideNone {
+		return
+	}
+	m.c.Closes[s.side]++
+	m.ns(s.netns).Closes[s.side]++
+	for _, c := range m.closerOf(s) {
+		if c != nil {
+			c.Closes[s.side]++
+		}
+	}
+	// a closed socket leaves its pending TIME_WAIT attribution behind
+}
+
+// closerOf returns the aggregate entries a socket counts under: its
+// process, its service port when it is a server-side socket, and its peer
+// when it is a client.
+func (m *Model) closerOf(s *sock) [3]*Closer {
+	var out [3]*Closer
+	if s.owner.pid != 0 {
+		out[0] = m.aggs[aggProcess].get(processKey(s.owner.pid, s.owner.comm))
+	}
+	if s.server {
+		out[1] = m.aggs[aggPort].get(portKey(s.netns, s.src.Port()))
+	} else if s.dst.IsValid() {
+		out[2] = m.aggs[aggPeer].get(peerKey(s.dst))
+	}
+	return out
+}
+
+// closerFor returns the aggregates of the socket whose close created a
+// TIME_WAIT socket with this tuple: still live (tracepoint tier: the timer
+// is armed before the CLOSE transition) or just closed (exact tiers).
+func (m *Model) closerFor(k tupleKey) ([3]*Closer, bool) {
+	if ptr, ok := m.byTuple[k]; ok {
+		if s := m.socks[ptr]; s != nil {
+			return m.closerOf(s), true
+		}
+	}
+	if keys, ok := m.recent[k]; ok {
+		delete(m.recent, k)
+		return keys, true
+	}
+	return [3]*Closer{}, false
+}
+
+func (m *Model) twCreate(e *event.Event) {
+	if _, ok := m.tws[e.Ptr]; ok {
+		return
+	}
+	existing := e.Flags&event.FlagExisting != 0
+	if !existing {
+		m.c.Created++
+		m.ns(e.Netns).Created++
+		if e.NewState == event.FinWait2 {
+			m.c.CreatedFinWait2++
+		}
+	} else {
+		m.c.Existing++
+	}
+	if len(m.tws) >= m.cfg.MaxTimewait {
+		m.c.EvictedTimewait++
+		return
+	}
+	t := &tw{netns: e.Netns, src: e.Src, dst: e.Dst, substate: e.NewState}
+	if !existing {
+		t.created = e.Time
+	}
+	if keys, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
+		t.closer = &closerKeys{process: keys[0], port: keys[1], peer: keys[2]}
+		for _, c := range keys {
+			if c != nil {
+				c.TimewaitCreated++
+				c.TimewaitOpen++
+			}
+		}
+	}
+	m.tws[e.Ptr] = t
+	m.ns(e.Netns).Open++
+}
+
+func (m *Model) twEnd(e *event.Event) {
+	cause := e.Cause
+	if e.Kind == event.KindTWExpire {
+		cause = event.CauseExpired
+	}
+	m.c.Ended[endBucket(cause)]++
+	if e.Inferred() {
+		m.c.Inferred.Ended = true
+	}
+	if cause == event.CauseSYN {
+		m.c.ReuseSyn++
+	}
+	if e.Lifetime >= 0 {
+		m.life.Record(uint64(e.Lifetime))
+	}
+	t := m.tws[e.Ptr]
+	if t == nil {
+		return
+	}
+	delete(m.tws, e.Ptr)
+	m.ns(t.netns).Open--
+	if t.closer != nil {
+		for _, c := range []*Closer{t.closer.process, t.closer.port, t.closer.peer} {
+			if c != nil {
+				c.TimewaitOpen--
+			}
+		}
+	}
+}
+
+// End buckets of the report (timewait.ended).
+const (
+	endExpired = iota
+	endReused
+	endSyn
+	endRST
+	endPurged
+	endUnknown
+	endBuckets
+)
+
+func endBucket(c event.Cause) int {
+	switch c {
+	case event.CauseExpired:
+		return endExpired
+	case event.CauseConnectReuse:
+		return endReused
+	case event.CauseSYN:
+		return endSyn
+	case event.CauseRSTReceived, event.CauseRSTSent:
+		return endRST
+	case event.CausePurge:
+		return endPurged
+	}
+	return endUnknown
+}

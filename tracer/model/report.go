@@ -1,0 +1,227 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Meta is what the report needs from outside the model: the tier that
+// produced the events and the tracer's own loss counters.
+type Meta struct {
+	Tier            string
+	Lost            uint64
+	RecursionMisses uint64
+}
+
+// Report is the stable JSON document of `--report json` (see the report
+// contract in the README). Keys are an interface: add, never rename.
+type Report struct {
+	Tier            string         `json:"tier"`
+	DurationS       float64        `json:"duration_s"`
+	Events          uint64         `json:"events"`
+	Lost            uint64         `json:"lost"`
+	RecursionMisses uint64         `json:"recursion_misses"`
+	Closes          CloseCounts    `json:"closes"`
+	Timewait        TimewaitReport `json:"timewait"`
+	LifetimeMS      LifetimeReport `json:"lifetime_ms"`
+	Reuse           ReuseReport    `json:"reuse"`
+	Errors          ErrorReport    `json:"errors"`
+	TopClosers      []CloserRow    `json:"top_closers"`
+	Ports           []any          `json:"ports"`
+	Findings        []any          `json:"findings"`
+	Netns           []NetnsStats   `json:"netns"`
+	// Inferred names the figures the tier could only infer.
+	Inferred []string       `json:"inferred"`
+	Tracking TrackingReport `json:"tracking"`
+}
+
+// CloseCounts counts closed sockets by the side they were on.
+type CloseCounts struct {
+	Active       uint64 `json:"active"`
+	Passive      uint64 `json:"passive"`
+	Simultaneous uint64 `json:"simultaneous"`
+	Reset        uint64 `json:"reset"`
+}
+
+// TimewaitReport is the TIME_WAIT section.
+type TimewaitReport struct {
+	Created          uint64      `json:"created"`
+	FinWait2Substate uint64      `json:"fin_wait2_substate"`
+	ExistingAtStart  uint64      `json:"existing_at_start"`
+	Ended            EndedCounts `json:"ended"`
+	OpenAtEnd        int         `json:"open_at_end"`
+	Overflow         uint64      `json:"overflow"`
+}
+
+// EndedCounts counts TIME_WAIT ends by cause.
+type EndedCounts struct {
+	Expired     uint64 `json:"expired"`
+	Reused      uint64 `json:"reused"`
+	SynRecycled uint64 `json:"syn_recycled"`
+	RST         uint64 `json:"rst"`
+	Purged      uint64 `json:"purged"`
+	Unknown     uint64 `json:"unknown"`
+}
+
+// LifetimeReport is the lifetime distribution of ended TIME_WAIT sockets
+// whose creation was seen, in milliseconds (within 1%).
+type LifetimeReport struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// ReuseReport counts TIME_WAIT tuples taken over.
+type ReuseReport struct {
+	ConnectReuse uint64 `json:"connect_reuse"`
+	SynRecycle   uint64 `json:"syn_recycle"`
+}
+
+// ErrorReport counts the syscall errors TIME_WAIT causes.
+type ErrorReport struct {
+	ConnectEAddrNotAvail uint64 `json:"connect_eaddrnotavail"`
+	BindEAddrInUse       uint64 `json:"bind_eaddrinuse"`
+}
+
+// CloserRow is one row of top_closers.
+type CloserRow struct {
+	By              string  `json:"by"`
+	Key             string  `json:"key"`
+	Active          uint64  `json:"active"`
+	Passive         uint64  `json:"passive"`
+	Simultaneous    uint64  `json:"simultaneous"`
+	Reset           uint64  `json:"reset"`
+	ActiveShare     float64 `json:"active_share"`
+	TimewaitCreated uint64  `json:"timewait_created"`
+	TimewaitOpen    int64   `json:"timewait_open"`
+}
+
+// TrackingReport says what the model's bounds left out.
+type TrackingReport struct {
+	EvictedSockets  uint64 `json:"evicted_sockets"`
+	EvictedTimewait uint64 `json:"evicted_timewait"`
+}
+
+// Report builds the report of a snapshot.
+func (s *Snapshot) Report(meta Meta) *Report {
+	c := &s.Counters
+	r := &Report{
+		Tier:            meta.Tier,
+		DurationS:       round3(s.DurationSeconds()),
+		Events:          c.Events,
+		Lost:            meta.Lost,
+		RecursionMisses: meta.RecursionMisses,
+		Closes: CloseCounts{
+			Active: c.Closes[SideActive], Passive: c.Closes[SidePassive],
+			Simultaneous: c.Closes[SideSimultaneous], Reset: c.Closes[SideReset],
+		},
+		Timewait: TimewaitReport{
+			Created: c.Created, FinWait2Substate: c.CreatedFinWait2, ExistingAtStart: c.Existing,
+			Ended: EndedCounts{
+				Expired: c.Ended[endExpired], Reused: c.Ended[endReused], SynRecycled: c.Ended[endSyn],
+				RST: c.Ended[endRST], Purged: c.Ended[endPurged], Unknown: c.Ended[endUnknown],
+			},
+			OpenAtEnd: s.OpenNow,
+			Overflow:  c.Overflow,
+		},
+		LifetimeMS: LifetimeReport{
+			Count: s.Lifetime.Count(),
+			P50:   ms(s.Lifetime.Quantile(0.50)),
+			P90:   ms(s.Lifetime.Quantile(0.90)),
+			P99:   ms(s.Lifetime.Quantile(0.99)),
+			Max:   ms(s.Lifetime.Max()),
+		},
+		Reuse:    ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn},
+		Errors:   ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
+		Ports:    []any{},
+		Findings: []any{},
+		Netns:    s.Netns,
+		Inferred: []string{},
+		Tracking: TrackingReport{EvictedSockets: c.EvictedSockets, EvictedTimewait: c.EvictedTimewait},
+	}
+	if r.Netns == nil {
+		r.Netns = []NetnsStats{}
+	}
+	if c.Inferred.Ended {
+		r.Inferred = append(r.Inferred, "timewait.ended", "lifetime_ms")
+	}
+	if c.Inferred.Overflow {
+		r.Inferred = append(r.Inferred, "timewait.overflow")
+	}
+	if c.Inferred.Reuse {
+		r.Inferred = append(r.Inferred, "reuse.connect_reuse")
+	}
+	r.TopClosers = []CloserRow{}
+	for _, rows := range s.Closers {
+		for _, cl := range rows {
+			r.TopClosers = append(r.TopClosers, CloserRow{
+				By: cl.By, Key: cl.Key,
+				Active: cl.Closes[SideActive], Passive: cl.Closes[SidePassive],
+				Simultaneous: cl.Closes[SideSimultaneous], Reset: cl.Closes[SideReset],
+				ActiveShare:     round3(cl.ActiveShare()),
+				TimewaitCreated: cl.TimewaitCreated, TimewaitOpen: cl.TimewaitOpen,
+			})
+		}
+	}
+	return r
+}
+
+func ms(ns uint64) float64 { return round3(float64(ns) / 1e6) }
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// WriteText writes the report for a person.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	inf := func(key string) string {
+		for _, k := range r.Inferred {
+			if k == key {
+				return " (inferred)"
+			}
+		}
+		return ""
+	}
+	fmt.Fprintf(&b, "twtop report: tier %s, %.1f s, %d events, %d lost, %d missed by recursion guard\n\n",
+		r.Tier, r.DurationS, r.Events, r.Lost, r.RecursionMisses)
+	c := r.Closes
+	fmt.Fprintf(&b, "Closes:    %d active, %d passive, %d simultaneous, %d reset\n", c.Active, c.Passive, c.Simultaneous, c.Reset)
+	t := r.Timewait
+	fmt.Fprintf(&b, "TIME_WAIT: %d created (%d in FIN_WAIT2 substate), %d existed at start, %d open at end, %d overflows%s\n",
+		t.Created, t.FinWait2Substate, t.ExistingAtStart, t.OpenAtEnd, t.Overflow, inf("timewait.overflow"))
+	e := t.Ended
+	fmt.Fprintf(&b, "Ended:     %d expired, %d reused by connect, %d taken over by SYN, %d by RST, %d purged, %d unknown%s\n",
+		e.Expired, e.Reused, e.SynRecycled, e.RST, e.Purged, e.Unknown, inf("timewait.ended"))
+	if l := r.LifetimeMS; l.Count > 0 {
+		fmt.Fprintf(&b, "Lifetime:  p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d ended)%s\n", l.P50, l.P90, l.P99, l.Max, l.Count, inf("lifetime_ms"))
+	} else {
+		fmt.Fprintf(&b, "Lifetime:  no TIME_WAIT socket seen from creation to end yet\n")
+	}
+	fmt.Fprintf(&b, "Reuse:     %d by connect (tcp_tw_reuse), %d by SYN takeover\n", r.Reuse.ConnectReuse, r.Reuse.SynRecycle)
+	fmt.Fprintf(&b, "Errors:    %d connect() EADDRNOTAVAIL, %d bind() EADDRINUSE\n", r.Errors.ConnectEAddrNotAvail, r.Errors.BindEAddrInUse)
+	if len(r.TopClosers) > 0 {
+		fmt.Fprintf(&b, "\n%-8s %-32s %8s %8s %6s %6s %7s %9s %8s\n", "BY", "KEY", "ACTIVE", "PASSIVE", "SIMUL", "RESET", "ACTIVE%", "TW-MADE", "TW-OPEN")
+		for _, row := range r.TopClosers {
+			fmt.Fprintf(&b, "%-8s %-32s %8d %8d %6d %6d %6.0f%% %9d %8d\n", row.By, row.Key, row.Active, row.Passive,
+				row.Simultaneous, row.Reset, 100*row.ActiveShare, row.TimewaitCreated, row.TimewaitOpen)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
