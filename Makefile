@@ -18,7 +18,7 @@ GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
 PKGS_GENERATE := clang llvm libbpf-dev
 PKGS_VM       := qemu-system-x86 busybox-static cpio
 
-.PHONY: all build generate check-generated lint test test-host test-vm deps-generate deps-vm help clean
+.PHONY: all bench build generate check-generated lint test test-host test-vm deps-generate deps-vm help clean
 
 all: build
 
@@ -41,6 +41,9 @@ lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+bench: ## benchmarks that print figures (no timings are asserted)
+	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
 
 test-host: ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...

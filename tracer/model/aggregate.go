@@ -16,6 +16,29 @@ const (
 	aggKinds
 )
 
+// aggregates are the three rankings.
+type aggregates struct {
+	process *aggregate[procKey]
+	port    *aggregate[portKey]
+	peer    *aggregate[netip.AddrPort]
+}
+
+func newAggregates(maxKeys int) aggregates {
+	return aggregates{
+		process: newAggregate(maxKeys, procKey.String),
+		port:    newAggregate(maxKeys, portKey.String),
+		peer:    newAggregate(maxKeys, peerLabel),
+	}
+}
+
+func (a *aggregates) top(n int) [aggKinds][]Closer {
+	return [aggKinds][]Closer{
+		aggProcess: a.process.top(aggNames[aggProcess], n),
+		aggPort:    a.port.top(aggNames[aggPort], n),
+		aggPeer:    a.peer.top(aggNames[aggPeer], n),
+	}
+}
+
 var aggNames = [aggKinds]string{"process", "port", "peer"}
 
 // Closer is one row of a "who closes" ranking.
@@ -57,37 +80,37 @@ func (c *Closer) add(o *Closer) {
 	c.BindErrors += o.BindErrors
 }
 
-// aggregate is a bounded set of Closer rows: past maxKeys distinct keys,
-// new keys are counted under "other".
-type aggregate struct {
-	rows    map[string]*Closer
+// aggregate is a bounded set of Closer rows keyed by K: past maxKeys
+// distinct keys, new keys are counted under "other". The row's label is
+// made once, when the row is.
+type aggregate[K comparable] struct {
+	rows    map[K]*Closer
 	other   Closer
 	maxKeys int
-	folded  uint64 // keys folded into other
+	label   func(K) string
 }
 
 const otherKey = "other"
 
-func newAggregate(maxKeys int) *aggregate {
-	return &aggregate{rows: make(map[string]*Closer), maxKeys: maxKeys, other: Closer{Key: otherKey}}
+func newAggregate[K comparable](maxKeys int, label func(K) string) *aggregate[K] {
+	return &aggregate[K]{rows: make(map[K]*Closer), maxKeys: maxKeys, label: label, other: Closer{Key: otherKey}}
 }
 
-func (a *aggregate) get(key string) *Closer {
+func (a *aggregate[K]) get(key K) *Closer {
 	if c := a.rows[key]; c != nil {
 		return c
 	}
 	if len(a.rows) >= a.maxKeys {
-		a.folded++
 		return &a.other
 	}
-	c := &Closer{Key: key}
+	c := &Closer{Key: a.label(key)}
 	a.rows[key] = c
 	return c
 }
 
 // top returns the n rows with the most closes (then most TIME_WAIT
 // created, then key), the rest summed into a final "other" row.
-func (a *aggregate) top(by string, n int) []Closer {
+func (a *aggregate[K]) top(by string, n int) []Closer {
 	rows := make([]Closer, 0, len(a.rows))
 	for _, c := range a.rows {
 		r := *c
@@ -117,19 +140,27 @@ func (a *aggregate) top(by string, n int) []Closer {
 	return rows
 }
 
-func processKey(pid uint32, comm [16]byte) string {
+type procKey struct {
+	pid  uint32
+	comm [16]byte
+}
+
+func (k procKey) String() string {
 	n := 0
-	for n < len(comm) && comm[n] != 0 {
+	for n < len(k.comm) && k.comm[n] != 0 {
 		n++
 	}
-	if pid == 0 {
+	if k.pid == 0 {
 		return "unknown"
 	}
-	return fmt.Sprintf("%s[%d]", comm[:n], pid)
+	return fmt.Sprintf("%s[%d]", k.comm[:n], k.pid)
 }
 
-func portKey(netns uint32, port uint16) string {
-	return fmt.Sprintf("netns %d :%d", netns, port)
+type portKey struct {
+	netns uint32
+	port  uint16
 }
 
-func peerKey(dst netip.AddrPort) string { return dst.String() }
+func (k portKey) String() string { return fmt.Sprintf("netns %d :%d", k.netns, k.port) }
+
+func peerLabel(dst netip.AddrPort) string { return dst.String() }

@@ -101,7 +101,7 @@ type Model struct {
 
 	c     Counters
 	life  Histogram
-	aggs  [aggKinds]*aggregate
+	aggs  aggregates
 	netns map[uint32]*NetnsStats
 
 	latest latestSnapshot
@@ -123,9 +123,7 @@ func New(cfg Config) *Model {
 		tws:     make(map[uint64]*tw),
 		netns:   make(map[uint32]*NetnsStats),
 	}
-	for k := range m.aggs {
-		m.aggs[k] = newAggregate(cfg.MaxKeys)
-	}
+	m.aggs = newAggregates(cfg.MaxKeys)
 	return m
 }
 
@@ -165,11 +163,11 @@ func (m *Model) Apply(e *event.Event) {
 		m.markInferred(e, &m.c.Inferred.Overflow)
 	case event.KindConnectErr:
 		m.c.ConnectAddrNotAvail++
-		m.aggs[aggProcess].get(processKey(e.Pid, e.Comm)).ConnectErrors++
-		m.aggs[aggPeer].get(peerKey(e.Dst)).ConnectErrors++
+		m.aggs.process.get(procKey{e.Pid, e.Comm}).ConnectErrors++
+		m.aggs.peer.get(e.Dst).ConnectErrors++
 	case event.KindBindErr:
 		m.c.BindAddrInUse++
-		m.aggs[aggProcess].get(processKey(e.Pid, e.Comm)).BindErrors++
+		m.aggs.process.get(procKey{e.Pid, e.Comm}).BindErrors++
 	}
 }
 
@@ -288,12 +286,12 @@ func (m *Model) closed(s *sock) {
 func (m *Model) closerOf(s *sock) [3]*Closer {
 	var out [3]*Closer
 	if s.owner.pid != 0 {
-		out[0] = m.aggs[aggProcess].get(processKey(s.owner.pid, s.owner.comm))
+		out[0] = m.aggs.process.get(procKey{s.owner.pid, s.owner.comm})
 	}
 	if s.server {
-		out[1] = m.aggs[aggPort].get(portKey(s.netns, s.src.Port()))
+		out[1] = m.aggs.port.get(portKey{s.netns, s.src.Port()})
 	} else if s.dst.IsValid() {
-		out[2] = m.aggs[aggPeer].get(peerKey(s.dst))
+		out[2] = m.aggs.peer.get(s.dst)
 	}
 	return out
 }

@@ -218,8 +218,8 @@ func TestAggregatesBounded(t *testing.T) {
 	if total != 1000 || s.Counters.ConnectAddrNotAvail != 1000 {
 		t.Fatalf("connect errors %d in rows, %d counted; want 1000", total, s.Counters.ConnectAddrNotAvail)
 	}
-	if len(m.aggs[aggPeer].rows) != 50 {
-		t.Fatalf("%d keys tracked, want the cap 50", len(m.aggs[aggPeer].rows))
+	if len(m.aggs.peer.rows) != 50 {
+		t.Fatalf("%d keys tracked, want the cap 50", len(m.aggs.peer.rows))
 	}
 }
 

@@ -50,9 +50,7 @@ type Snapshot struct {
 // Snapshot copies the model's figures.
 func (m *Model) Snapshot() *Snapshot {
 	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, OpenNow: len(m.tws)}
-	for k, a := range m.aggs {
-		s.Closers[k] = a.top(aggNames[k], m.cfg.TopN)
-	}
+	s.Closers = m.aggs.top(m.cfg.TopN)
 	for _, n := range m.netns {
 		s.Netns = append(s.Netns, *n)
 	}
