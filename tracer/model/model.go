@@ -67,6 +67,8 @@ type sock struct {
 	side     Side
 	owner    owner
 	server   bool // accepted from a listener (its local port is a service port)
+	held     portGroup
+	dest     destKey
 }
 
 type owner struct {
@@ -80,6 +82,7 @@ type tw struct {
 	created  uint64
 	closer   *closerKeys // aggregates charged with this TIME_WAIT
 	substate event.State
+	dest     *destKey // the client destination whose port it holds
 }
 
 // closerKeys are the aggregate entries one closing socket counts under.
@@ -95,16 +98,25 @@ type Model struct {
 
 	socks       map[uint64]*sock
 	byTuple     map[tupleKey]uint64
-	recent      map[tupleKey][3]*Closer
+	recent      map[tupleKey]closed
 	recentOrder []tupleKey
 	tws         map[uint64]*tw
 
-	c     Counters
-	life  Histogram
-	aggs  aggregates
-	netns map[uint32]*NetnsStats
+	c         Counters
+	life      Histogram
+	aggs      aggregates
+	netns     map[uint32]*NetnsStats
+	dests     map[destKey]*dest
+	portRange map[uint32]int
 
 	latest latestSnapshot
+}
+
+// closed is what a just-closed socket leaves for its TIME_WAIT socket.
+type closed struct {
+	keys   [3]*Closer
+	dest   destKey
+	client bool
 }
 
 type tupleKey struct {
@@ -116,12 +128,14 @@ type tupleKey struct {
 func New(cfg Config) *Model {
 	cfg = cfg.withDefaults()
 	m := &Model{
-		cfg:     cfg,
-		socks:   make(map[uint64]*sock),
-		byTuple: make(map[tupleKey]uint64),
-		recent:  make(map[tupleKey][3]*Closer),
-		tws:     make(map[uint64]*tw),
-		netns:   make(map[uint32]*NetnsStats),
+		cfg:       cfg,
+		socks:     make(map[uint64]*sock),
+		byTuple:   make(map[tupleKey]uint64),
+		recent:    make(map[tupleKey]closed),
+		tws:       make(map[uint64]*tw),
+		netns:     make(map[uint32]*NetnsStats),
+		dests:     make(map[destKey]*dest),
+		portRange: make(map[uint32]int),
 	}
 	m.aggs = newAggregates(cfg.MaxKeys)
 	return m
@@ -209,6 +223,7 @@ func (m *Model) state(e *event.Event) {
 	if e.NewState == event.SynRecv {
 		s.server = true // a child of a listener: its local port is a service
 	}
+	m.hold(s, e.NewState, e.Time)
 	if e.Src.Port() != 0 && e.Dst.Port() != 0 {
 		m.byTuple[tupleKey{s.netns, s.src, s.dst}] = e.Ptr
 	}
@@ -228,14 +243,14 @@ func (m *Model) state(e *event.Event) {
 		s.side = SideReset
 	}
 	if e.NewState == event.Close {
-		m.closed(s)
+		m.countClose(s)
 		k := tupleKey{s.netns, s.src, s.dst}
 		if m.byTuple[k] == e.Ptr {
 			delete(m.byTuple, k)
 		}
 		if e.OldState == event.FinWait2 || e.OldState == event.Closing || e.OldState == event.FinWait1 {
 			// the TIME_WAIT socket may be reported just after this close
-			m.remember(k, m.closerOf(s))
+			m.remember(k, m.leftBy(s))
 		}
 		delete(m.socks, e.Ptr)
 	}
@@ -243,13 +258,13 @@ func (m *Model) state(e *event.Event) {
 
 // remember keeps a closed socket's aggregates for the TIME_WAIT creation
 // that the exact tiers report right after the CLOSE transition.
-func (m *Model) remember(k tupleKey, keys [3]*Closer) {
+func (m *Model) remember(k tupleKey, c closed) {
 	if len(m.recentOrder) >= recentMax {
 		old := m.recentOrder[0]
 		m.recentOrder = m.recentOrder[1:]
 		delete(m.recent, old)
 	}
-	m.recent[k] = keys
+	m.recent[k] = c
 	m.recentOrder = append(m.recentOrder, k)
 }
 
@@ -265,8 +280,8 @@ func wasOpen(st event.State) bool {
 	return false
 }
 
-// closed counts a socket's close under its side and its aggregates.
-func (m *Model) closed(s *sock) {
+// countClose counts a socket's close under its side and its aggregates.
+func (m *Model) countClose(s *sock) {
 	if s.side == SideNone {
 		return
 	}
@@ -299,17 +314,26 @@ func (m *Model) closerOf(s *sock) [3]*Closer {
 // closerFor returns the aggregates of the socket whose close created a
 // TIME_WAIT socket with this tuple: still live (tracepoint tier: the timer
 // is armed before the CLOSE transition) or just closed (exact tiers).
-func (m *Model) closerFor(k tupleKey) ([3]*Closer, bool) {
+func (m *Model) closerFor(k tupleKey) (closed, bool) {
 	if ptr, ok := m.byTuple[k]; ok {
 		if s := m.socks[ptr]; s != nil {
-			return m.closerOf(s), true
+			return m.leftBy(s), true
 		}
 	}
-	if keys, ok := m.recent[k]; ok {
+	if c, ok := m.recent[k]; ok {
 		delete(m.recent, k)
-		return keys, true
+		return c, true
 	}
-	return [3]*Closer{}, false
+	return closed{}, false
+}
+
+// leftBy is what a closing socket passes on to its TIME_WAIT socket.
+func (m *Model) leftBy(s *sock) closed {
+	return closed{
+		keys:   m.closerOf(s),
+		dest:   destKey{s.netns, s.src.Addr(), s.dst},
+		client: !s.server && s.src.Port() != 0 && s.dst.IsValid(),
+	}
 }
 
 func (m *Model) twCreate(e *event.Event) {
@@ -334,8 +358,14 @@ func (m *Model) twCreate(e *event.Event) {
 	if !existing {
 		t.created = e.Time
 	}
-	if keys, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
+	if left, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
+		keys := left.keys
 		t.closer = &closerKeys{process: keys[0], port: keys[1], peer: keys[2]}
+		if left.client {
+			d := left.dest
+			t.dest = &d
+			m.destOf(d).held[heldTimewait]++
+		}
 		for _, c := range keys {
 			if c != nil {
 				c.TimewaitCreated++
@@ -368,6 +398,9 @@ func (m *Model) twEnd(e *event.Event) {
 	}
 	delete(m.tws, e.Ptr)
 	m.ns(t.netns).Open--
+	if t.dest != nil {
+		m.destOf(*t.dest).held[heldTimewait]--
+	}
 	if t.closer != nil {
 		for _, c := range []*Closer{t.closer.process, t.closer.port, t.closer.peer} {
 			if c != nil {

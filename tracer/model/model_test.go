@@ -345,3 +345,41 @@ func TestConcurrentSnapshotReaders(t *testing.T) {
 		t.Fatalf("created %d, want 2000", got)
 	}
 }
+
+// A client's ports towards one destination: held from connect() until its
+// TIME_WAIT socket ends; the server's TIME_WAIT sockets hold none of them.
+func TestPortPressure(t *testing.T) {
+	var g gen
+	for i := uint64(0); i < 30; i++ {
+		g.t = 1e9 + i*100e6 // 10 connections a second for 3 s
+		cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(40000+i))
+		g.open(10*i+1, 10*i+2, cli)
+		g.closeFirst(10*i+1, cli, srvAddr, clientPid, 10*i+2, serverPid, 0x1000+i)
+	}
+	for i := uint64(0); i < 10; i++ {
+		g.tw(event.KindTWExpire, 0x1000+i, cliAddr, srvAddr, event.CauseExpired, 60e9)
+	}
+	// one server-closes-first connection: its TIME_WAIT is on the server
+	cli := netip.AddrPortFrom(cliAddr.Addr(), 50000)
+	g.open(9001, 9002, cli)
+	g.closeFirst(9002, srvAddr, cli, serverPid, 9001, clientPid, 0x9000)
+	// one connection still open
+	cli = netip.AddrPortFrom(cliAddr.Addr(), 50001)
+	g.open(9003, 9004, cli)
+
+	m := New(Config{})
+	m.SetPortRange(nsA, 100)
+	for i := range g.evs {
+		m.Apply(&g.evs[i])
+	}
+	ports := m.Snapshot().Ports
+	if len(ports) != 1 {
+		t.Fatalf("ports %+v, want one destination", ports)
+	}
+	p := ports[0]
+	want := PortPressure{Netns: nsA, Src: "10.0.0.1", Dst: "10.0.0.2:80", Established: 1, TimeWait: 20,
+		Held: 21, NewPerSec: 3.2, Connections: 32, RangeSize: 100, Usage: 0.21}
+	if p != want {
+		t.Fatalf("ports row\n got %+v\nwant %+v", p, want)
+	}
+}

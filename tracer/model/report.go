@@ -29,7 +29,7 @@ type Report struct {
 	Reuse           ReuseReport    `json:"reuse"`
 	Errors          ErrorReport    `json:"errors"`
 	TopClosers      []CloserRow    `json:"top_closers"`
-	Ports           []any          `json:"ports"`
+	Ports           []PortPressure `json:"ports"`
 	Findings        []any          `json:"findings"`
 	Netns           []NetnsStats   `json:"netns"`
 	// Inferred names the figures the tier could only infer.
@@ -137,7 +137,7 @@ func (s *Snapshot) Report(meta Meta) *Report {
 		},
 		Reuse:    ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn},
 		Errors:   ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
-		Ports:    []any{},
+		Ports:    s.Ports,
 		Findings: []any{},
 		Netns:    s.Netns,
 		Inferred: []string{},
@@ -145,6 +145,9 @@ func (s *Snapshot) Report(meta Meta) *Report {
 	}
 	if r.Netns == nil {
 		r.Netns = []NetnsStats{}
+	}
+	if r.Ports == nil {
+		r.Ports = []PortPressure{}
 	}
 	if c.Inferred.Ended {
 		r.Inferred = append(r.Inferred, "timewait.ended", "lifetime_ms")

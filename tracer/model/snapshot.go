@@ -21,6 +21,7 @@ type Counters struct {
 	BindAddrInUse       uint64
 	EvictedSockets      uint64 // full sockets not tracked: table full
 	EvictedTimewait     uint64 // TIME_WAIT sockets not tracked: table full
+	FoldedDestinations  uint64 // port-pressure updates counted under "other"
 	Inferred            struct {
 		Ended, Overflow, Reuse bool
 	}
@@ -45,12 +46,14 @@ type Snapshot struct {
 	OpenNow    int
 	Closers    [aggKinds][]Closer
 	Netns      []NetnsStats
+	Ports      []PortPressure
 }
 
 // Snapshot copies the model's figures.
 func (m *Model) Snapshot() *Snapshot {
 	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, OpenNow: len(m.tws)}
 	s.Closers = m.aggs.top(m.cfg.TopN)
+	s.Ports = m.ports()
 	for _, n := range m.netns {
 		s.Netns = append(s.Netns, *n)
 	}
