@@ -75,3 +75,20 @@ func absDiff(a, b uint64) uint64 {
 	}
 	return b - a
 }
+
+func TestSeriesCarriesValuesAcrossQuietSeconds(t *testing.T) {
+	var s series
+	s.set(10e9, 1)
+	s.set(10.5e9, 3) // the value at the end of second 10 counts
+	s.set(13e9, 5)   // seconds 11 and 12 keep 3
+	got := s.last(15e9, 6)
+	want := []int64{3, 3, 3, 5, 5, 5} // seconds 10..15
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+	// a gap longer than the window
+	s.set(2000e9, 7)
+	if got := s.last(2000e9, 3); !slices.Equal(got, []int64{5, 5, 7}) {
+		t.Fatalf("after a long gap: %v", got)
+	}
+}

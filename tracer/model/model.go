@@ -108,6 +108,7 @@ type Model struct {
 	netns     map[uint32]*NetnsStats
 	dests     map[destKey]*dest
 	portRange map[uint32]int
+	openTW    series // TIME_WAIT sockets open, per second
 
 	latest latestSnapshot
 }
@@ -183,6 +184,7 @@ func (m *Model) Apply(e *event.Event) {
 		m.c.BindAddrInUse++
 		m.aggs.process.get(procKey{e.Pid, e.Comm}).BindErrors++
 	}
+	m.openTW.set(m.now, int64(len(m.tws)))
 }
 
 func (m *Model) markInferred(e *event.Event, flag *bool) {

@@ -47,6 +47,9 @@ type Snapshot struct {
 	Closers    [aggKinds][]Closer
 	Netns      []NetnsStats
 	Ports      []PortPressure
+	// OpenSeries is the number of open TIME_WAIT sockets at the end of each
+	// of the last (up to) 600 seconds of event time, oldest first.
+	OpenSeries []int64
 }
 
 // Snapshot copies the model's figures.
@@ -54,6 +57,7 @@ func (m *Model) Snapshot() *Snapshot {
 	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, OpenNow: len(m.tws)}
 	s.Closers = m.aggs.top(m.cfg.TopN)
 	s.Ports = m.ports()
+	s.OpenSeries = m.openTW.last(m.now, seriesSeconds)
 	for _, n := range m.netns {
 		s.Netns = append(s.Netns, *n)
 	}
