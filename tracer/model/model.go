@@ -396,6 +396,7 @@ func (m *Model) twEnd(e *event.Event) {
 	}
 	t := m.tws[e.Ptr]
 	if t == nil {
+		m.c.EndedUntracked++ // created before tracing and never scanned, or evicted
 		return
 	}
 	delete(m.tws, e.Ptr)

@@ -13,6 +13,7 @@ type Counters struct {
 	CreatedFinWait2     uint64    // of those, born in the FIN_WAIT2 substate
 	Existing            uint64    // TIME_WAIT sockets found at start
 	Ended               [endBuckets]uint64
+	EndedUntracked      uint64 // ends of TIME_WAIT sockets the model did not track
 	Overflow            uint64
 	ReuseConnect        uint64
 	ReuseSyn            uint64
