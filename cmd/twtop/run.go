@@ -13,6 +13,7 @@ import (
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
+	"github.com/twtop/twtop/tracer/settings"
 )
 
 func run(args []string) error {
@@ -64,7 +65,7 @@ func run(args []string) error {
 		tr.Close() // unblocks Next
 	}()
 	if cfg.report != "" {
-		err = report(tr, cfg.report)
+		err = report(tr, cfg.report, opts.ScanNetns)
 	} else {
 		err = printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
 	}
@@ -114,9 +115,19 @@ func printEvents(tr *tracer.Tracer, w *bufio.Writer) error {
 
 // report feeds every event to the model until the tracer is closed, then
 // prints the model's report.
-func report(tr *tracer.Tracer, format string) error {
+func report(tr *tracer.Tracer, format string, netns []string) error {
 	st := event.NewStream(tr, tr.HZ())
 	m := model.New(model.Config{})
+	if len(netns) == 0 {
+		netns = []string{""} // twtop's own namespace
+	}
+	for _, ns := range netns {
+		s, _, err := settings.Read(ns)
+		if err != nil {
+			return err
+		}
+		m.SetSettings(s)
+	}
 	for {
 		e, err := st.Next()
 		if errors.Is(err, tracer.ErrClosed) {

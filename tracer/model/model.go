@@ -13,6 +13,7 @@ import (
 	"net/netip"
 
 	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/settings"
 )
 
 // Config bounds the model's memory.
@@ -108,6 +109,7 @@ type Model struct {
 	netns     map[uint32]*NetnsStats
 	dests     map[destKey]*dest
 	portRange map[uint32]int
+	settings  map[uint32]settings.Settings
 	openTW    series // TIME_WAIT sockets open, per second
 
 	latest latestSnapshot
@@ -137,6 +139,7 @@ func New(cfg Config) *Model {
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destKey]*dest),
 		portRange: make(map[uint32]int),
+		settings:  make(map[uint32]settings.Settings),
 	}
 	m.aggs = newAggregates(cfg.MaxKeys)
 	return m

@@ -30,7 +30,8 @@ type Report struct {
 	Errors          ErrorReport    `json:"errors"`
 	TopClosers      []CloserRow    `json:"top_closers"`
 	Ports           []PortPressure `json:"ports"`
-	Findings        []any          `json:"findings"`
+	Findings        []Finding      `json:"findings"`
+	Settings        []SettingsRow  `json:"settings"`
 	Netns           []NetnsStats   `json:"netns"`
 	// Inferred names the figures the tier could only infer.
 	Inferred []string       `json:"inferred"`
@@ -100,6 +101,17 @@ type CloserRow struct {
 	TimewaitOpen    int64   `json:"timewait_open"`
 }
 
+// SettingsRow is a namespace's TIME_WAIT sysctls as the report shows them.
+type SettingsRow struct {
+	Netns          uint32 `json:"netns"`
+	TwReuse        int    `json:"tcp_tw_reuse"`
+	TwReuseDelayMs *int   `json:"tcp_tw_reuse_delay_ms,omitempty"`
+	MaxTwBuckets   int    `json:"tcp_max_tw_buckets"`
+	PortRange      [2]int `json:"ip_local_port_range"`
+	FinTimeoutS    int    `json:"tcp_fin_timeout_s"`
+	Timestamps     int    `json:"tcp_timestamps"`
+}
+
 // TrackingReport says what the model's bounds left out.
 type TrackingReport struct {
 	EvictedSockets  uint64 `json:"evicted_sockets"`
@@ -138,7 +150,7 @@ func (s *Snapshot) Report(meta Meta) *Report {
 		Reuse:    ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn},
 		Errors:   ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
 		Ports:    s.Ports,
-		Findings: []any{},
+		Findings: s.Findings,
 		Netns:    s.Netns,
 		Inferred: []string{},
 		Tracking: TrackingReport{EvictedSockets: c.EvictedSockets, EvictedTimewait: c.EvictedTimewait},
@@ -148,6 +160,17 @@ func (s *Snapshot) Report(meta Meta) *Report {
 	}
 	if r.Ports == nil {
 		r.Ports = []PortPressure{}
+	}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	r.Settings = []SettingsRow{}
+	for _, st := range s.Settings {
+		r.Settings = append(r.Settings, SettingsRow{
+			Netns: st.Netns, TwReuse: st.TwReuse, TwReuseDelayMs: st.TwReuseDelayMs,
+			MaxTwBuckets: st.MaxTwBuckets, PortRange: [2]int{st.PortLow, st.PortHigh},
+			FinTimeoutS: st.FinTimeoutS, Timestamps: st.Timestamps,
+		})
 	}
 	if c.Inferred.Ended {
 		r.Inferred = append(r.Inferred, "timewait.ended", "lifetime_ms")
@@ -220,6 +243,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, row := range r.TopClosers {
 			fmt.Fprintf(&b, "%-8s %-32s %8d %8d %6d %6d %6.0f%% %9d %8d\n", row.By, row.Key, row.Active, row.Passive,
 				row.Simultaneous, row.Reset, 100*row.ActiveShare, row.TimewaitCreated, row.TimewaitOpen)
+		}
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "\n[%s] %s\n  %s\n", f.Severity, f.Title, f.Advice)
+		for _, e := range f.Evidence {
+			fmt.Fprintf(&b, "  - %s\n", e)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -3,6 +3,8 @@ package model
 import (
 	"sort"
 	"sync/atomic"
+
+	"github.com/twtop/twtop/tracer/settings"
 )
 
 // Counters are the model's running totals.
@@ -51,6 +53,8 @@ type Snapshot struct {
 	// OpenSeries is the number of open TIME_WAIT sockets at the end of each
 	// of the last (up to) 600 seconds of event time, oldest first.
 	OpenSeries []int64
+	Findings   []Finding
+	Settings   []settings.Settings
 }
 
 // Snapshot copies the model's figures.
@@ -59,6 +63,11 @@ func (m *Model) Snapshot() *Snapshot {
 	s.Closers = m.aggs.top(m.cfg.TopN)
 	s.Ports = m.ports()
 	s.OpenSeries = m.openTW.last(m.now, seriesSeconds)
+	for _, st := range m.settings {
+		s.Settings = append(s.Settings, st)
+	}
+	sort.Slice(s.Settings, func(i, j int) bool { return s.Settings[i].Netns < s.Settings[j].Netns })
+	s.Findings = m.findings(s)
 	for _, n := range m.netns {
 		s.Netns = append(s.Netns, *n)
 	}
