@@ -112,7 +112,7 @@ func readHere(want uint32) (Settings, Counters, error) {
 	s.Netns = ino
 	c := make(Counters)
 	for _, f := range []string{netstatFile, snmpFile} {
-		b, err := readFile(f)
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return Settings{}, nil, fmt.Errorf("read %s: %w", f, err)
 		}
@@ -176,7 +176,7 @@ func sysctlInt(name string) (int, error) {
 
 // sysctlFields reads net.ipv4.name, which must hold n integers.
 func sysctlFields(name string, n int) ([]int, error) {
-	b, err := readFile(sysctlDir + name)
+	b, err := os.ReadFile(sysctlDir + name)
 	if err != nil {
 		return nil, fmt.Errorf("read net.ipv4.%s: %w", name, err)
 	}
@@ -193,30 +193,4 @@ func sysctlFields(name string, n int) ([]int, error) {
 		out[i] = v
 	}
 	return out, nil
-}
-
-// readFile reads a small procfs file with plain system calls, so that it is
-// opened by the calling thread. Errors are *os.PathError, so that
-// errors.Is(err, fs.ErrNotExist) works.
-func readFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	var out []byte
-	buf := make([]byte, 8192)
-	for {
-		m, err := unix.Read(fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if m <= 0 {
-			return out, nil
-		}
-		out = append(out, buf[:m]...)
-	}
 }
