@@ -82,7 +82,7 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 	if len(t.scanBuf)%event.RecordSize != 0 {
 		return nil, fmt.Errorf("TIME_WAIT scan returned %d bytes, not a whole number of records", len(t.scanBuf))
 	}
-	inode, err := netnsInode(ns)
+	inode, err := NetnsInode(ns)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +99,10 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 	return recs, nil
 }
 
-// netnsInode is the inode of a network namespace path ("" for our own).
-func netnsInode(ns string) (uint32, error) {
+// NetnsInode is the inode of a network namespace path such as
+// /proc/PID/ns/net or /run/netns/NAME ("" for our own): the number events
+// carry in their netns field.
+func NetnsInode(ns string) (uint32, error) {
 	if ns == "" {
 		ns = "/proc/self/ns/net"
 	}

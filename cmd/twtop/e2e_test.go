@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,11 +59,12 @@ type jsonEvent struct {
 	Src  string `json:"src"`
 }
 
-// traceNetns runs `twtop --events json --netns PATH` around traffic() and
-// returns its events after stopping it with SIGINT.
-func traceNetns(t *testing.T, ns *netns.NS, traffic func()) []jsonEvent {
+// startTwtop starts the binary with args and returns once it says it is
+// tracing. The caller reads stdout to its end (twtop's exit), then calls
+// wait, which also waits for stderr (logged to the test).
+func startTwtop(t *testing.T, args ...string) (cmd *exec.Cmd, stdout io.Reader, wait func() error) {
 	t.Helper()
-	cmd := exec.Command(twtopBinary(t), "--events", "json", "--netns", ns.Path())
+	cmd = exec.Command(twtopBinary(t), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +76,45 @@ func traceNetns(t *testing.T, ns *netns.NS, traffic func()) []jsonEvent {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan string, 1)
+	started := make(chan bool, 1)
+	stderrDone := make(chan struct{})
 	go func() {
+		defer close(stderrDone)
 		sc := bufio.NewScanner(stderr)
+		ok := false
 		for sc.Scan() {
 			t.Logf("twtop: %s", sc.Text())
-			if strings.Contains(sc.Text(), "tracing on") {
-				started <- sc.Text()
+			if !ok && strings.Contains(sc.Text(), "tracing on") {
+				ok = true
+				started <- true
 			}
 		}
-		close(started)
+		if !ok {
+			started <- false
+		}
 	}()
+	select {
+	case ok := <-started:
+		if !ok {
+			<-stderrDone
+			cmd.Wait()
+			t.Fatalf("twtop exited before tracing: %v", cmd.ProcessState)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("twtop did not start within 30 s")
+	}
+	return cmd, stdout, func() error {
+		<-stderrDone // the pipes reach EOF when twtop exits; only then may Wait close them
+		return cmd.Wait()
+	}
+}
+
+// traceNetns runs `twtop --events json --netns PATH` around traffic() and
+// returns its events after stopping it with SIGINT.
+func traceNetns(t *testing.T, ns *netns.NS, traffic func()) []jsonEvent {
+	t.Helper()
+	cmd, stdout, wait := startTwtop(t, "--events", "json", "--netns", ns.Path())
 	var evs []jsonEvent
 	done := make(chan error, 1)
 	go func() {
@@ -91,40 +122,28 @@ func traceNetns(t *testing.T, ns *netns.NS, traffic func()) []jsonEvent {
 		for sc.Scan() {
 			var e jsonEvent
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Kind == "" {
-				done <- err
+				done <- fmt.Errorf("bad JSON line %q: %v", sc.Text(), err)
 				return
 			}
 			evs = append(evs, e)
 		}
 		done <- sc.Err()
 	}()
-	select {
-	case line, ok := <-started:
-		if !ok {
-			cmd.Wait()
-			t.Fatalf("twtop exited before tracing: %v", cmd.ProcessState)
-		}
-		_ = line
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("twtop did not start within 30 s")
-	}
 	traffic()
 	time.Sleep(2 * time.Second) // two scan periods
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	// stdout reaches EOF when twtop exits; only then may Wait close it
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("bad JSON line: %v", err)
+			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("twtop did not exit within 5 s of SIGINT")
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := wait(); err != nil {
 		t.Fatalf("twtop exit after SIGINT: %v", err)
 	}
 	return evs
@@ -240,43 +259,7 @@ func TestUnprivilegedOneLineError(t *testing.T) {
 func TestReportJSONMatchesCounters(t *testing.T) {
 	ns := netnstest.New(t)
 	before := netnstest.Counters(t, ns)
-	cmd := exec.Command(twtopBinary(t), "--report", "json", "--netns", ns.Path(), "--duration", "6s")
-	var stdout strings.Builder
-	cmd.Stdout = &stdout
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan bool, 1)
-	stderrDone := make(chan struct{})
-	go func() {
-		defer close(stderrDone)
-		sc := bufio.NewScanner(stderr)
-		ok := false
-		for sc.Scan() {
-			t.Logf("twtop: %s", sc.Text())
-			if !ok && strings.Contains(sc.Text(), "tracing on") {
-				ok = true
-				started <- true
-			}
-		}
-		if !ok {
-			started <- false
-		}
-	}()
-	select {
-	case ok := <-started:
-		if !ok {
-			cmd.Wait()
-			t.Fatal("twtop exited before tracing")
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("twtop did not start within 30 s")
-	}
+	_, stdout, wait := startTwtop(t, "--report", "json", "--netns", ns.Path(), "--duration", "6s")
 	for _, run := range []func() (*scenario.Result, error){
 		func() (*scenario.Result, error) { return scenario.ClientCloses(ns, 3, unix.AF_INET) },
 		func() (*scenario.Result, error) { return scenario.ServerCloses(ns, 2, unix.AF_INET) },
@@ -288,8 +271,11 @@ func TestReportJSONMatchesCounters(t *testing.T) {
 		}
 		defer r.Close()
 	}
-	<-stderrDone // stderr reaches EOF when twtop exits; only then may Wait close it
-	if err := cmd.Wait(); err != nil {
+	out, err := io.ReadAll(stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
 		t.Fatalf("twtop: %v", err)
 	}
 	after := netnstest.Counters(t, ns)
@@ -301,8 +287,8 @@ func TestReportJSONMatchesCounters(t *testing.T) {
 		}
 		Lost uint64
 	}
-	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
-		t.Fatalf("report: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
 	}
 	if tw := netnstest.Delta(t, before, after, "TcpExt.TW"); rep.Timewait.Created != uint64(tw) || tw != 5 {
 		t.Errorf("timewait.created %d, TcpExt.TW delta %d (want 5)", rep.Timewait.Created, tw)

@@ -6,7 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/twtop/twtop/tracer"
 )
 
 // resolveNetns turns --netns NAME|PATH|INODE into the namespace's inode and
@@ -23,19 +24,11 @@ func resolveNetns(arg string) (uint32, string, error) {
 	if !strings.Contains(arg, "/") {
 		path = filepath.Join("/run/netns", arg)
 	}
-	inode, err := netnsInode(path)
+	inode, err := tracer.NetnsInode(path)
 	if err != nil {
 		return 0, "", fmt.Errorf("--netns %s: %w (give a name from 'ip netns list', a path such as /proc/PID/ns/net, or an inode)", arg, err)
 	}
 	return inode, path, nil
-}
-
-func netnsInode(path string) (uint32, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return uint32(st.Ino), nil
 }
 
 // findNetnsPath finds a process living in the namespace with this inode.
@@ -49,13 +42,13 @@ func findNetnsPath(inode uint32) (string, error) {
 			continue
 		}
 		p := filepath.Join("/proc", e.Name(), "ns", "net")
-		if ino, err := netnsInode(p); err == nil && ino == inode {
+		if ino, err := tracer.NetnsInode(p); err == nil && ino == inode {
 			return p, nil
 		}
 	}
 	names, _ := filepath.Glob("/run/netns/*")
 	for _, p := range names {
-		if ino, err := netnsInode(p); err == nil && ino == inode {
+		if ino, err := tracer.NetnsInode(p); err == nil && ino == inode {
 			return p, nil
 		}
 	}

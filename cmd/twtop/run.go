@@ -138,7 +138,7 @@ func report(tr *tracer.Tracer, format string, netns []string) error {
 		}
 		m.Apply(e)
 	}
-	tr.Close()
+	// Next returned ErrClosed: the tracer is closed and Stats are final
 	meta := model.Meta{Tier: tr.Tier().String()}
 	if s, err := tr.Stats(); err == nil {
 		meta.Lost, meta.RecursionMisses = s.TotalLost(), s.TotalRecursionMisses()
