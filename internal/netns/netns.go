@@ -235,7 +235,7 @@ func (n *NS) Sysctl(key string) (string, error) {
 	}
 	var out string
 	err = n.Do(func() error {
-		b, err := readFile(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("netns: read %s: %w", key, err)
 		}
@@ -275,7 +275,7 @@ func (n *NS) Netstat() (map[string]int64, error) {
 	out := make(map[string]int64)
 	err := n.Do(func() error {
 		for _, f := range []string{"/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"} {
-			b, err := readFile(f)
+			b, err := os.ReadFile(f)
 			if err != nil {
 				return fmt.Errorf("netns: read %s: %w", f, err)
 			}
@@ -373,31 +373,6 @@ func setLinkUp(name string, up bool) error {
 		return fmt.Errorf("netns: set %s up=%v: %w", name, up, err)
 	}
 	return nil
-}
-
-// readFile reads a whole (small, procfs) file with plain system calls, so
-// that it runs on the calling thread.
-func readFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	var out []byte
-	buf := make([]byte, 16384)
-	for {
-		m, err := unix.Read(fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			return out, nil
-		}
-		out = append(out, buf[:m]...)
-	}
 }
 
 func writeFile(path, data string) error {
