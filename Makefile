@@ -18,12 +18,15 @@ GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
 PKGS_GENERATE := clang llvm libbpf-dev
 PKGS_VM       := qemu-system-x86 busybox-static cpio
 
-.PHONY: all bench build generate check-generated lint test test-host test-vm deps-generate deps-vm help clean
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME    ?= 20s
+
+.PHONY: all bench build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-vm help clean
 
 all: build
 
 build: ## build ./twtop (needs only Go)
-	CGO_ENABLED=0 $(GO) build -o twtop ./cmd/twtop
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o twtop ./cmd/twtop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -45,6 +48,12 @@ lint: ## gofmt, go vet and staticcheck
 bench: ## benchmarks that print figures (no timings are asserted)
 	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
 
+fuzz: ## fuzz the recording reader for FUZZTIME (corpus in tracer/record/testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./tracer/record/
+
+recordings: build ## re-record testdata/*.twrec from real workloads in network namespaces (root)
+	$(GO) run ./test/recordings -twtop ./twtop -out testdata
+
 test-host: ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -58,7 +67,7 @@ test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS)
 	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
 	done; done
 
-test: lint check-generated test-host test-vm ## everything: what CI runs
+test: lint check-generated test-host fuzz test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)

@@ -7,4 +7,6 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
+require github.com/klauspost/compress v1.20.3 // indirect
+
 tool github.com/cilium/ebpf/cmd/bpf2go

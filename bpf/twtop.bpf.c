@@ -126,6 +126,15 @@ struct {
 	__type(value, __u8);
 } tw_done SEC(".maps");
 
+/* Full sockets that just received an RST: tcp_reset() traces
+ * tcp_receive_reset, then tcp_done() moves the socket to CLOSE. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} rst_rx SEC(".maps");
+
 /* Why a timewait socket is about to be killed, set where the kernel shows
  * it (tcp_twsk_unique, tcp_timewait_state_process). */
 struct {
@@ -463,8 +472,13 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 		if (known)
 			set_owner(&e, known);
 	}
-	if (newstate == TCP_CLOSE)
+	if (newstate == TCP_CLOSE) {
 		bpf_map_delete_elem(&owners, &key);
+		if (bpf_map_lookup_elem(&rst_rx, &key)) {
+			e.flags |= EVF_RST_RX;
+			bpf_map_delete_elem(&rst_rx, &key);
+		}
+	}
 
 	if (cfg.pid) {
 		if (!(e.flags & EVF_OWNER) || e.pid != cfg.pid)
@@ -628,10 +642,12 @@ int scan_tw(struct bpf_iter__tcp *ctx)
 	}
 	if (BPF_CORE_READ(skc, skc_state) != TCP_TIME_WAIT)
 		return 0;
-	struct tcp_timewait_sock *tcptw = bpf_skc_to_tcp_timewait_sock(skc);
-	if (!tcptw)
-		return 0;
-	tw_record(&e, EV_SCAN_TW, &tcptw->tw_sk);
+	/* The TCP iterator walks TCP's hash tables only, so a TIME_WAIT entry
+	 * is a timewait socket. Not bpf_skc_to_tcp_timewait_sock(): it checks
+	 * skc_prot == &tcp_prot, which the TIME_WAIT sockets of MPTCP subflows
+	 * (the TCP side of Go's default listeners) fail. */
+	const struct inet_timewait_sock *tw = (const void *)skc;
+	tw_record(&e, EV_SCAN_TW, tw);
 	if (!tuple_wanted(&e))
 		return 0;
 	bpf_seq_write(seq, &e, sizeof(e));
@@ -1156,6 +1172,20 @@ int BPF_PROG(on_timer_expire, struct timer_list *t)
 	if (!tw)
 		return 0;
 	tw_emit(EV_TW_EXPIRE, tw);
+	return 0;
+}
+
+/* An RST received by a full socket: marks its coming CLOSE, so a reset
+ * received is told apart from one this host sent (SO_LINGER 0, tcp_abort,
+ * a timeout). */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, const struct sock *sk)
+{
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u64 key = (__u64)sk;
+	__u8 one = 1;
+	bpf_map_update_elem(&rst_rx, &key, &one, BPF_ANY);
 	return 0;
 }
 

@@ -57,6 +57,7 @@ enum tw_rx {
 #define EVF_OWNER 0x01    /* pid/comm/cgroup describe the socket's owner */
 #define EVF_INFERRED 0x02 /* the figure is inferred, not seen exactly */
 #define EVF_IN_CONNECT 0x04 /* happened inside the owner's connect() */
+#define EVF_RST_RX 0x08     /* EV_STATE to CLOSE: the socket received an RST */
 
 struct event {
 	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */

@@ -112,5 +112,10 @@ func kernelHasFunc(name string) bool {
 		return false
 	}
 	var fn *btf.Func
-	return spec.TypeByName(name, &fn) == nil
+	if spec.TypeByName(name, &fn) == nil {
+		return true
+	}
+	// a tp_btf target: the tracepoint's BTF typedef
+	var tp *btf.Typedef
+	return spec.TypeByName("btf_trace_"+name, &tp) == nil
 }

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"testing"
@@ -165,6 +166,34 @@ func TestIPv6ServerClosesFirst(t *testing.T) {
 	testCloser(t, 3, unix.AF_INET6, true)
 }
 
+// Go servers listen with MPTCP by default (Go 1.24+). Their TIME_WAIT
+// sockets belong to a TCP subflow, not to tcp_prot: the scan must still
+// see them, or they would be reported as vanished a second later.
+func TestServerClosesMPTCPListener(t *testing.T) {
+	t.Parallel()
+	ns := netnstest.New(t)
+	w := traced(t, ns)
+	before := netnstest.Counters(t, ns)
+	r, err := scenario.ServerClosesMPTCP(ns, 4, unix.AF_INET)
+	if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ENOPROTOOPT) {
+		t.Skipf("kernel without MPTCP: %v", err)
+	}
+	must[*scenario.Result](t)(r, err)
+	closeResult(t, r)
+	w.until("timewait creations", atLeast(4, created))
+	time.Sleep(1500 * time.Millisecond) // with settle's wait, two or three scans
+	evs := w.settle()
+	after := netnstest.Counters(t, ns)
+	eq(t, "TcpExt.TW delta", netnstest.Delta(t, before, after, "TcpExt.TW"), 4)
+	eq(t, "tw_create events", count(evs, created), 4)
+	sameTuples(t, "tw_create tuples vs sock_diag", tuplesOf(evs, created), diagTimewait(t, ns, unix.AF_INET))
+	ended := func(e *event.Event) bool { return e.Kind == event.KindTWKill || e.Kind == event.KindTWExpire }
+	if n := count(evs, ended); n != 0 {
+		t.Errorf("%d TIME_WAIT sockets reported ended while sock_diag still shows them:\n%s", n, dump(evs))
+	}
+	requireNoLoss(t, w)
+}
+
 func TestLinger0Reset(t *testing.T) {
 	t.Parallel()
 	ns := netnstest.New(t)
@@ -180,6 +209,16 @@ func TestLinger0Reset(t *testing.T) {
 	evs := w.settle()
 	after := netnstest.Counters(t, ns)
 	eq(t, "ESTABLISHED->CLOSE events", count(evs, abort), 6)
+	// the clients abort (TcpExt.TCPAbortOnData counts the SO_LINGER 0
+	// close), the servers receive the RST
+	rstRx := func(e *event.Event) bool { return abort(e) && e.Flags&event.FlagRSTRx != 0 }
+	eq(t, "TcpExt.TCPAbortOnData delta", netnstest.Delta(t, before, after, "TcpExt.TCPAbortOnData"), 3)
+	eq(t, "closes marked rst_received", count(evs, rstRx), 3)
+	var servers []scenario.Tuple
+	for _, c := range r.Conns {
+		servers = append(servers, c.ServerSide())
+	}
+	sameTuples(t, "rst_received sockets vs the servers", tuplesOf(evs, rstRx), servers)
 	eq(t, "TcpExt.TW delta", netnstest.Delta(t, before, after, "TcpExt.TW"), 0)
 	eq(t, "tw_create events", count(evs, created), 0)
 	eq(t, "sock_diag TIME_WAIT", len(diagTimewait(t, ns, unix.AF_INET)), 0)

@@ -59,9 +59,25 @@ const (
 	hookKretprobe
 )
 
+// hookLoss says what is missing when an optional hook cannot be attached.
+var hookLoss = map[string]string{
+	"tcp_twsk_destructor": "TIME_WAIT ends that only it sees show up later as vanished from the scan",
+	"tcp_receive_reset":   "resets received are not told apart from resets this host sent",
+}
+
+// HookLoss says what twtop cannot see when the optional hook on the kernel
+// function fn is missing.
+func HookLoss(fn string) string {
+	if s, ok := hookLoss[fn]; ok {
+		return s
+	}
+	return "what only it shows is missing"
+}
+
 // Hooks of every tier. The iter/tcp scan is attached separately.
 var commonHooks = []hook{
 	{"on_state", hookTracing, "inet_sock_set_state", false},
+	{"on_receive_reset", hookTracing, "tcp_receive_reset", true},
 	{"on_enter_connect", hookTracepoint, "syscalls/sys_enter_connect", false},
 	{"on_exit_connect", hookTracepoint, "syscalls/sys_exit_connect", false},
 	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind", false},

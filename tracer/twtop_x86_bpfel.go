@@ -66,6 +66,7 @@ const (
 	twtopMapLost            = "lost"
 	twtopMapOwners          = "owners"
 	twtopMapPidTuples       = "pid_tuples"
+	twtopMapRstRx           = "rst_rx"
 	twtopMapSeqs            = "seqs"
 	twtopMapTwCause         = "tw_cause"
 	twtopMapTwDone          = "tw_done"
@@ -98,6 +99,7 @@ const (
 	twtopProgOnEnterConnect = "on_enter_connect"
 	twtopProgOnExitBind     = "on_exit_bind"
 	twtopProgOnExitConnect  = "on_exit_connect"
+	twtopProgOnReceiveReset = "on_receive_reset"
 	twtopProgOnSendReset    = "on_send_reset"
 	twtopProgOnState        = "on_state"
 	twtopProgOnTimerCancel  = "on_timer_cancel"
@@ -180,6 +182,7 @@ type twtopProgramSpecs struct {
 	OnEnterConnect *ebpf.ProgramSpec `ebpf:"on_enter_connect"`
 	OnExitBind     *ebpf.ProgramSpec `ebpf:"on_exit_bind"`
 	OnExitConnect  *ebpf.ProgramSpec `ebpf:"on_exit_connect"`
+	OnReceiveReset *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
 	OnSendReset    *ebpf.ProgramSpec `ebpf:"on_send_reset"`
 	OnState        *ebpf.ProgramSpec `ebpf:"on_state"`
 	OnTimerCancel  *ebpf.ProgramSpec `ebpf:"on_timer_cancel"`
@@ -204,6 +207,7 @@ type twtopMapSpecs struct {
 	Lost       *ebpf.MapSpec `ebpf:"lost"`
 	Owners     *ebpf.MapSpec `ebpf:"owners"`
 	PidTuples  *ebpf.MapSpec `ebpf:"pid_tuples"`
+	RstRx      *ebpf.MapSpec `ebpf:"rst_rx"`
 	Seqs       *ebpf.MapSpec `ebpf:"seqs"`
 	TwCause    *ebpf.MapSpec `ebpf:"tw_cause"`
 	TwDone     *ebpf.MapSpec `ebpf:"tw_done"`
@@ -250,6 +254,7 @@ type twtopMaps struct {
 	Lost       *ebpf.Map `ebpf:"lost"`
 	Owners     *ebpf.Map `ebpf:"owners"`
 	PidTuples  *ebpf.Map `ebpf:"pid_tuples"`
+	RstRx      *ebpf.Map `ebpf:"rst_rx"`
 	Seqs       *ebpf.Map `ebpf:"seqs"`
 	TwCause    *ebpf.Map `ebpf:"tw_cause"`
 	TwDone     *ebpf.Map `ebpf:"tw_done"`
@@ -269,6 +274,7 @@ func (m *twtopMaps) Close() error {
 		m.Lost,
 		m.Owners,
 		m.PidTuples,
+		m.RstRx,
 		m.Seqs,
 		m.TwCause,
 		m.TwDone,
@@ -317,6 +323,7 @@ type twtopPrograms struct {
 	OnEnterConnect *ebpf.Program `ebpf:"on_enter_connect"`
 	OnExitBind     *ebpf.Program `ebpf:"on_exit_bind"`
 	OnExitConnect  *ebpf.Program `ebpf:"on_exit_connect"`
+	OnReceiveReset *ebpf.Program `ebpf:"on_receive_reset"`
 	OnSendReset    *ebpf.Program `ebpf:"on_send_reset"`
 	OnState        *ebpf.Program `ebpf:"on_state"`
 	OnTimerCancel  *ebpf.Program `ebpf:"on_timer_cancel"`
@@ -356,6 +363,7 @@ func (p *twtopPrograms) Close() error {
 		p.OnEnterConnect,
 		p.OnExitBind,
 		p.OnExitConnect,
+		p.OnReceiveReset,
 		p.OnSendReset,
 		p.OnState,
 		p.OnTimerCancel,

@@ -215,6 +215,12 @@ func TestUsageErrors(t *testing.T) {
 		{"--events", "json", "extra"},
 		{"--bogus"},
 		{},
+		{"--check", "lost == 0", "--report", "json"},
+		{"--replay", "f", "--check", "lost"},
+		{"--replay", "f", "--netns", "blue"},
+		{"--replay", "f", "--events", "json", "--check", "lost == 0"},
+		{"--record", "-", "--report", "json"},
+		{"--record", "f", "--events", "json"},
 	} {
 		err := run(args)
 		if _, ok := err.(*usageError); !ok {
@@ -228,7 +234,8 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpTeaches(t *testing.T) {
-	for _, want := range []string{"--events json", "--attach", "--netns", "tracepoint", "jq", "CAP_BPF"} {
+	for _, want := range []string{"--events json", "--attach", "--netns", "tracepoint", "jq", "CAP_BPF",
+		"--record FILE", "--replay FILE", "--check", "max(ports.usage) < 0.8", "Exit status"} {
 		if !strings.Contains(usageText, want) {
 			t.Errorf("--help does not mention %q", want)
 		}

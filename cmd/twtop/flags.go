@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/tracer/check"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -16,45 +17,76 @@ TIME_WAIT sockets live and how they end, whether tcp_tw_reuse reuses them, and
 how close the host is to running out of ephemeral ports.
 
 Usage:
-  sudo twtop --events json [flags]     print every event as one JSON object per line
-  sudo twtop --report text|json [flags]
-                                       trace until Ctrl-C or --duration, then print
-                                       who closed, TIME_WAIT counts, ends by cause,
-                                       lifetimes (p50/p90/p99/max), reuse and errors
+  sudo twtop --report text|json [flags]   trace until Ctrl-C or --duration, then
+                                          report who closed, TIME_WAIT counts,
+                                          ends by cause, lifetimes, reuse, errors,
+                                          port pressure and advice
+  sudo twtop --events json [flags]        print every event as a JSON line
+  sudo twtop --record FILE [flags]        record every event to FILE (headless)
+  twtop --replay FILE [--report F | --events json] [--check EXPR ...]
+                                          read a recording; no root needed
 
 Examples:
-  sudo twtop --events json --duration 10s | jq -c 'select(.kind=="tw_create")'
-  sudo twtop --events json --netns blue --port 8080
-  sudo twtop --events json --attach tracepoint -6
   sudo twtop --report text --duration 60s --port 443
+  sudo twtop --events json --duration 10s | jq -c 'select(.kind=="tw_create")'
+  sudo twtop --record /var/tmp/tw.twrec --duration 10m --netns blue
+  twtop --replay tw.twrec --report text
+  twtop --replay tw.twrec --check 'timewait.overflow == 0' \
+        --check 'max(ports.usage) < 0.8' --check 'lost == 0'
 
 Flags:
-  --events FORMAT    print events; FORMAT is json (one object per line, a "kind"
-                     field plus that kind's fields)
   --report FORMAT    at the end print a report; FORMAT is text or json (stable
                      keys: tier, duration_s, events, lost, closes.*, timewait.*,
-                     lifetime_ms.*, reuse.*, errors.*, top_closers)
+                     lifetime_ms.*, reuse.*, errors.*, top_closers, ports,
+                     findings, settings, kernel)
+  --events FORMAT    print events; FORMAT is json (one object per line, a "kind"
+                     field plus that kind's fields)
+  --record FILE      write the raw events, settings and counters to FILE (mode
+                     0600; "-" for stdout) until Ctrl-C or --duration. A file cut
+                     short by kill -9 or a full disk still replays up to its last
+                     second. May be combined with --report.
+  --replay FILE      read a recording instead of tracing ("-" for stdin)
+  --check EXPR       with --replay: evaluate EXPR on the report, print PASS or
+                     FAIL with the actual value, exit 1 if any check fails.
+                     Repeatable. EXPR is KEY OP NUMBER or FN(KEY) OP NUMBER:
+                       OP   ==, !=, <, <=, >, >=
+                       FN   max, min, sum, count (of no values: 0)
+                       KEY  dotted report keys; through a list a key reaches
+                            every element, {k=v,k!=v} keeps matching elements
+                     e.g. timewait.overflow == 0, lost == 0,
+                          max(ports.usage) < 0.8,
+                          top_closers{by=port,port=80}.active_share < 0.5,
+                          count(findings{severity=critical}) == 0
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C
   --attach TIER      auto (default), fentry, kprobe or tracepoint; auto picks the
                      best the kernel allows. The tracepoint tier infers how
                      TIME_WAIT sockets end; such events carry "inferred":true
   --netns NS         only this network namespace: a name under /run/netns, a
                      path (/proc/PID/ns/net) or an inode number; the TIME_WAIT
-                     scan then runs inside it
+                     scan and the settings are read inside it
   --pid N            only sockets owned by process N (their TIME_WAIT too)
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
+  --version          print the version
   --help             this text
 
 Event kinds: state, tw_create, tw_arm, tw_cancel, tw_expire, tw_kill, tw_reuse,
 tw_rx, tw_overflow, connect_error, bind_error, scan_tw, scan_end.
 
-Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF (5.8+).
+Exit status: 0 ok, 1 failure or a failed --check, 2 bad usage or an unreadable
+recording.
+
+Tracing needs root (or CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN for --netns) and a
+kernel with BTF (5.8+); replaying needs neither.
 `
 
 type config struct {
 	events   string
 	report   string
+	record   string
+	replay   string
+	checks   []*check.Check
+	version  bool
 	duration time.Duration
 	tier     tracer.Tier
 	netns    string
@@ -75,6 +107,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	)
 	fs.StringVar(&cfg.events, "events", "", "")
 	fs.StringVar(&cfg.report, "report", "", "")
+	fs.StringVar(&cfg.record, "record", "", "")
+	fs.StringVar(&cfg.replay, "replay", "", "")
+	fs.Func("check", "", func(s string) error {
+		c, err := check.Parse(s)
+		if err != nil {
+			return err
+		}
+		cfg.checks = append(cfg.checks, c)
+		return nil
+	})
+	fs.BoolVar(&cfg.version, "version", false, "")
 	fs.DurationVar(&cfg.duration, "duration", 0, "")
 	fs.StringVar(&attach, "attach", "auto", "")
 	fs.StringVar(&cfg.netns, "netns", "", "")
@@ -92,15 +135,34 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	if cfg.version {
+		return &cfg, nil
+	}
 	var err error
 	if cfg.tier, err = tracer.ParseTier(attach); err != nil {
 		return nil, &usageError{err.Error()}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.replay != "" {
+		for _, name := range []string{"record", "duration", "attach", "netns", "pid", "port", "4", "6"} {
+			if set[name] {
+				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
+			}
+		}
+		if cfg.events == "" && cfg.report == "" && len(cfg.checks) == 0 {
+			cfg.report = "text" // the terminal UI is not available yet
+		}
+	}
 	switch {
-	case cfg.events != "" && cfg.report != "":
-		return nil, &usageError{"--events and --report exclude each other: stream events or report at the end"}
-	case cfg.events == "" && cfg.report == "":
-		return nil, &usageError{"nothing to do: give --events json or --report text|json (the terminal UI is not available yet)"}
+	case len(cfg.checks) > 0 && cfg.replay == "":
+		return nil, &usageError{"--check works on a recording: record with --record FILE, then run --replay FILE --check EXPR"}
+	case cfg.events != "" && (cfg.report != "" || len(cfg.checks) > 0):
+		return nil, &usageError{"--events excludes --report and --check: stream events or report at the end"}
+	case cfg.events != "" && cfg.record != "":
+		return nil, &usageError{"--events and --record exclude each other: record now, then --replay FILE --events json"}
+	case cfg.events == "" && cfg.report == "" && cfg.record == "" && cfg.replay == "":
+		return nil, &usageError{"nothing to do: give --report text|json, --events json or --record FILE (the terminal UI is not available yet)"}
 	case cfg.events != "" && cfg.events != "json":
 		return nil, &usageError{fmt.Sprintf("--events %s: the only format is json", cfg.events)}
 	case cfg.report != "" && cfg.report != "text" && cfg.report != "json":
@@ -114,6 +176,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if v4 && v6 {
 		return nil, &usageError{"-4 and -6 exclude each other; give neither for both"}
+	}
+	if cfg.record == "-" && cfg.report != "" {
+		return nil, &usageError{"--record - writes the recording to stdout, where the report would go: record to a file"}
 	}
 	if cfg.duration < 0 {
 		return nil, &usageError{"--duration must be positive"}

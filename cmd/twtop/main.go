@@ -16,6 +16,11 @@ func main() {
 			fmt.Fprintf(os.Stderr, "twtop: %v\nRun 'twtop --help' for usage.\n", err)
 			os.Exit(2)
 		}
+		var br *badRecording
+		if errors.As(err, &br) {
+			fmt.Fprintf(os.Stderr, "twtop: %v\n", err)
+			os.Exit(2)
+		}
 		fmt.Fprintf(os.Stderr, "twtop: %v\n", err)
 		os.Exit(1)
 	}

@@ -11,9 +11,8 @@ import (
 	"time"
 
 	"github.com/twtop/twtop/tracer"
-	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
-	"github.com/twtop/twtop/tracer/settings"
+	"github.com/twtop/twtop/tracer/record"
 )
 
 func run(args []string) error {
@@ -24,6 +23,18 @@ func run(args []string) error {
 		}
 		return err
 	}
+	if cfg.version {
+		fmt.Println("twtop", versionString())
+		return nil
+	}
+	if cfg.replay != "" {
+		return replay(cfg)
+	}
+	return live(cfg)
+}
+
+// live traces the kernel until Ctrl-C, SIGTERM or --duration.
+func live(cfg *config) error {
 	opts := tracer.Options{Tier: cfg.tier, Pid: cfg.pid, Port: cfg.port, Family: cfg.family}
 	if cfg.netns != "" {
 		inode, path, err := resolveNetns(cfg.netns)
@@ -42,7 +53,30 @@ func run(args []string) error {
 		fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
 	}
 	for _, fn := range tr.SkippedHooks() {
-		fmt.Fprintf(os.Stderr, "twtop: note: %s cannot be hooked on this kernel; TIME_WAIT ends only it would see show up later as vanished from the scan\n", fn)
+		fmt.Fprintf(os.Stderr, "twtop: note: %s cannot be hooked on this kernel: %s\n", fn, tracer.HookLoss(fn))
+	}
+
+	src := &liveSource{tr: tr, netns: opts.ScanNetns}
+	if len(src.netns) == 0 {
+		src.netns = []string{""} // twtop's own namespace
+	}
+	var rec *recording
+	if cfg.record != "" {
+		if rec, err = createRecording(cfg.record, tr, opts); err != nil {
+			return err
+		}
+		src.rec = rec.w
+		src.onFlush = func() { rec.show(tr) }
+	}
+	var m *model.Model
+	if cfg.report != "" {
+		m = model.New(model.Config{})
+		src.onState = func(s record.State) { applyState(m, s) }
+	}
+	// The first reading comes before "tracing on", so that the counters
+	// cover everything traced from then on.
+	if err := src.readStates(); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
 
@@ -64,17 +98,36 @@ func run(args []string) error {
 		}
 		tr.Close() // unblocks Next
 	}()
-	if cfg.report != "" {
-		err = report(tr, cfg.report, opts.ScanNetns)
-	} else {
-		err = printEvents(tr, bufio.NewWriterSize(os.Stdout, 64<<10))
+
+	switch {
+	case m != nil:
+		err = feedModel(src, tr.HZ(), m)
+	case cfg.events != "":
+		err = printEvents(src, tr.HZ(), bufio.NewWriterSize(os.Stdout, 64<<10))
+	default:
+		err = recordOnly(src)
 	}
-	tr.Close()
-	if st, serr := tr.Stats(); serr == nil {
+	tr.Close() // Stats are final from here on
+	if err == nil && cfg.events == "" {
+		// a last reading, so the kernel's counters cover the whole run
+		err = src.readStates()
+	}
+	if rec != nil {
+		err = rec.finish(tr, err)
+	}
+	st, serr := tr.Stats()
+	if serr == nil {
 		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
 			st.TotalEvents(), st.TotalLost(), st.TotalRecursionMisses())
 	}
-	return err
+	if err != nil || m == nil {
+		return err
+	}
+	meta := model.Meta{Tier: tr.Tier().String()}
+	if serr == nil {
+		meta.Lost, meta.RecursionMisses = st.TotalLost(), st.TotalRecursionMisses()
+	}
+	return writeReport(m.Snapshot().Report(meta), cfg.report, os.Stdout)
 }
 
 func inferredNote(t tracer.Tier) string {
@@ -82,70 +135,4 @@ func inferredNote(t tracer.Tier) string {
 		return ""
 	}
 	return " (TIME_WAIT ends and causes inferred)"
-}
-
-// printEvents writes every event as a JSON line until the tracer is
-// closed.
-func printEvents(tr *tracer.Tracer, w *bufio.Writer) error {
-	defer w.Flush()
-	st := event.NewStream(tr, tr.HZ())
-	var line []byte
-	lastFlush := time.Now()
-	for {
-		e, err := st.Next()
-		if errors.Is(err, tracer.ErrClosed) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		line = event.AppendJSON(line[:0], e, tr.HZ())
-		line = append(line, '\n')
-		if _, err := w.Write(line); err != nil {
-			return fmt.Errorf("write events: %w", err)
-		}
-		if e.Kind == event.KindScanEnd || time.Since(lastFlush) > 200*time.Millisecond {
-			if err := w.Flush(); err != nil {
-				return fmt.Errorf("write events: %w", err)
-			}
-			lastFlush = time.Now()
-		}
-	}
-}
-
-// report feeds every event to the model until the tracer is closed, then
-// prints the model's report.
-func report(tr *tracer.Tracer, format string, netns []string) error {
-	st := event.NewStream(tr, tr.HZ())
-	m := model.New(model.Config{})
-	if len(netns) == 0 {
-		netns = []string{""} // twtop's own namespace
-	}
-	for _, ns := range netns {
-		s, _, err := settings.Read(ns)
-		if err != nil {
-			return err
-		}
-		m.SetSettings(s)
-	}
-	for {
-		e, err := st.Next()
-		if errors.Is(err, tracer.ErrClosed) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		m.Apply(e)
-	}
-	// Next returned ErrClosed: the tracer is closed and Stats are final
-	meta := model.Meta{Tier: tr.Tier().String()}
-	if s, err := tr.Stats(); err == nil {
-		meta.Lost, meta.RecursionMisses = s.TotalLost(), s.TotalRecursionMisses()
-	}
-	r := m.Snapshot().Report(meta)
-	if format == "json" {
-		return r.WriteJSON(os.Stdout)
-	}
-	return r.WriteText(os.Stdout)
 }

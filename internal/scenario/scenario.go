@@ -74,6 +74,8 @@ type Result struct {
 	Retries int
 	// Reused counts connects that took over a TIME_WAIT tuple (TwReuse).
 	Reused int
+	// listenProto is the listener's protocol (0: IPPROTO_TCP).
+	listenProto int
 	// Attempts counts the connections SimultaneousClose needed (see there).
 	Attempts int
 	// Closing counts the sides that passed through CLOSING
@@ -169,8 +171,12 @@ func closes(ns *netns.NS, r *Result, n int, order closeOrder) error {
 		return err
 	}
 	var want []expect
+	proto := r.listenProto
+	if proto == 0 {
+		proto = unix.IPPROTO_TCP
+	}
 	err := ns.Do(func() error {
-		lfd, laddr, err := listen(r.Family, 0, false)
+		lfd, laddr, err := listenProto(r.Family, proto, 0, false)
 		if err != nil {
 			return err
 		}
@@ -238,6 +244,22 @@ func ServerCloses(ns *netns.NS, n, family int) (*Result, error) {
 	}
 	if err := closes(ns, r, n, serverFirst); err != nil {
 		return r, fmt.Errorf("scenario: server closes: %w", err)
+	}
+	return r, nil
+}
+
+// ServerClosesMPTCP is ServerCloses with an MPTCP listener, as Go servers
+// have by default since Go 1.24: plain TCP clients reach it through a TCP
+// subflow, whose TIME_WAIT sockets the kernel marks as belonging to the
+// subflow protocol rather than to TCP's own.
+func ServerClosesMPTCP(ns *netns.NS, n, family int) (*Result, error) {
+	r := newResult("ServerClosesMPTCP", family)
+	r.listenProto = unix.IPPROTO_MPTCP
+	if err := checkCount(r.Scenario, n, 1); err != nil {
+		return nil, err
+	}
+	if err := closes(ns, r, n, serverFirst); err != nil {
+		return r, fmt.Errorf("scenario: server (MPTCP listener) closes: %w", err)
 	}
 	return r, nil
 }

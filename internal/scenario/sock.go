@@ -55,7 +55,14 @@ func localAddr(fd int) (netip.AddrPort, error) {
 // newSocket makes a blocking TCP socket whose blocking calls time out after
 // Timeout. It must run on the namespace thread.
 func newSocket(family int, reuseAddr bool) (int, error) {
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	return newSocketProto(family, unix.IPPROTO_TCP, reuseAddr)
+}
+
+// newSocketProto is newSocket for protocol proto: IPPROTO_TCP, or
+// IPPROTO_MPTCP as Go's net package uses for listeners since Go 1.24 (a
+// plain TCP client then talks to a TCP subflow of the MPTCP listener).
+func newSocketProto(family, proto int, reuseAddr bool) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return -1, fmt.Errorf("scenario: socket: %w", err)
 	}
@@ -91,11 +98,16 @@ func setTimeouts(fd int) error {
 // listen makes a listener on the loopback address of family and port (0
 // for an ephemeral one). It must run on the namespace thread.
 func listen(family int, port uint16, reuseAddr bool) (int, netip.AddrPort, error) {
+	return listenProto(family, unix.IPPROTO_TCP, port, reuseAddr)
+}
+
+// listenProto is listen with a socket of protocol proto.
+func listenProto(family, proto int, port uint16, reuseAddr bool) (int, netip.AddrPort, error) {
 	lo, err := loopback(family)
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}
-	fd, err := newSocket(family, reuseAddr)
+	fd, err := newSocketProto(family, proto, reuseAddr)
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}

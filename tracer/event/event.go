@@ -50,6 +50,7 @@ const (
 	FlagOwner     = 0x01 // Pid, Comm and Cgroup describe the socket's owner
 	FlagInferred  = 0x02 // the figure is inferred, not seen exactly
 	FlagInConnect = 0x04 // happened inside the owner's connect()
+	FlagRSTRx     = 0x08 // a state change to CLOSE caused by an RST received
 )
 
 // Event is one decoded record.

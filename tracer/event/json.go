@@ -70,6 +70,9 @@ func AppendJSON(b []byte, e *Event, hz uint32) []byte {
 	if e.Flags&FlagInConnect != 0 {
 		b = append(b, `,"in_connect":true`...)
 	}
+	if e.Flags&FlagRSTRx != 0 {
+		b = append(b, `,"rst_received":true`...)
+	}
 	return append(b, '}')
 }
 

@@ -7,20 +7,47 @@ import (
 	"slices"
 )
 
-// Aggregate kinds: who closes, per process, per service port (server role)
-// and per peer (client role).
+// By names a "who closes" ranking: what its rows are keyed by.
+type By int
+
+// Rankings. Their String is the row's "by" in reports and a label a CLI
+// or UI can show and parse back (ParseBy).
 const (
-	aggProcess = iota
-	aggPort
-	aggPeer
-	aggKinds
+	ByProcess By = iota // the socket's owner: "nginx[1234]"
+	ByPort              // the service port of a server-side socket: "netns 4026531840 :80"
+	ByPeer              // the remote end of a client socket: "10.0.0.7:8080"
+	ByNetns             // the network namespace: "netns 4026531840"
+	byKinds
 )
 
-// aggregates are the three rankings.
+var byNames = [byKinds]string{"process", "port", "peer", "netns"}
+
+func (b By) String() string {
+	if b < 0 || b >= byKinds {
+		return fmt.Sprintf("By(%d)", int(b))
+	}
+	return byNames[b]
+}
+
+// ParseBy returns the ranking a name (as By.String gives it) stands for.
+func ParseBy(name string) (By, error) {
+	for b, n := range byNames {
+		if n == name {
+			return By(b), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown ranking %q (want process, port, peer or netns)", name)
+}
+
+// Rankings lists every ranking, in report order.
+func Rankings() []By { return []By{ByProcess, ByPort, ByPeer, ByNetns} }
+
+// aggregates are the rankings.
 type aggregates struct {
 	process *aggregate[procKey]
 	port    *aggregate[portKey]
 	peer    *aggregate[netip.AddrPort]
+	netns   *aggregate[uint32]
 }
 
 func newAggregates(maxKeys int) aggregates {
@@ -28,23 +55,25 @@ func newAggregates(maxKeys int) aggregates {
 		process: newAggregate(maxKeys, procKey.String),
 		port:    newAggregate(maxKeys, portKey.String),
 		peer:    newAggregate(maxKeys, peerLabel),
+		netns:   newAggregate(maxKeys, netnsLabel),
 	}
 }
 
-func (a *aggregates) top(n int) [aggKinds][]Closer {
-	return [aggKinds][]Closer{
-		aggProcess: a.process.top(aggNames[aggProcess], n),
-		aggPort:    a.port.top(aggNames[aggPort], n),
-		aggPeer:    a.peer.top(aggNames[aggPeer], n),
+// all returns every row of every ranking in the default order, each
+// ranking's "other" row last.
+func (a *aggregates) all() [byKinds][]Closer {
+	return [byKinds][]Closer{
+		ByProcess: a.process.all(ByProcess.String()),
+		ByPort:    a.port.all(ByPort.String()),
+		ByPeer:    a.peer.all(ByPeer.String()),
+		ByNetns:   a.netns.all(ByNetns.String()),
 	}
 }
-
-var aggNames = [aggKinds]string{"process", "port", "peer"}
 
 // Closer is one row of a "who closes" ranking.
 type Closer struct {
-	By              string    `json:"by"`  // process, port or peer
-	Key             string    `json:"key"` // "nginx[1234]", "netns 4026531840 :80", "10.0.0.7:8080"
+	By              string    `json:"by"`  // process, port, peer or netns
+	Key             string    `json:"key"` // "nginx[1234]", "netns 4026531840 :80", "10.0.0.7:8080", "netns 4026531840"; "other" for folded rows
 	Closes          [5]uint64 `json:"-"`   // by Side
 	TimewaitCreated uint64    `json:"timewait_created"`
 	TimewaitOpen    int64     `json:"timewait_open"`
@@ -80,6 +109,11 @@ func (c *Closer) add(o *Closer) {
 	c.BindErrors += o.BindErrors
 }
 
+// counted: the row has something to show.
+func (c *Closer) counted() bool {
+	return c.Total() > 0 || c.TimewaitCreated > 0 || c.ConnectErrors > 0 || c.BindErrors > 0
+}
+
 // aggregate is a bounded set of Closer rows keyed by K: past maxKeys
 // distinct keys, new keys are counted under "other". The row's label is
 // made once, when the row is.
@@ -108,36 +142,62 @@ func (a *aggregate[K]) get(key K) *Closer {
 	return c
 }
 
-// top returns the n rows with the most closes (then most TIME_WAIT
-// created, then key), the rest summed into a final "other" row.
-func (a *aggregate[K]) top(by string, n int) []Closer {
-	rows := make([]Closer, 0, len(a.rows))
+// all returns a copy of every row in the default order, then the "other"
+// row when it counted anything.
+func (a *aggregate[K]) all(by string) []Closer {
+	rows := make([]Closer, 0, len(a.rows)+1)
 	for _, c := range a.rows {
 		r := *c
 		r.By = by
 		rows = append(rows, r)
 	}
-	slices.SortFunc(rows, func(x, y Closer) int {
-		if c := cmp.Compare(y.Total(), x.Total()); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(y.TimewaitCreated, x.TimewaitCreated); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Key, y.Key)
-	})
-	other := a.other
-	other.By = by
-	if len(rows) > n {
-		for i := range rows[n:] {
-			other.add(&rows[n+i])
-		}
-		rows = rows[:n]
-	}
-	if other.Total() > 0 || other.TimewaitCreated > 0 || other.ConnectErrors > 0 || other.BindErrors > 0 {
-		rows = append(rows, other)
+	slices.SortFunc(rows, defaultOrder)
+	if a.other.counted() {
+		o := a.other
+		o.By = by
+		rows = append(rows, o)
 	}
 	return rows
+}
+
+// defaultOrder ranks rows by the most closes, then the most TIME_WAIT
+// sockets created, then key.
+func defaultOrder(x, y Closer) int {
+	if c := cmp.Compare(y.Total(), x.Total()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(y.TimewaitCreated, x.TimewaitCreated); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.Key, y.Key)
+}
+
+// splitOther separates a ranking's rows from its "other" row (zero with
+// Key "other" when there is none).
+func splitOther(rows []Closer) ([]Closer, Closer) {
+	if n := len(rows); n > 0 && rows[n-1].Key == otherKey {
+		return rows[:n-1], rows[n-1]
+	}
+	return rows, Closer{Key: otherKey}
+}
+
+// foldTop returns a new slice with the first n of sorted (n <= 0: all of
+// them) and everything after them summed into other, which comes last
+// when it counted anything.
+func foldTop(sorted []Closer, other Closer, by string, n int) []Closer {
+	if n <= 0 || n > len(sorted) {
+		n = len(sorted)
+	}
+	out := make([]Closer, n, n+1)
+	copy(out, sorted[:n])
+	for i := range sorted[n:] {
+		other.add(&sorted[n+i])
+	}
+	if other.counted() {
+		other.By, other.Key = by, otherKey
+		out = append(out, other)
+	}
+	return out
 }
 
 type procKey struct {
@@ -164,3 +224,5 @@ type portKey struct {
 func (k portKey) String() string { return fmt.Sprintf("netns %d :%d", k.netns, k.port) }
 
 func peerLabel(dst netip.AddrPort) string { return dst.String() }
+
+func netnsLabel(inode uint32) string { return fmt.Sprintf("netns %d", inode) }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -25,66 +26,205 @@ func hostSettings(mod func(*settings.Settings)) settings.Settings {
 	return s
 }
 
-func TestFindings(t *testing.T) {
-	conns := func(n int, serverFirst bool) []event.Event {
-		var g gen
-		for i := 0; i < n; i++ {
-			g.t = 1e9 + uint64(i)*10e6
-			cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(40000+i))
-			c, s, tw := uint64(10*i+1), uint64(10*i+2), uint64(0x1000+i)
-			g.open(c, s, cli)
-			if serverFirst {
-				g.closeFirst(s, srvAddr, cli, serverPid, c, clientPid, tw)
-			} else {
-				g.closeFirst(c, cli, srvAddr, clientPid, s, serverPid, tw)
-			}
+// conns makes n connections to srvAddr at perSec a second from 1 s on,
+// each closed first by the server or the client; every TIME_WAIT socket
+// stays open.
+func conns(n, perSec int, serverFirst bool) []event.Event {
+	var g gen
+	g.evs = make([]event.Event, 0, 11*n)
+	for i := 0; i < n; i++ {
+		g.t = 1e9 + uint64(i)*uint64(1e9/perSec)
+		cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(40000+i))
+		c, s, tw := uint64(10*i+1), uint64(10*i+2), uint64(0x100000+i)
+		g.open(c, s, cli)
+		if serverFirst {
+			g.closeFirst(s, srvAddr, cli, serverPid, c, clientPid, tw)
+		} else {
+			g.closeFirst(c, cli, srvAddr, clientPid, s, serverPid, tw)
 		}
-		return g.evs
+	}
+	return g.evs
+}
+
+// idleUntil adds an event that changes nothing but the model's clock.
+func idleUntil(evs []event.Event, t uint64) []event.Event {
+	return append(evs, event.Event{Kind: event.KindTWSubstate, Time: t, Netns: nsA, NewState: event.TimeWait, Lifetime: -1})
+}
+
+func TestFindings(t *testing.T) {
+	recycle := func(v int) func(*settings.Settings) {
+		return func(s *settings.Settings) { s.Recycle = &v }
 	}
 	tests := []struct {
 		name     string
 		evs      []event.Event
-		settings settings.Settings
+		settings []settings.Settings
 		want     string
-		evidence string // a phrase one finding's evidence must hold
+		evidence []string // phrases the first finding's evidence must hold
+		absent   []string // phrases no evidence may hold
+		title    string   // a phrase of the first finding's title
 	}{{
 		name: "quiet: no evidence, no finding",
-		evs:  conns(5, false), settings: hostSettings(nil), want: "",
+		evs:  conns(5, 100, false), settings: []settings.Settings{hostSettings(nil)}, want: "",
 	}, {
 		name: "HTTP/1.0 style server keeps TIME_WAIT",
-		evs:  conns(150, true), settings: hostSettings(nil),
-		want: "server_closes_first/warning", evidence: "100% of 150 closes on this port were active",
+		evs:  conns(150, 100, true), settings: []settings.Settings{hostSettings(nil)},
+		want:     "server_closes_first/warning,tw_recycle/info",
+		evidence: []string{"100% of 150 closes on this port were active"},
 	}, {
 		name: "client to one backend with a small port range and reuse off",
-		evs:  conns(70, false),
-		settings: hostSettings(func(s *settings.Settings) {
+		evs:  idleUntil(conns(70, 100, false), 20e9),
+		settings: []settings.Settings{hostSettings(func(s *settings.Settings) {
 			s.PortLow, s.PortHigh, s.TwReuse = 40000, 40099, 0
-		}),
-		want: "ephemeral_ports/warning", evidence: "100 ports / 60 s = 1.67/s",
+		})},
+		want: "ephemeral_ports/warning", evidence: []string{"100 ports / 60 s = 1.67/s", "tcp_tw_reuse cannot apply: tcp_tw_reuse is off"},
+		absent: []string{"grows", "TIME_WAIT holds"}, // nothing grows at 20 s, no new connections
 	}, {
 		name: "reuse cannot apply without timestamps",
-		evs:  conns(90, false),
-		settings: hostSettings(func(s *settings.Settings) {
+		evs:  conns(90, 100, false),
+		settings: []settings.Settings{hostSettings(func(s *settings.Settings) {
 			s.PortLow, s.PortHigh, s.TwReuse, s.Timestamps = 40000, 40099, 1, 0
-		}),
-		want: "ephemeral_ports/critical", evidence: "tcp_tw_reuse cannot apply",
+		})},
+		want: "ephemeral_ports/critical", evidence: []string{"tcp_tw_reuse cannot apply"},
+	}, {
+		name: "more ports held than the range",
+		evs:  conns(150, 100, false),
+		settings: []settings.Settings{hostSettings(func(s *settings.Settings) {
+			s.PortLow, s.PortHigh = 40000, 40099
+		})},
+		want: "ephemeral_ports/critical,tw_recycle/info", evidence: []string{"held: 150, the whole range of 100"},
+		title: "are 150% used",
+	}, {
+		// 4200 connections in 10 s keep 25200 ports in TIME_WAIT at 60 s
+		// each; the 4200 held grow 420/s and reach the other 24032 in 57 s
+		name: "420 connections/s run out of ports in under a minute",
+		evs:  conns(4200, 420, false), settings: []settings.Settings{hostSettings(nil)},
+		want: "ephemeral_ports/critical,tw_recycle/info",
+		evidence: []string{
+			"at 420.0 new connections/s, 60 s of TIME_WAIT holds 25200 of 28232 ports",
+			"held grows 420/s: 28232 reached in ~57 s",
+			"tcp_tw_reuse cannot apply: tcp_tw_reuse is loopback only",
+		},
+		title: "run out in ~57 s at the current growth",
+	}, {
+		// with reuse, the TIME_WAIT ports can be taken over: nothing else
+		// is held, so no forecast, but the rate still needs most of the range
+		name: "420 connections/s with tcp_tw_reuse: rate only, no forecast",
+		evs:  conns(4200, 420, false), settings: []settings.Settings{hostSettings(func(s *settings.Settings) { s.TwReuse = 1 })},
+		want: "ephemeral_ports/warning,tw_recycle/info",
+		evidence: []string{
+			"at 420.0 new connections/s, 60 s of TIME_WAIT holds 25200 of 28232 ports",
+			"tcp_tw_reuse can apply",
+		},
+		absent: []string{"grows"},
+		title:  "keeps 89% of the ephemeral ports in TIME_WAIT",
+	}, {
+		// 1000 ports held after 10 s at 100/s: 27232 more in ~272 s; the
+		// rate alone keeps 6000 (21%) in TIME_WAIT
+		name: "steady growth fills the range within ten minutes",
+		evs:  conns(1000, 100, false), settings: []settings.Settings{hostSettings(nil)},
+		want: "ephemeral_ports/warning,tw_recycle/info",
+		evidence: []string{
+			"held grows 100/s: 28232 reached in ~272 s",
+			"at 100.0 new connections/s, 60 s of TIME_WAIT holds 6000 of 28232 ports",
+		},
+	}, {
+		name: "tcp_tw_recycle on",
+		evs:  conns(5, 100, false), settings: []settings.Settings{hostSettings(recycle(1))},
+		want: "tw_recycle/warning", evidence: []string{"net.ipv4.tcp_tw_recycle = 1 in netns 7", "5 TIME_WAIT sockets created in netns 7"},
+	}, {
+		name: "tcp_tw_recycle present and off: nothing to say",
+		evs:  conns(150, 100, true), settings: []settings.Settings{hostSettings(recycle(0))},
+		want: "server_closes_first/warning",
+	}, {
+		name: "tcp_tw_recycle absent, busy namespace",
+		evs:  conns(120, 100, true), settings: []settings.Settings{hostSettings(nil)},
+		want: "server_closes_first/warning,tw_recycle/info",
+	}, {
+		name: "tcp_tw_recycle absent, too few TIME_WAIT sockets for a word",
+		evs:  conns(99, 100, true), settings: []settings.Settings{hostSettings(nil)},
+		want: "",
+	}, {
+		// findings come in netns order, whatever the order of the settings
+		name: "tcp_tw_recycle in two namespaces",
+		evs:  conns(120, 100, true),
+		settings: []settings.Settings{
+			hostSettings(nil),
+			hostSettings(func(s *settings.Settings) { s.Netns = 3; recycle(1)(s) }),
+		},
+		want: "server_closes_first/warning,tw_recycle/warning,tw_recycle/info",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(Config{})
-			m.SetSettings(tc.settings)
+			for _, st := range tc.settings {
+				m.SetSettings(st)
+			}
 			for i := range tc.evs {
 				m.Apply(&tc.evs[i])
 			}
 			s := m.Snapshot()
-			checkInvariants(t, s)
+			checkModel(t, m)
 			if got := findingIDs(s.Findings); got != tc.want {
 				t.Fatalf("findings %q, want %q: %+v", got, tc.want, s.Findings)
 			}
-			if tc.evidence != "" && !strings.Contains(strings.Join(s.Findings[0].Evidence, "|"), tc.evidence) {
-				t.Fatalf("evidence %q lacks %q", s.Findings[0].Evidence, tc.evidence)
+			for _, f := range s.Findings {
+				if len(f.Evidence) == 0 {
+					t.Errorf("finding %s without evidence", f.ID)
+				}
+				for _, a := range tc.absent {
+					if ev := strings.Join(f.Evidence, "|"); strings.Contains(ev, a) {
+						t.Errorf("evidence %q holds %q", ev, a)
+					}
+				}
+			}
+			if tc.title != "" && !strings.Contains(s.Findings[0].Title, tc.title) {
+				t.Errorf("title %q lacks %q", s.Findings[0].Title, tc.title)
+			}
+			for _, want := range tc.evidence {
+				if ev := strings.Join(s.Findings[0].Evidence, "|"); !strings.Contains(ev, want) {
+					t.Errorf("evidence %q lacks %q", ev, want)
+				}
+			}
+			// the same model gives the same findings every time
+			for i := 0; i < 5; i++ {
+				if again := m.Snapshot().Findings; !reflect.DeepEqual(again, s.Findings) {
+					t.Fatalf("findings changed between snapshots:\n%+v\n%+v", s.Findings, again)
+				}
 			}
 		})
+	}
+}
+
+// A periodic re-read of the settings replaces the earlier one: one row per
+// namespace, the latest values, no finding counted twice.
+func TestSettingsReread(t *testing.T) {
+	m := New(Config{})
+	on := 1
+	m.SetSettings(hostSettings(func(s *settings.Settings) { s.Recycle = &on }))
+	m.SetSettings(hostSettings(func(s *settings.Settings) { s.Recycle = &on }))
+	evs := conns(5, 100, false)
+	for i := range evs {
+		m.Apply(&evs[i])
+	}
+	s := m.Snapshot()
+	if len(s.Settings) != 1 || findingIDs(s.Findings) != "tw_recycle/warning" {
+		t.Fatalf("settings %+v, findings %q; want one row, one tw_recycle", s.Settings, findingIDs(s.Findings))
+	}
+	on = 0 // the model keeps its own copy
+	if s := m.Snapshot(); findingIDs(s.Findings) != "tw_recycle/warning" {
+		t.Fatalf("findings %q after the caller changed its value", findingIDs(s.Findings))
+	}
+	// the re-read: recycle gone, a wider port range, then an unreadable
+	// range that leaves usage unknown
+	m.SetSettings(hostSettings(func(s *settings.Settings) { s.PortLow = 30000 }))
+	s = m.Snapshot()
+	if len(s.Settings) != 1 || s.Settings[0].Recycle != nil || s.Ports[0].RangeSize != 31000 || findingIDs(s.Findings) != "" {
+		t.Fatalf("after re-read: settings %+v ports %+v findings %q", s.Settings, s.Ports, findingIDs(s.Findings))
+	}
+	m.SetSettings(hostSettings(func(s *settings.Settings) { s.PortLow, s.PortHigh = 5, 4 }))
+	if p := m.Snapshot().Ports[0]; p.RangeSize != 0 || p.ExhaustionS != nil {
+		t.Fatalf("range kept after an invalid re-read: %+v", p)
 	}
 }
 
@@ -99,10 +239,15 @@ func TestOverflowAndFinTimeoutFindings(t *testing.T) {
 		m.Apply(&g.evs[i])
 	}
 	s := m.Snapshot()
+	checkModel(t, m)
 	if got := findingIDs(s.Findings); got != "timewait_overflow/warning,fin_timeout_myth/info" {
 		t.Fatalf("findings %q", got)
 	}
 	if ev := strings.Join(s.Findings[1].Evidence, "|"); !strings.Contains(ev, "tcp_fin_timeout = 15 s") || !strings.Contains(ev, "median TIME_WAIT lifetime 60.5 s") {
 		t.Fatalf("evidence %q", ev)
+	}
+	// the advisor sees the namespace's bucket limit from the overflow record
+	if ev := strings.Join(s.Findings[0].Evidence, "|"); !strings.Contains(ev, "tcp_max_tw_buckets is 2") {
+		t.Fatalf("overflow evidence %q lacks the limit", ev)
 	}
 }

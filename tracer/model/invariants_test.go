@@ -28,30 +28,106 @@ func checkInvariants(t *testing.T, s *Snapshot) {
 		t.Errorf("closes by side %d != closed sockets %d", sides, s.ClosedSockets())
 	}
 	var nsOpen int64
+	nsCloses := map[string][5]uint64{}
 	for _, n := range s.Netns {
 		if n.Open < 0 {
 			t.Errorf("netns %d: %d open", n.Netns, n.Open)
 		}
 		nsOpen += n.Open
+		nsCloses[netnsLabel(n.Netns)] = n.Closes
 	}
 	if nsOpen != int64(s.OpenNow) {
 		t.Errorf("open per netns sums to %d, open %d", nsOpen, s.OpenNow)
 	}
-	for _, rows := range s.Closers {
+	for by, rows := range s.AllClosers {
+		var all, top Closer
 		for _, r := range rows {
 			if r.TimewaitOpen < 0 || r.TimewaitOpen > int64(r.TimewaitCreated) {
 				t.Errorf("%s %s: %d open of %d created", r.By, r.Key, r.TimewaitOpen, r.TimewaitCreated)
 			}
+			if r.By != By(by).String() {
+				t.Errorf("row %s %s in the %s ranking", r.By, r.Key, By(by))
+			}
+			all.add(&r)
+		}
+		for _, r := range s.Closers[by] {
+			top.add(&r)
+		}
+		if all != top {
+			t.Errorf("%s: the top rows and other sum to %+v, all rows to %+v", By(by), top, all)
 		}
 	}
+	// every close, connect and bind error, and attributed TIME_WAIT socket
+	// counts in exactly one namespace row
+	var ns Closer
+	for _, r := range s.AllClosers[ByNetns] {
+		ns.add(&r)
+		if want, ok := nsCloses[r.Key]; ok && r.Closes != want {
+			t.Errorf("%s: closes %v in the ranking, %v in netns stats", r.Key, r.Closes, want)
+		}
+	}
+	if ns.Closes != c.Closes || ns.ConnectErrors != c.ConnectAddrNotAvail || ns.BindErrors != c.BindAddrInUse {
+		t.Errorf("netns rows sum to closes %v errors %d/%d; counted %v %d/%d",
+			ns.Closes, ns.ConnectErrors, ns.BindErrors, c.Closes, c.ConnectAddrNotAvail, c.BindAddrInUse)
+	}
+	if ns.TimewaitOpen > int64(s.OpenNow) || ns.TimewaitCreated > c.Created+c.Existing {
+		t.Errorf("netns rows: %d open, %d created; model %d open, %d created", ns.TimewaitOpen, ns.TimewaitCreated, s.OpenNow, c.Created+c.Existing)
+	}
 	for _, p := range s.Ports {
-		if p.Connecting < 0 || p.Established < 0 || p.Closing < 0 || p.TimeWait < 0 {
+		if p.Connecting < 0 || p.Established < 0 || p.Closing < 0 || p.TimeWait < 0 || p.Held < 0 {
 			t.Errorf("ports %s -> %s: negative %+v", p.Src, p.Dst, p)
+		}
+		if p.Held != p.Connecting+p.Established+p.Closing+p.TimeWait {
+			t.Errorf("ports %s -> %s: held %d is not the sum of its groups", p.Src, p.Dst, p.Held)
+		}
+		if p.ExhaustionS != nil && *p.ExhaustionS < 0 {
+			t.Errorf("ports %s -> %s: exhaustion in %v s", p.Src, p.Dst, *p.ExhaustionS)
 		}
 	}
 	for _, v := range s.OpenSeries {
 		if v < 0 {
 			t.Errorf("open series has %d", v)
+		}
+	}
+}
+
+// checkModel checks a snapshot's invariants and, inside the model, that
+// every destination's held gauges are the sockets and TIME_WAIT sockets
+// holding a port there (Snapshot shows the TopN destinations only).
+func checkModel(t *testing.T, m *Model) {
+	t.Helper()
+	checkInvariants(t, m.Snapshot())
+	var held, want [heldGroups]int64
+	for k, d := range m.dests {
+		for g, v := range d.held {
+			if v < 0 {
+				t.Errorf("destination %v: %d ports in group %d", k, v, g)
+			}
+			held[g] += v
+		}
+	}
+	for _, s := range m.socks {
+		want[s.held]++
+	}
+	for _, tw := range m.tws {
+		if tw.dest != nil {
+			want[heldTimewait]++
+		}
+	}
+	want[heldNone] = 0
+	if held != want {
+		t.Errorf("held ports by group %v, sockets holding them %v", held, want)
+	}
+}
+
+// applyChecked applies a stream, checking the model after every event.
+func applyChecked(t *testing.T, m *Model, evs []event.Event) {
+	t.Helper()
+	for i := range evs {
+		m.Apply(&evs[i])
+		checkModel(t, m)
+		if t.Failed() {
+			t.Fatalf("after event %d: %+v", i, evs[i])
 		}
 	}
 }
@@ -66,13 +142,21 @@ func TestInvariantsOnEveryStream(t *testing.T) {
 	g.tw(event.KindTWExpire, 0xb, cliAddr, srvAddr, event.CauseExpired, -1) // never created
 	streams["one connection"] = g.evs
 	streams["churn"] = churn(3000)
+	streams["client closes first"] = conns(300, 100, false)
+	streams["server closes first"] = conns(300, 100, true)
+	for name, st := range orderStreams() {
+		streams["order: "+name] = st
+	}
+	for name, st := range reuseStreams() {
+		streams["reuse: "+name] = st.evs
+	}
 	for name, evs := range streams {
 		t.Run(name, func(t *testing.T) {
-			m := New(Config{MaxTimewait: 500, MaxKeys: 10})
+			m := New(Config{MaxTimewait: 500, MaxKeys: 10, MaxSockets: 400})
 			for i := range evs {
 				m.Apply(&evs[i])
 				if i%97 == 0 || i == len(evs)-1 {
-					checkInvariants(t, m.Snapshot())
+					checkModel(t, m)
 				}
 			}
 		})

@@ -68,8 +68,12 @@ type sock struct {
 	side     Side
 	owner    owner
 	server   bool // accepted from a listener (its local port is a service port)
-	held     portGroup
-	dest     destKey
+	// twTaken: a TIME_WAIT socket already took this socket's attribution
+	// (reported before the CLOSE transition), so the close leaves none
+	// behind for another one on the same tuple
+	twTaken bool
+	held    portGroup
+	dest    destKey
 }
 
 type owner struct {
@@ -86,10 +90,9 @@ type tw struct {
 	dest     *destKey // the client destination whose port it holds
 }
 
-// closerKeys are the aggregate entries one closing socket counts under.
-type closerKeys struct {
-	process, port, peer *Closer
-}
+// closerKeys are the aggregate entries one closing socket counts under, by
+// ranking; nil where the socket has no key of that ranking.
+type closerKeys [byKinds]*Closer
 
 // Model is the aggregator. The zero value is not usable; call New.
 type Model struct {
@@ -110,6 +113,7 @@ type Model struct {
 	dests     map[destKey]*dest
 	portRange map[uint32]int
 	settings  map[uint32]settings.Settings
+	kernel    map[uint32]*kernelReading
 	openTW    series // TIME_WAIT sockets open, per second
 
 	latest latestSnapshot
@@ -117,7 +121,7 @@ type Model struct {
 
 // closed is what a just-closed socket leaves for its TIME_WAIT socket.
 type closed struct {
-	keys   [3]*Closer
+	keys   closerKeys
 	dest   destKey
 	client bool
 }
@@ -140,6 +144,7 @@ func New(cfg Config) *Model {
 		dests:     make(map[destKey]*dest),
 		portRange: make(map[uint32]int),
 		settings:  make(map[uint32]settings.Settings),
+		kernel:    make(map[uint32]*kernelReading),
 	}
 	m.aggs = newAggregates(cfg.MaxKeys)
 	return m
@@ -181,13 +186,28 @@ func (m *Model) Apply(e *event.Event) {
 		m.markInferred(e, &m.c.Inferred.Overflow)
 	case event.KindConnectErr:
 		m.c.ConnectAddrNotAvail++
-		m.aggs.process.get(procKey{e.Pid, e.Comm}).ConnectErrors++
+		if p := m.processOf(e); p != nil {
+			p.ConnectErrors++
+		}
 		m.aggs.peer.get(e.Dst).ConnectErrors++
+		m.aggs.netns.get(e.Netns).ConnectErrors++
 	case event.KindBindErr:
 		m.c.BindAddrInUse++
-		m.aggs.process.get(procKey{e.Pid, e.Comm}).BindErrors++
+		if p := m.processOf(e); p != nil {
+			p.BindErrors++
+		}
+		m.aggs.netns.get(e.Netns).BindErrors++
 	}
 	m.openTW.set(m.now, int64(len(m.tws)))
+}
+
+// processOf is the process row of an event that ran in its owner's
+// context; nil when the event does not say who that is (softirq, pid 0).
+func (m *Model) processOf(e *event.Event) *Closer {
+	if !e.Owned() || e.Pid == 0 {
+		return nil
+	}
+	return m.aggs.process.get(procKey{e.Pid, e.Comm})
 }
 
 func (m *Model) markInferred(e *event.Event, flag *bool) {
@@ -228,7 +248,7 @@ func (m *Model) state(e *event.Event) {
 	if e.NewState == event.SynRecv {
 		s.server = true // a child of a listener: its local port is a service
 	}
-	m.hold(s, e.NewState, e.Time)
+	m.hold(s, e.NewState)
 	if e.Src.Port() != 0 && e.Dst.Port() != 0 {
 		m.byTuple[tupleKey{s.netns, s.src, s.dst}] = e.Ptr
 	}
@@ -248,14 +268,19 @@ func (m *Model) state(e *event.Event) {
 		s.side = SideReset
 	}
 	if e.NewState == event.Close {
-		m.countClose(s)
+		// the TIME_WAIT socket may be reported just after this close
+		pending := !s.twTaken && (e.OldState == event.FinWait2 || e.OldState == event.Closing || e.OldState == event.FinWait1)
+		var keys closerKeys
+		if s.side != SideNone || pending {
+			keys = m.closerOf(s) // only then: looking a key up makes its row
+		}
+		m.countClose(s, &keys)
 		k := tupleKey{s.netns, s.src, s.dst}
 		if m.byTuple[k] == e.Ptr {
 			delete(m.byTuple, k)
 		}
-		if e.OldState == event.FinWait2 || e.OldState == event.Closing || e.OldState == event.FinWait1 {
-			// the TIME_WAIT socket may be reported just after this close
-			m.remember(k, m.leftBy(s))
+		if pending {
+			m.remember(k, m.leftBy(s, keys))
 		}
 		delete(m.socks, e.Ptr)
 	}
@@ -286,33 +311,34 @@ func wasOpen(st event.State) bool {
 }
 
 // countClose counts a socket's close under its side and its aggregates.
-func (m *Model) countClose(s *sock) {
+func (m *Model) countClose(s *sock, keys *closerKeys) {
 	if s.side == SideNone {
 		return
 	}
 	m.c.Closes[s.side]++
 	m.ns(s.netns).Closes[s.side]++
-	for _, c := range m.closerOf(s) {
+	for _, c := range keys {
 		if c != nil {
 			c.Closes[s.side]++
 		}
 	}
-	// a closed socket leaves its pending TIME_WAIT attribution behind
 }
 
 // closerOf returns the aggregate entries a socket counts under: its
-// process, its service port when it is a server-side socket, and its peer
-// when it is a client.
-func (m *Model) closerOf(s *sock) [3]*Closer {
-	var out [3]*Closer
+// process when an event in its context named it, its service port when it
+// is a server-side socket, its peer when it is a client, and its network
+// namespace.
+func (m *Model) closerOf(s *sock) closerKeys {
+	var out closerKeys
 	if s.owner.pid != 0 {
-		out[0] = m.aggs.process.get(procKey{s.owner.pid, s.owner.comm})
+		out[ByProcess] = m.aggs.process.get(procKey{s.owner.pid, s.owner.comm})
 	}
 	if s.server {
-		out[1] = m.aggs.port.get(portKey{s.netns, s.src.Port()})
+		out[ByPort] = m.aggs.port.get(portKey{s.netns, s.src.Port()})
 	} else if s.dst.IsValid() {
-		out[2] = m.aggs.peer.get(s.dst)
+		out[ByPeer] = m.aggs.peer.get(s.dst)
 	}
+	out[ByNetns] = m.aggs.netns.get(s.netns)
 	return out
 }
 
@@ -321,8 +347,9 @@ func (m *Model) closerOf(s *sock) [3]*Closer {
 // is armed before the CLOSE transition) or just closed (exact tiers).
 func (m *Model) closerFor(k tupleKey) (closed, bool) {
 	if ptr, ok := m.byTuple[k]; ok {
-		if s := m.socks[ptr]; s != nil {
-			return m.leftBy(s), true
+		if s := m.socks[ptr]; s != nil && !s.twTaken {
+			s.twTaken = true
+			return m.leftBy(s, m.closerOf(s)), true
 		}
 	}
 	if c, ok := m.recent[k]; ok {
@@ -333,17 +360,26 @@ func (m *Model) closerFor(k tupleKey) (closed, bool) {
 }
 
 // leftBy is what a closing socket passes on to its TIME_WAIT socket.
-func (m *Model) leftBy(s *sock) closed {
+func (m *Model) leftBy(s *sock, keys closerKeys) closed {
 	return closed{
-		keys:   m.closerOf(s),
+		keys:   keys,
 		dest:   destKey{s.netns, s.src.Addr(), s.dst},
 		client: !s.server && s.src.Port() != 0 && s.dst.IsValid(),
 	}
 }
 
 func (m *Model) twCreate(e *event.Event) {
-	if _, ok := m.tws[e.Ptr]; ok {
-		return
+	if t, ok := m.tws[e.Ptr]; ok {
+		if t.netns == e.Netns && t.src == e.Src && t.dst == e.Dst {
+			return // the same socket, reported again
+		}
+		// A new socket at the address of one still open here: the kernel
+		// freed and reused the memory, so the old one ended without an
+		// end we saw. Close its books before opening the new one's.
+		m.c.Ended[endUnknown]++
+		m.c.EndedUnseen++
+		m.c.Inferred.Ended = true
+		m.release(e.Ptr, t)
 	}
 	existing := e.Flags&event.FlagExisting != 0
 	if !existing {
@@ -365,11 +401,11 @@ func (m *Model) twCreate(e *event.Event) {
 	}
 	if left, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
 		keys := left.keys
-		t.closer = &closerKeys{process: keys[0], port: keys[1], peer: keys[2]}
+		t.closer = &keys
 		if left.client {
 			d := left.dest
 			t.dest = &d
-			m.destOf(d).held[heldTimewait]++
+			m.destOf(d).change(heldTimewait, 1, m.now)
 		}
 		for _, c := range keys {
 			if c != nil {
@@ -402,13 +438,19 @@ func (m *Model) twEnd(e *event.Event) {
 		m.c.EndedUntracked++ // created before tracing and never scanned, or evicted
 		return
 	}
-	delete(m.tws, e.Ptr)
+	m.release(e.Ptr, t)
+}
+
+// release forgets an open TIME_WAIT socket and takes it off the gauges it
+// was counted in.
+func (m *Model) release(ptr uint64, t *tw) {
+	delete(m.tws, ptr)
 	m.ns(t.netns).Open--
 	if t.dest != nil {
-		m.destOf(*t.dest).held[heldTimewait]--
+		m.destOf(*t.dest).change(heldTimewait, -1, m.now)
 	}
 	if t.closer != nil {
-		for _, c := range []*Closer{t.closer.process, t.closer.port, t.closer.peer} {
+		for _, c := range t.closer {
 			if c != nil {
 				c.TimewaitOpen--
 			}

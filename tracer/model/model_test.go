@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -27,10 +28,13 @@ var (
 )
 
 const (
-	clientPid = 100
-	serverPid = 200
-	nsA       = 7
+	clientPid  = 100
+	serverPid  = 200
+	client2Pid = 300
+	nsA        = 7
 )
+
+var comms = map[uint32]string{clientPid: "client", serverPid: "server", client2Pid: "client2"}
 
 func (g *gen) next() uint64 { g.t += 1000; return g.t }
 
@@ -40,7 +44,7 @@ func (g *gen) state(ptr uint64, src, dst netip.AddrPort, old, new event.State, p
 	if pid != 0 {
 		e.Flags |= event.FlagOwner
 		e.Pid = pid
-		copy(e.Comm[:], map[uint32]string{clientPid: "client", serverPid: "server"}[pid])
+		copy(e.Comm[:], comms[pid])
 	}
 	g.evs = append(g.evs, e)
 }
@@ -78,7 +82,7 @@ func run(evs []event.Event) *Snapshot {
 	return m.Snapshot()
 }
 
-func closers(s *Snapshot, by int) map[string]Closer {
+func closers(s *Snapshot, by By) map[string]Closer {
 	out := map[string]Closer{}
 	for _, c := range s.Closers[by] {
 		out[c.Key] = c
@@ -123,7 +127,7 @@ func TestWhoCloses(t *testing.T) {
 	if s.Counters.Created != 4 || s.OpenNow != 4 {
 		t.Fatalf("created %d open %d, want 4 and 4", s.Counters.Created, s.OpenNow)
 	}
-	procs := closers(s, aggProcess)
+	procs := closers(s, ByProcess)
 	client, server := procs["client[100]"], procs["server[200]"]
 	if client.Closes[SideActive] != 1 || client.Closes[SidePassive] != 1 || client.Closes[SideReset] != 1 || client.Closes[SideSimultaneous] != 1 {
 		t.Errorf("client row %+v", client)
@@ -140,11 +144,11 @@ func TestWhoCloses(t *testing.T) {
 	if client.TimewaitCreated != 2 || server.TimewaitCreated != 2 {
 		t.Errorf("TIME_WAIT created: client %d server %d, want 2 and 2", client.TimewaitCreated, server.TimewaitCreated)
 	}
-	port := closers(s, aggPort)["netns 7 :80"]
+	port := closers(s, ByPort)["netns 7 :80"]
 	if port.Closes[SideActive] != 1 || port.Closes[SidePassive] != 1 || port.TimewaitCreated != 2 || port.TimewaitOpen != 2 {
 		t.Errorf("port 80 row %+v", port)
 	}
-	peer := closers(s, aggPeer)["10.0.0.2:80"]
+	peer := closers(s, ByPeer)["10.0.0.2:80"]
 	if peer.Closes[SideActive] != 1 || peer.Closes[SidePassive] != 1 || peer.TimewaitCreated != 2 {
 		t.Errorf("peer row %+v", peer)
 	}
@@ -207,7 +211,7 @@ func TestAggregatesBounded(t *testing.T) {
 		m.Apply(&e)
 	}
 	s := m.Snapshot()
-	rows := s.Closers[aggPeer]
+	rows := s.Closers[ByPeer]
 	if len(rows) != 6 || rows[5].Key != otherKey {
 		t.Fatalf("%d rows, last %q; want 5 + other", len(rows), rows[len(rows)-1].Key)
 	}
@@ -377,9 +381,26 @@ func TestPortPressure(t *testing.T) {
 		t.Fatalf("ports %+v, want one destination", ports)
 	}
 	p := ports[0]
+	// 21 ports held now, none at the start (1.000001 s), now is 3.900036 s:
+	// 21 / 2.900035 s = 7.241/s, and the 79 ports left last 10.91 s
+	if p.ExhaustionS == nil || *p.ExhaustionS != 10.91 {
+		t.Fatalf("exhaustion_s %v, want 10.91", fmtPtr(p.ExhaustionS))
+	}
+	if p.ReuseApplies != nil || p.ReuseNote != "" {
+		t.Fatalf("reuse %v %q without settings", fmtPtr(p.ReuseApplies), p.ReuseNote)
+	}
+	p.ExhaustionS, p.forecastHeld, p.forecastGrowth = nil, 0, 0
 	want := PortPressure{Netns: nsA, Src: "10.0.0.1", Dst: "10.0.0.2:80", Established: 1, TimeWait: 20,
-		Held: 21, NewPerSec: 3.2, Connections: 32, RangeSize: 100, Usage: 0.21}
+		Held: 21, NewPerSec: 3.2, Connections: 32, RangeSize: 100, Usage: 0.21,
+		GrowthPerS: 7.241, NeededAtRate: 192}
 	if p != want {
 		t.Fatalf("ports row\n got %+v\nwant %+v", p, want)
 	}
+}
+
+func fmtPtr[T any](p *T) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
 }

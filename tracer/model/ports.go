@@ -2,6 +2,7 @@ package model
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -45,8 +46,8 @@ func groupOf(st event.State) portGroup {
 	return heldNone
 }
 
-// rateWindow counts new connections per second of event time over the
-// last rateSeconds seconds.
+// rateSeconds is the window, in seconds of event time, of the connection
+// rate and of the growth of the ports held.
 const rateSeconds = 10
 
 type dest struct {
@@ -54,6 +55,27 @@ type dest struct {
 	counts  [rateSeconds]uint64
 	lastSec uint64
 	total   uint64
+	ring    growthRing
+}
+
+// heldCount is a destination's held ports: all of them, and those outside
+// TIME_WAIT (what connect() cannot take over even when tcp_tw_reuse
+// applies).
+type heldCount struct{ all, live int64 }
+
+func (d *dest) count() heldCount {
+	var all int64
+	for _, v := range d.held[heldConnecting:] {
+		all += v
+	}
+	return heldCount{all: all, live: all - d.held[heldTimewait]}
+}
+
+// change moves a group's gauge at event time now; the growth ring notes the
+// count before the change, so it knows what each second started with.
+func (d *dest) change(g portGroup, delta int64, now uint64) {
+	d.ring.mark(now/1e9, d.count())
+	d.held[g] += delta
 }
 
 func (d *dest) connected(now uint64) {
@@ -76,11 +98,7 @@ func (d *dest) advance(sec uint64) {
 
 // rate is new connections per second over the window ending at now.
 func (d *dest) rate(now uint64) float64 {
-	sec := now / 1e9
-	var lo uint64
-	if sec+1 > rateSeconds {
-		lo = sec + 1 - rateSeconds
-	}
+	lo := windowStart(now / 1e9)
 	var n uint64
 	for s := lo; s <= d.lastSec; s++ {
 		if s+rateSeconds > d.lastSec { // still in the ring
@@ -88,6 +106,69 @@ func (d *dest) rate(now uint64) float64 {
 		}
 	}
 	return float64(n) / rateSeconds
+}
+
+// windowStart is the first second of the window ending in second sec.
+func windowStart(sec uint64) uint64 {
+	if sec+1 > rateSeconds {
+		return sec + 1 - rateSeconds
+	}
+	return 0
+}
+
+// growthRing keeps, for each of the last rateSeconds seconds of event time,
+// the held count the second started with.
+type growthRing struct {
+	start    [rateSeconds]heldCount
+	first    uint64 // the second of the first change: nothing was held before
+	last     uint64 // the second of the last change
+	recorded bool
+}
+
+// mark notes that the count is cur just before a change in second sec.
+// Seconds without a change started with the count the last change left,
+// which is cur.
+func (r *growthRing) mark(sec uint64, cur heldCount) {
+	if !r.recorded {
+		r.recorded, r.first, r.last = true, sec, sec
+		r.start[sec%rateSeconds] = cur
+		return
+	}
+	if sec <= r.last {
+		return
+	}
+	for s := r.last + 1; s <= sec && s <= r.last+rateSeconds; s++ {
+		r.start[s%rateSeconds] = cur
+	}
+	r.last = sec
+}
+
+// at is the count second sec started with, for sec within rateSeconds of
+// the last change or after it; cur is the count now.
+func (r *growthRing) at(sec uint64, cur heldCount) heldCount {
+	switch {
+	case !r.recorded || sec < r.first:
+		return heldCount{}
+	case sec > r.last:
+		return cur
+	}
+	return r.start[sec%rateSeconds]
+}
+
+// growth is the change of the held counts per second over the window
+// ending at now: from the start of its first second (or of the trace, at
+// first) to now. The span counts as a second at least, so that a trace's
+// first few milliseconds do not extrapolate to thousands of ports a second.
+func (d *dest) growth(now, first uint64) (all, live float64) {
+	lo := windowStart(now / 1e9)
+	from := max(lo*1e9, first)
+	if now < from {
+		return 0, 0
+	}
+	span := max(float64(now-from)/1e9, 1)
+	cur := d.count()
+	was := d.ring.at(lo, cur)
+	return float64(cur.all-was.all) / span, float64(cur.live-was.live) / span
 }
 
 // PortPressure is one row of the "ports" report: the local ports a client
@@ -107,6 +188,27 @@ type PortPressure struct {
 	// is known.
 	RangeSize int     `json:"range_size,omitempty"`
 	Usage     float64 `json:"usage,omitempty"`
+	// GrowthPerS is the net change of Held per second over the last 10 s of
+	// event time.
+	GrowthPerS float64 `json:"growth_per_s"`
+	// NeededAtRate is NewPerSec × 60 s (TCP_TIMEWAIT_LEN): the ports the
+	// current connection rate keeps in TIME_WAIT when none is reused.
+	NeededAtRate int64 `json:"needed_at_rate"`
+	// ReuseApplies and ReuseNote say whether connect() towards Dst can take
+	// over TIME_WAIT tuples (tcp_tw_reuse), when the namespace's settings
+	// are known.
+	ReuseApplies *bool  `json:"reuse_applies,omitempty"`
+	ReuseNote    string `json:"reuse_note,omitempty"`
+	// ExhaustionS is the time, in seconds, until the held ports reach the
+	// range at the current growth: set when the range is known and the
+	// ports held grow, 0 when they fill it already. When tcp_tw_reuse
+	// applies, TIME_WAIT ports do not count (connect() can take them over):
+	// the forecast is on the ports held outside TIME_WAIT and their growth.
+	ExhaustionS *float64 `json:"exhaustion_s,omitempty"`
+
+	// the count and growth the forecast used, for the advisor's evidence
+	forecastHeld   int64
+	forecastGrowth float64
 }
 
 func (m *Model) destOf(k destKey) *dest {
@@ -126,7 +228,10 @@ func (m *Model) destOf(k destKey) *dest {
 }
 
 // hold moves a client socket's held port to the group of its new state.
-func (m *Model) hold(s *sock, st event.State, now uint64) {
+// The rings run on the model's clock (the latest event time), so an event
+// stamped a little earlier than the one before it, from another CPU, is
+// counted in the current second rather than rewriting a past one.
+func (m *Model) hold(s *sock, st event.State) {
 	g := groupOf(st)
 	if s.server || !s.src.Addr().IsValid() || s.src.Port() == 0 || !s.dst.IsValid() {
 		g = heldNone
@@ -135,14 +240,14 @@ func (m *Model) hold(s *sock, st event.State, now uint64) {
 		return
 	}
 	if s.held != heldNone {
-		m.destOf(s.dest).held[s.held]--
+		m.destOf(s.dest).change(s.held, -1, m.now)
 	}
 	if g != heldNone {
 		s.dest = destKey{s.netns, s.src.Addr(), s.dst}
 		d := m.destOf(s.dest)
-		d.held[g]++
+		d.change(g, 1, m.now)
 		if g == heldEstablished && s.held != heldClosing {
-			d.connected(now)
+			d.connected(m.now)
 		}
 	}
 	s.held = g
@@ -152,25 +257,44 @@ func (m *Model) hold(s *sock, st event.State, now uint64) {
 func (m *Model) ports() []PortPressure {
 	out := make([]PortPressure, 0, len(m.dests))
 	for k, d := range m.dests {
-		var held int64
-		for _, v := range d.held[heldConnecting:] {
-			held += v
-		}
-		if held == 0 && d.total == 0 {
+		cur := d.count()
+		if cur.all == 0 && d.total == 0 {
 			continue
 		}
+		rate := d.rate(m.now)
+		all, live := d.growth(m.now, m.first)
 		p := PortPressure{
 			Netns: k.netns, Src: addrString(k.src), Dst: k.dst.String(),
 			Connecting: d.held[heldConnecting], Established: d.held[heldEstablished],
-			Closing: d.held[heldClosing], TimeWait: d.held[heldTimewait], Held: held,
-			NewPerSec: round3(d.rate(m.now)), Connections: d.total,
+			Closing: d.held[heldClosing], TimeWait: d.held[heldTimewait], Held: cur.all,
+			NewPerSec: round3(rate), Connections: d.total,
+			GrowthPerS:   round3(all),
+			NeededAtRate: int64(math.Round(rate * timewaitSeconds)),
 		}
 		if !k.dst.IsValid() {
 			p.Src, p.Dst = otherKey, otherKey
 		}
+		reuse := false
+		if st, ok := m.settings[k.netns]; ok && k.dst.IsValid() {
+			applies, why := st.ReuseApplies(k.dst.Addr())
+			reuse = applies
+			p.ReuseApplies, p.ReuseNote = &applies, why
+		}
 		if n := m.portRange[k.netns]; n > 0 {
 			p.RangeSize = n
-			p.Usage = round3(float64(held) / float64(n))
+			p.Usage = round3(float64(cur.all) / float64(n))
+			p.forecastHeld, p.forecastGrowth = cur.all, all
+			if reuse {
+				p.forecastHeld, p.forecastGrowth = cur.live, live
+			}
+			switch {
+			case p.forecastHeld >= int64(n):
+				zero := 0.0
+				p.ExhaustionS = &zero
+			case p.forecastGrowth > 0:
+				s := round3(float64(int64(n)-p.forecastHeld) / p.forecastGrowth)
+				p.ExhaustionS = &s
+			}
 		}
 		out = append(out, p)
 	}

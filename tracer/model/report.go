@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -33,6 +34,9 @@ type Report struct {
 	Findings        []Finding      `json:"findings"`
 	Settings        []SettingsRow  `json:"settings"`
 	Netns           []NetnsStats   `json:"netns"`
+	// Kernel is the kernel's own view, per namespace: how much its
+	// TIME_WAIT counters moved while tracing, to cross-check twtop's.
+	Kernel []KernelCounters `json:"kernel"`
 	// Inferred names the figures the tier could only infer.
 	Inferred []string       `json:"inferred"`
 	Tracking TrackingReport `json:"tracking"`
@@ -152,11 +156,15 @@ func (s *Snapshot) Report(meta Meta) *Report {
 		Ports:    s.Ports,
 		Findings: s.Findings,
 		Netns:    s.Netns,
+		Kernel:   s.Kernel,
 		Inferred: []string{},
 		Tracking: TrackingReport{EvictedSockets: c.EvictedSockets, EvictedTimewait: c.EvictedTimewait},
 	}
 	if r.Netns == nil {
 		r.Netns = []NetnsStats{}
+	}
+	if r.Kernel == nil {
+		r.Kernel = []KernelCounters{}
 	}
 	if r.Ports == nil {
 		r.Ports = []PortPressure{}
@@ -198,7 +206,14 @@ func (s *Snapshot) Report(meta Meta) *Report {
 
 func ms(ns uint64) float64 { return round3(float64(ns) / 1e6) }
 
-func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+// round3 rounds to 3 decimals, half away from zero, and never gives -0.
+func round3(f float64) float64 {
+	r := math.Round(f*1000) / 1000
+	if r == 0 {
+		return 0
+	}
+	return r
+}
 
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
@@ -238,6 +253,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "Reuse:     %d by connect (tcp_tw_reuse), %d by SYN takeover\n", r.Reuse.ConnectReuse, r.Reuse.SynRecycle)
 	fmt.Fprintf(&b, "Errors:    %d connect() EADDRNOTAVAIL, %d bind() EADDRINUSE\n", r.Errors.ConnectEAddrNotAvail, r.Errors.BindEAddrInUse)
+	for _, k := range r.Kernel {
+		fmt.Fprintf(&b, "Kernel:    netns %d: TcpExt TW +%d, TWKilled +%d, TWRecycled +%d, TCPTimeWaitOverflow +%d\n",
+			k.Netns, k.TW, k.TWKilled, k.TWRecycled, k.TimewaitOverflow)
+	}
 	if len(r.TopClosers) > 0 {
 		fmt.Fprintf(&b, "\n%-8s %-32s %8s %8s %6s %6s %7s %9s %8s\n", "BY", "KEY", "ACTIVE", "PASSIVE", "SIMUL", "RESET", "ACTIVE%", "TW-MADE", "TW-OPEN")
 		for _, row := range r.TopClosers {

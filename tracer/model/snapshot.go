@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -16,6 +17,7 @@ type Counters struct {
 	Existing            uint64    // TIME_WAIT sockets found at start
 	Ended               [endBuckets]uint64
 	EndedUntracked      uint64 // ends of TIME_WAIT sockets the model did not track
+	EndedUnseen         uint64 // TIME_WAIT sockets whose address a new one took before their end was seen (in Ended as unknown)
 	Overflow            uint64
 	ReuseConnect        uint64
 	ReuseSyn            uint64
@@ -47,7 +49,14 @@ type Snapshot struct {
 	Counters   Counters
 	Lifetime   Histogram
 	OpenNow    int
-	Closers    [aggKinds][]Closer
+	// Closers are the rankings as the report shows them: the TopN rows of
+	// each in the default order (most closes, most TIME_WAIT created, key)
+	// and the rest folded into a last "other" row.
+	Closers [byKinds][]Closer
+	// AllClosers are every row of each ranking (at most MaxKeys, then the
+	// "other" row of keys past that), in the default order, for readers
+	// that rank by another column (TopClosers).
+	AllClosers [byKinds][]Closer
 	Netns      []NetnsStats
 	Ports      []PortPressure
 	// OpenSeries is the number of open TIME_WAIT sockets at the end of each
@@ -55,23 +64,31 @@ type Snapshot struct {
 	OpenSeries []int64
 	Findings   []Finding
 	Settings   []settings.Settings
+	// Kernel is how much each namespace's own TIME_WAIT counters moved
+	// while tracing (SetCounters), by netns.
+	Kernel []KernelCounters
 }
 
 // Snapshot copies the model's figures.
 func (m *Model) Snapshot() *Snapshot {
 	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, OpenNow: len(m.tws)}
-	s.Closers = m.aggs.top(m.cfg.TopN)
+	s.AllClosers = m.aggs.all()
+	for by, rows := range s.AllClosers {
+		body, other := splitOther(rows)
+		s.Closers[by] = foldTop(body, other, By(by).String(), m.cfg.TopN)
+	}
 	s.Ports = m.ports()
 	s.OpenSeries = m.openTW.last(m.now, seriesSeconds)
 	for _, st := range m.settings {
 		s.Settings = append(s.Settings, st)
 	}
 	sort.Slice(s.Settings, func(i, j int) bool { return s.Settings[i].Netns < s.Settings[j].Netns })
-	s.Findings = m.findings(s)
+	s.Kernel = m.kernelCounters()
 	for _, n := range m.netns {
 		s.Netns = append(s.Netns, *n)
 	}
 	sort.Slice(s.Netns, func(i, j int) bool { return s.Netns[i].Netns < s.Netns[j].Netns })
+	s.Findings = m.findings(s) // last: the advisor reads the figures above
 	return s
 }
 
@@ -90,6 +107,20 @@ func (s *Snapshot) ClosedSockets() uint64 {
 		n += v
 	}
 	return n
+}
+
+// TopClosers ranks one ranking's rows by a column, descending when desc,
+// and returns the first n (all when n <= 0) with the rest, and the keys
+// past MaxKeys, summed into a last "other" row. Ties go by key. It returns
+// a new slice; nil for an unknown ranking.
+func (s *Snapshot) TopClosers(by By, col CloserColumn, desc bool, n int) []Closer {
+	if by < 0 || by >= byKinds {
+		return nil
+	}
+	body, other := splitOther(s.AllClosers[by])
+	rows := slices.Clone(body)
+	SortClosers(rows, col, desc)
+	return foldTop(rows, other, by.String(), n)
 }
 
 // Publish makes a fresh snapshot visible to Latest. The model's writer

@@ -17,29 +17,30 @@ import (
 // also govern IPv6 TCP). Sysctls that the running kernel lacks are nil.
 type Settings struct {
 	// Netns is the inode number of the network namespace ("net:[INODE]").
-	Netns uint32
+	Netns uint32 `json:"netns"`
 	// TwReuse is net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only
 	// (the default since Linux 4.18).
-	TwReuse int
+	TwReuse int `json:"tcp_tw_reuse"`
 	// TwReuseDelayMs is net.ipv4.tcp_tw_reuse_delay (Linux 6.14 and
 	// later): how long, in milliseconds, a TIME_WAIT socket must have
 	// existed before connect() may reuse its tuple. Older kernels use a
 	// fixed second and have no such sysctl; then it is nil.
-	TwReuseDelayMs *int
+	TwReuseDelayMs *int `json:"tcp_tw_reuse_delay_ms,omitempty"`
 	// MaxTwBuckets is net.ipv4.tcp_max_tw_buckets. Beyond it the kernel
 	// closes connections without TIME_WAIT and counts
 	// TcpExt.TCPTimeWaitOverflow.
-	MaxTwBuckets int
+	MaxTwBuckets int `json:"tcp_max_tw_buckets"`
 	// PortLow and PortHigh are net.ipv4.ip_local_port_range, inclusive.
-	PortLow, PortHigh int
+	PortLow  int `json:"port_low"`
+	PortHigh int `json:"port_high"`
 	// FinTimeoutS is net.ipv4.tcp_fin_timeout in seconds.
-	FinTimeoutS int
+	FinTimeoutS int `json:"tcp_fin_timeout_s"`
 	// Timestamps is net.ipv4.tcp_timestamps: 0 off, 1 on with per-
 	// connection offsets, 2 on without offsets.
-	Timestamps int
+	Timestamps int `json:"tcp_timestamps"`
 	// Recycle is net.ipv4.tcp_tw_recycle, which only kernels before 4.12
 	// have; nil otherwise.
-	Recycle *int
+	Recycle *int `json:"tcp_tw_recycle,omitempty"`
 }
 
 // PortRangeSize returns the number of local ports in PortLow..PortHigh, or

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/record"
+	"github.com/twtop/twtop/tracer/settings"
+)
+
+// stateEvery is how often the namespaces' settings and counters are read
+// again while tracing.
+const stateEvery = 10 * time.Second
+
+// flushEvery bounds what a recording killed mid-run can lose.
+const flushEvery = time.Second
+
+// liveSource is the tracer as a raw record source, with the readings of
+// settings and counters slotted into the stream: at start and every
+// stateEvery, before the record that Next returns next. When recording, it
+// writes every record and reading to the recording in that same order, so
+// a replay hands the model the same inputs at the same points.
+type liveSource struct {
+	tr      *tracer.Tracer
+	netns   []string // namespace paths to read ("" is twtop's own)
+	onState func(record.State)
+	rec     *record.Writer
+	onFlush func() // after each flush (progress display)
+
+	lastState time.Time
+	lastFlush time.Time
+	warned    map[string]bool
+}
+
+// Next returns the tracer's next record.
+func (l *liveSource) Next() ([]byte, error) {
+	if l.lastState.IsZero() || time.Since(l.lastState) >= stateEvery {
+		if err := l.readStates(); err != nil {
+			return nil, err
+		}
+	}
+	b, err := l.tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	if l.rec == nil {
+		return b, nil
+	}
+	if err := l.rec.Add(b); err != nil {
+		return nil, err
+	}
+	// The scan ends once per interval, so this runs at least every second
+	// even when the host is quiet.
+	if event.RawKind(b) == event.KindScanEnd || time.Since(l.lastFlush) >= flushEvery {
+		if err := l.rec.Flush(); err != nil {
+			return nil, err
+		}
+		l.lastFlush = time.Now()
+		if l.onFlush != nil {
+			l.onFlush()
+		}
+	}
+	return b, nil
+}
+
+// readStates reads every namespace's settings and counters: at start,
+// every stateEvery, and once after the tracer is closed. A failure at
+// start is an error; later (the namespace went away) it is reported once.
+func (l *liveSource) readStates() error {
+	first := l.lastState.IsZero()
+	l.lastState = time.Now()
+	var ts record.TracerStats
+	if st, err := l.tr.Stats(); err == nil {
+		ts = record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}
+	}
+	for _, ns := range l.netns {
+		s, c, err := settings.Read(ns)
+		if err != nil {
+			if first {
+				return err
+			}
+			if !l.warned[ns] {
+				fmt.Fprintf(os.Stderr, "\ntwtop: warning: %v (no longer reading it)\n", err)
+				if l.warned == nil {
+					l.warned = map[string]bool{}
+				}
+				l.warned[ns] = true
+			}
+			continue
+		}
+		st := record.State{TimeNs: monotonicNow(), Settings: s, Counters: tcpCounters(c), Tracer: ts}
+		if l.rec != nil {
+			if err := l.rec.State(st); err != nil {
+				return err
+			}
+		}
+		if l.onState != nil {
+			l.onState(st)
+		}
+	}
+	return nil
+}
+
+// tcpCounters keeps the TCP sections of a namespace's counters: the ones
+// about TIME_WAIT and connections, not the hundreds about IP and UDP.
+func tcpCounters(c settings.Counters) settings.Counters {
+	out := make(settings.Counters)
+	for k, v := range c {
+		if len(k) > 4 && (k[:4] == "Tcp." || len(k) > 7 && k[:7] == "TcpExt.") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// monotonicNow is CLOCK_MONOTONIC, the clock of the records' timestamps.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
+}

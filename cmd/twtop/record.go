@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/record"
+)
+
+// recording is an open --record destination.
+type recording struct {
+	path  string
+	f     *os.File
+	w     *record.Writer
+	start time.Time
+
+	progress  bool // stderr is a terminal: keep a status line
+	lastShown time.Time
+	lastCount uint64
+	shown     bool
+}
+
+// createRecording opens path (mode 0600; "-" is stdout) and writes the
+// header.
+func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*recording, error) {
+	var f *os.File
+	if path == "-" {
+		if isTerminal(os.Stdout) {
+			return nil, &usageError{"--record -: stdout is a terminal; redirect it to a file or a pipe"}
+		}
+		f = os.Stdout
+	} else {
+		var err error
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create recording: %w", err)
+		}
+		// an existing file keeps its mode on open: recordings name hosts,
+		// addresses and processes
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("create recording: %w", err)
+		}
+	}
+	host, _ := os.Hostname()
+	now := time.Now()
+	h := record.Header{
+		Twtop: versionString(), Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
+		HZ: tr.HZ(), ByteOrder: "little", RecordSize: event.RecordSize,
+		WallOffsetNs: now.UnixNano() - int64(monotonicNow()), Started: now.UTC().Truncate(time.Second),
+		Filters: record.Filters{Netns: opts.Netns, Pid: opts.Pid, Port: opts.Port, Family: opts.Family},
+	}
+	h.Notes = append(h.Notes, tr.Fallbacks()...)
+	for _, fn := range tr.SkippedHooks() {
+		h.Notes = append(h.Notes, fn+" cannot be hooked on this kernel: "+tracer.HookLoss(fn))
+	}
+	w, err := record.NewWriter(f, h)
+	if err != nil {
+		if f != os.Stdout {
+			f.Close()
+		}
+		return nil, err
+	}
+	return &recording{path: path, f: f, w: w, start: now, progress: isTerminal(os.Stderr)}, nil
+}
+
+// show updates the status line (at most once a second).
+func (r *recording) show(tr *tracer.Tracer) {
+	if !r.progress || time.Since(r.lastShown) < time.Second {
+		return
+	}
+	n := r.w.Records()
+	rate := float64(n-r.lastCount) / time.Since(r.lastShown).Seconds()
+	if r.lastShown.IsZero() {
+		rate = 0
+	}
+	var lost uint64
+	if st, err := tr.Stats(); err == nil {
+		lost = st.TotalLost()
+	}
+	fmt.Fprintf(os.Stderr, "\r\033[Ktwtop: recording %s: %s events, %s/s, %d lost, %s written, %s",
+		r.name(), grouped(n), grouped(uint64(rate)), lost, sizeString(r.w.Written()), time.Since(r.start).Round(time.Second))
+	r.lastShown, r.lastCount, r.shown = time.Now(), n, true
+}
+
+// finish writes the trailer with the tracer's final counters and closes
+// the file. It ends the status line first.
+func (r *recording) finish(tr *tracer.Tracer, werr error) error {
+	if r.shown {
+		fmt.Fprintln(os.Stderr)
+	}
+	var err error
+	if werr == nil {
+		t := record.Trailer{TimeNs: monotonicNow()}
+		if st, serr := tr.Stats(); serr == nil {
+			t.Tracer = record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}
+		}
+		err = r.w.Close(t)
+	}
+	if r.f != os.Stdout {
+		if serr := r.f.Sync(); serr != nil && err == nil && !errors.Is(serr, os.ErrInvalid) {
+			err = fmt.Errorf("sync recording: %w", serr)
+		}
+		if cerr := r.f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close recording: %w", cerr)
+		}
+	}
+	if err == nil && werr == nil {
+		fmt.Fprintf(os.Stderr, "twtop: recorded %s events in %s to %s\n", grouped(r.w.Records()), sizeString(r.w.Written()), r.name())
+	}
+	if werr != nil {
+		return fmt.Errorf("%w; %s stays readable up to its last whole block", werr, r.name())
+	}
+	return err
+}
+
+func (r *recording) name() string {
+	if r.path == "-" {
+		return "stdout"
+	}
+	return r.path
+}
+
+// recordOnly reads the tracer into the recording until it is closed.
+func recordOnly(src *liveSource) error {
+	for {
+		if _, err := src.Next(); err != nil {
+			if errors.Is(err, tracer.ErrClosed) || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func grouped(n uint64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/twtop/twtop/tracer/model"
+	"github.com/twtop/twtop/tracer/record"
+)
+
+// badRecording is a recording twtop cannot read (exit status 2).
+type badRecording struct{ err error }
+
+func (e *badRecording) Error() string { return e.err.Error() }
+func (e *badRecording) Unwrap() error { return e.err }
+
+// replay reads a recording through the same decoder and model as live
+// tracing.
+func replay(cfg *config) error {
+	in, size, err := openReplay(cfg.replay)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	rd, err := record.NewReader(in)
+	if err != nil {
+		return replayError(cfg.replay, err)
+	}
+	h := rd.Header()
+	fmt.Fprintf(os.Stderr, "twtop: replaying %s: recorded %s on %s, kernel %s, tier %s\n",
+		cfg.replay, h.Started.Local().Format("2006-01-02 15:04:05"), h.Host, h.Kernel, h.Tier)
+	src := &replaySource{rd: rd, size: size, progress: isTerminal(os.Stderr), start: time.Now()}
+
+	if cfg.events != "" {
+		err = printEvents(src, h.HZ, bufio.NewWriterSize(os.Stdout, 64<<10))
+	} else {
+		m := model.New(model.Config{})
+		rd.OnState = func(s record.State) { applyState(m, s) }
+		if err = feedModel(src, h.HZ, m); err == nil {
+			src.done()
+			err = replayReport(cfg, rd, m)
+		}
+	}
+	src.done()
+	if err != nil {
+		return replayError(cfg.replay, err)
+	}
+	return nil
+}
+
+// replayReport prints the report and evaluates the checks.
+func replayReport(cfg *config, rd *record.Reader, m *model.Model) error {
+	meta := model.Meta{Tier: rd.Header().Tier}
+	if t, ok := rd.Trailer(); ok {
+		meta.Lost, meta.RecursionMisses = t.Tracer.Lost, t.Tracer.RecursionMisses
+	} else if s := rd.LastState(); s != nil {
+		meta.Lost, meta.RecursionMisses = s.Tracer.Lost, s.Tracer.RecursionMisses
+	}
+	if tr := rd.Truncated(); tr != nil {
+		fmt.Fprintf(os.Stderr, "twtop: warning: %s; lost events are counted up to the last settings reading\n", tr)
+	}
+	r := m.Snapshot().Report(meta)
+	if cfg.report != "" {
+		if err := writeReport(r, cfg.report, os.Stdout); err != nil {
+			return err
+		}
+	}
+	if len(cfg.checks) > 0 {
+		return runChecks(r, cfg.checks, os.Stdout)
+	}
+	return nil
+}
+
+// replayError names the file in a reading error; an unreadable recording
+// exits with status 2.
+func replayError(name string, err error) error {
+	var fe *record.FormatError
+	if errors.As(err, &fe) {
+		return &badRecording{fmt.Errorf("%s: %w", name, err)}
+	}
+	var cf *checksFailed
+	if errors.As(err, &cf) {
+		return err
+	}
+	return fmt.Errorf("replay %s: %w", name, err)
+}
+
+// openReplay opens the recording ("-" is stdin) and returns its size when
+// known (for the progress display).
+func openReplay(path string) (io.ReadCloser, int64, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), 0, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open recording: %w", err)
+	}
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, nil
+}
+
+// replaySource is the recording as a raw record source, with a progress
+// line on a terminal when the replay takes more than a second.
+type replaySource struct {
+	rd       *record.Reader
+	size     int64
+	progress bool
+	start    time.Time
+	n        uint64
+	shown    bool
+}
+
+func (s *replaySource) Next() ([]byte, error) {
+	s.n++
+	if s.progress && s.n%(1<<16) == 0 && time.Since(s.start) > time.Second {
+		if s.size > 0 {
+			fmt.Fprintf(os.Stderr, "\r\033[Ktwtop: replaying: %s events, %.0f%%", grouped(s.n), 100*float64(s.rd.Offset())/float64(s.size))
+		} else {
+			fmt.Fprintf(os.Stderr, "\r\033[Ktwtop: replaying: %s events", grouped(s.n))
+		}
+		s.shown = true
+	}
+	return s.rd.Next()
+}
+
+// done ends the progress line.
+func (s *replaySource) done() {
+	if s.shown {
+		fmt.Fprintln(os.Stderr)
+		s.shown = false
+	}
+}

@@ -1,0 +1,124 @@
+package record
+
+import (
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
+
+// tile is how many records (un)transpose handles at once, so that both
+// the strided and the sequential side of the copy stay in the L1 cache.
+const tile = 64
+
+// transpose writes n records of size sz from src (record-major) into dst
+// (byte-major: byte j of record i at j*n+i).
+func transpose(dst, src []byte, n, sz int) {
+	for i0 := 0; i0 < n; i0 += tile {
+		i1 := min(i0+tile, n)
+		for j := range sz {
+			col := dst[j*n+i0 : j*n+i1]
+			for k := range col {
+				col[k] = src[(i0+k)*sz+j]
+			}
+		}
+	}
+}
+
+// untranspose undoes transpose.
+func untranspose(dst, src []byte, n, sz int) {
+	for i0 := 0; i0 < n; i0 += tile {
+		i1 := min(i0+tile, n)
+		for j := range sz {
+			col := src[j*n+i0 : j*n+i1]
+			for k, b := range col {
+				dst[(i0+k)*sz+j] = b
+			}
+		}
+	}
+}
+
+// batchEncoder encodes event block payloads.
+type batchEncoder struct {
+	enc     *zstd.Encoder
+	scratch []byte
+}
+
+func newBatchEncoder() (*batchEncoder, error) {
+	// One goroutine: the writer runs beside the tracer's reader and must
+	// not compete with the traced host for cores.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	return &batchEncoder{enc: enc}, nil
+}
+
+// encode appends the payload of an event block holding n records of size
+// sz (recs, record-major) to dst.
+func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
+	var head [batchHeadSize]byte
+	le.PutUint32(head[0:], uint32(n))
+	le.PutUint16(head[4:], uint16(sz))
+	head[6] = encTransposedZstd
+	dst = append(dst, head[:]...)
+	if cap(b.scratch) < len(recs) {
+		b.scratch = make([]byte, len(recs))
+	}
+	t := b.scratch[:len(recs)]
+	transpose(t, recs, n, sz)
+	return b.enc.EncodeAll(t, dst)
+}
+
+// batchDecoder decodes event block payloads.
+type batchDecoder struct {
+	dec     *zstd.Decoder
+	scratch []byte
+	recs    []byte
+}
+
+func newBatchDecoder() (*batchDecoder, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBatchBytes),
+		zstd.WithDecoderMaxWindow(maxBatchBytes))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return &batchDecoder{dec: dec}, nil
+}
+
+// decode returns the records of an event block payload (valid until the
+// next call) and their size.
+func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
+	if len(p) < batchHeadSize {
+		return nil, 0, 0, fmt.Errorf("events block of %d bytes is shorter than its %d-byte head", len(p), batchHeadSize)
+	}
+	n, sz = int(le.Uint32(p[0:])), int(le.Uint16(p[4:]))
+	if p[6] != encTransposedZstd {
+		return nil, 0, 0, fmt.Errorf("events block has unknown encoding %d (written by a newer twtop?)", p[6])
+	}
+	if sz == 0 || sz > maxRecordSize {
+		return nil, 0, 0, fmt.Errorf("events block has record size %d (limit %d)", sz, maxRecordSize)
+	}
+	if n == 0 || n > maxBatchBytes/sz {
+		return nil, 0, 0, fmt.Errorf("events block claims %d records of %d bytes (limit %d bytes)", n, sz, maxBatchBytes)
+	}
+	want := n * sz
+	if cap(b.scratch) < want {
+		b.scratch = make([]byte, 0, want)
+	}
+	t, err := b.dec.DecodeAll(p[batchHeadSize:], b.scratch[:0])
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("events block does not decompress: %w", err)
+	}
+	if len(t) != want {
+		return nil, 0, 0, fmt.Errorf("events block decompresses to %d bytes, want %d records of %d", len(t), n, sz)
+	}
+	b.scratch = t
+	if cap(b.recs) < want {
+		b.recs = make([]byte, want)
+	}
+	recs = b.recs[:want]
+	untranspose(recs, t, n, sz)
+	return recs, n, sz, nil
+}

@@ -1,0 +1,134 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/model"
+)
+
+// benchStreams are the record streams the benchmarks run on: synthetic
+// churn, and every recording checked in under testdata/ at the top of the
+// repository (real kernels' records).
+func benchStreams(b *testing.B) map[string][][]byte {
+	out := map[string][][]byte{"churn": churn(200_000)}
+	files, _ := filepath.Glob("../../testdata/*.twrec")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, recs, _, err := readAll(data)
+		if err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+		out[filepath.Base(f)] = recs
+	}
+	return out
+}
+
+// BenchmarkWrite prints the bytes on disk per event (goal: at most 12).
+func BenchmarkWrite(b *testing.B) {
+	for name, recs := range benchStreams(b) {
+		b.Run(name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				var buf bytes.Buffer
+				w, err := NewWriter(&buf, testHeader())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, r := range recs {
+					if err := w.Add(r); err != nil {
+						b.Fatal(err)
+					}
+					if i%4096 == 4095 { // the live loop flushes about this often under churn
+						w.Flush()
+					}
+				}
+				if err := w.Close(Trailer{}); err != nil {
+					b.Fatal(err)
+				}
+				size = buf.Len()
+			}
+			b.ReportMetric(float64(size)/float64(len(recs)), "B/event")
+			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkReplay decodes a recording and applies every event to the model
+// on one goroutine (goal: at least 5M events/s).
+func BenchmarkReplay(b *testing.B) {
+	for name, recs := range benchStreams(b) {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, testHeader())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs {
+			w.Add(r)
+		}
+		w.Close(Trailer{})
+		data := buf.Bytes()
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rd, err := NewReader(bytes.NewReader(data))
+				if err != nil {
+					b.Fatal(err)
+				}
+				m := model.New(model.Config{})
+				st := event.NewStream(rd, 250)
+				for {
+					e, err := st.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					m.Apply(e)
+				}
+			}
+			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRead reads a recording's raw records without decoding them: the
+// cost of the file format alone.
+func BenchmarkRead(b *testing.B) {
+	for name, recs := range benchStreams(b) {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, testHeader())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs {
+			w.Add(r)
+		}
+		w.Close(Trailer{})
+		data := buf.Bytes()
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rd, err := NewReader(bytes.NewReader(data))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := rd.Next(); err != nil {
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
