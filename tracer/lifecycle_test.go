@@ -42,36 +42,52 @@ func linkIDs(t *testing.T) []link.ID {
 	return ids
 }
 
-func last[T ~uint32](ids []T) T {
-	if len(ids) == 0 {
-		return 0
-	}
-	return slices.Max(ids)
-}
-
-func countAbove[T ~uint32](ids []T, floor T) int {
+// present counts how many of want are among ids.
+func present[T ~uint32](ids, want []T) int {
 	n := 0
-	for _, id := range ids {
-		if id > floor {
+	for _, id := range want {
+		if slices.Contains(ids, id) {
 			n++
 		}
 	}
 	return n
 }
 
-// Not parallel: it runs before the parallel tests open the shared tracer,
-// so the programs and links it counts are its own.
+// ownIDs are the IDs of the programs and links of tr. Other tracers (the
+// CLI's tests run twtop in parallel packages) may load theirs meanwhile,
+// so the test counts only these.
+func ownIDs(t *testing.T, tr *Tracer) ([]ebpf.ProgramID, []link.ID) {
+	t.Helper()
+	var progs []ebpf.ProgramID
+	for name, p := range tr.coll.Programs {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatalf("program %s: %v", name, err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			t.Fatalf("program %s: kernel gives no ID", name)
+		}
+		progs = append(progs, id)
+	}
+	var links []link.ID
+	for _, l := range append(slices.Clone(tr.links), tr.iter) {
+		info, err := l.Info()
+		if err != nil {
+			t.Fatalf("link: %v", err)
+		}
+		links = append(links, info.ID)
+	}
+	return progs, links
+}
+
+// Not parallel: it runs before the parallel tests open the shared tracer.
 func TestOpenCloseLeavesNothing(t *testing.T) {
 	netnstest.RequireRoot(t)
 	tier, err := tierFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// IDs only grow: what this tracer loads has IDs above today's highest.
-	// (Programs of an earlier tracer may still be being released.)
-	progs, links := programIDs(t), linkIDs(t)
-	newProgs := func() int { return countAbove(programIDs(t), last(progs)) }
-	newLinks := func() int { return countAbove(linkIDs(t), last(links)) }
 	tr, err := Open(Options{Tier: tier})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -81,10 +97,11 @@ func TestOpenCloseLeavesNothing(t *testing.T) {
 	}
 	t.Logf("kernel %s: tier %s, HZ %d; tiers skipped: %q; hooks skipped: %q", tr.KernelRelease(), tr.Tier(), tr.HZ(), tr.Fallbacks(), tr.SkippedHooks())
 	hooks := len(hooksFor(tr.Tier())) - len(tr.SkippedHooks())
-	if got := newProgs(); got < hooks {
+	progs, links := ownIDs(t, tr)
+	if got := present(programIDs(t), progs); got < hooks {
 		t.Fatalf("%d programs loaded, want at least %d", got, hooks)
 	}
-	if got := newLinks(); got != hooks+1 {
+	if got := present(linkIDs(t), links); got != hooks+1 {
 		t.Fatalf("%d links, want %d (hooks and the scan iterator)", got, hooks+1)
 	}
 	if tr.HZ() == 0 {
@@ -99,7 +116,7 @@ func TestOpenCloseLeavesNothing(t *testing.T) {
 	// the kernel releases links and their programs from a workqueue
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, l := newProgs(), newLinks()
+		p, l := present(programIDs(t), progs), present(linkIDs(t), links)
 		if p == 0 && l == 0 {
 			break
 		}

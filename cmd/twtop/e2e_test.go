@@ -221,6 +221,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--replay", "f", "--events", "json", "--check", "lost == 0"},
 		{"--record", "-", "--report", "json"},
 		{"--record", "f", "--events", "json"},
+		{"--replay", "f", "--check", "timewait.created == sum(kernel.tw)"},
 	} {
 		err := run(args)
 		if _, ok := err.(*usageError); !ok {

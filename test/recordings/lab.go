@@ -217,6 +217,28 @@ func timeWait(socks []netns.Socket, match func(netns.Socket) bool) int {
 
 // busy counts the sockets that are neither listening nor timewait sockets
 // and for which match holds: connections still open or closing.
+// quiesce waits until no connection matching match is open or closing
+// (what names them in the timeout error), then returns the namespace's
+// sockets and how much TcpExt.TW rose since the counters before.
+func (l *lab) quiesce(ctx context.Context, what string, match func(netns.Socket) bool, before map[string]int64) ([]netns.Socket, int64, error) {
+	socks, err := l.settle(ctx, 5*time.Second, func(socks []netns.Socket) (bool, string) {
+		n := busy(socks, match)
+		return n == 0, fmt.Sprintf("%d %s open or closing", n, what)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	after, err := l.counters()
+	if err != nil {
+		return nil, 0, err
+	}
+	tw, err := delta(before, after, "TcpExt.TW")
+	if err != nil {
+		return nil, 0, err
+	}
+	return socks, tw, nil
+}
+
 func busy(socks []netns.Socket, match func(netns.Socket) bool) int {
 	n := 0
 	for _, s := range socks {

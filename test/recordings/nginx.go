@@ -257,18 +257,7 @@ func (w *nginxProxy) Run(ctx context.Context) (string, error) {
 
 	backend := netip.AddrPortFrom(backendAddr, backendPort)
 	upstream := func(s netns.Socket) bool { return s.Src == backend || s.Dst == backend }
-	socks, err := w.l.settle(ctx, 5*time.Second, func(socks []netns.Socket) (bool, string) {
-		n := busy(socks, upstream)
-		return n == 0, fmt.Sprintf("%d upstream connections open or closing", n)
-	})
-	if err != nil {
-		return "", err
-	}
-	after, err := w.l.counters()
-	if err != nil {
-		return "", err
-	}
-	tw, err := delta(before, after, "TcpExt.TW")
+	socks, tw, err := w.l.quiesce(ctx, "upstream connections", upstream, before)
 	if err != nil {
 		return "", err
 	}

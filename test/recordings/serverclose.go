@@ -127,18 +127,7 @@ func (w *serverCloses) Run(ctx context.Context) (string, error) {
 
 	isServer := func(s netns.Socket) bool { return s.Src == server && s.Dst.Addr() == proxyAddr }
 	isClient := func(s netns.Socket) bool { return s.Dst == server }
-	socks, err := w.l.settle(ctx, 5*time.Second, func(socks []netns.Socket) (bool, string) {
-		n := busy(socks, func(s netns.Socket) bool { return isServer(s) || isClient(s) })
-		return n == 0, fmt.Sprintf("%d connections still open or closing", n)
-	})
-	if err != nil {
-		return "", err
-	}
-	after, err := w.l.counters()
-	if err != nil {
-		return "", err
-	}
-	tw, err := delta(before, after, "TcpExt.TW")
+	socks, tw, err := w.l.quiesce(ctx, "connections", func(s netns.Socket) bool { return isServer(s) || isClient(s) }, before)
 	if err != nil {
 		return "", err
 	}

@@ -52,10 +52,10 @@ type aggregates struct {
 
 func newAggregates(maxKeys int) aggregates {
 	return aggregates{
-		process: newAggregate(maxKeys, procKey.String),
-		port:    newAggregate(maxKeys, portKey.String),
-		peer:    newAggregate(maxKeys, peerLabel),
-		netns:   newAggregate(maxKeys, netnsLabel),
+		process: newAggregate(maxKeys, procKey.row),
+		port:    newAggregate(maxKeys, portKey.row),
+		peer:    newAggregate(maxKeys, peerRow),
+		netns:   newAggregate(maxKeys, netnsRow),
 	}
 }
 
@@ -79,6 +79,17 @@ type Closer struct {
 	TimewaitOpen    int64     `json:"timewait_open"`
 	ConnectErrors   uint64    `json:"connect_eaddrnotavail,omitempty"`
 	BindErrors      uint64    `json:"bind_eaddrinuse,omitempty"`
+	// ResetReceived counts the reset closes where the RST came from the
+	// peer; the others were resets this host sent (SO_LINGER 0,
+	// tcp_abort, a timeout).
+	ResetReceived uint64 `json:"reset_received"`
+
+	// What the key names, for filters (--check selectors, the UI).
+	Netns uint32 `json:"netns,omitempty"` // port and netns rows
+	Port  uint16 `json:"port,omitempty"`  // port rows: the service port; peer rows: the peer's port
+	Peer  string `json:"peer,omitempty"`  // peer rows
+	Pid   uint32 `json:"pid,omitempty"`   // process rows
+	Comm  string `json:"comm,omitempty"`  // process rows
 }
 
 // Total is the number of closes counted for the row.
@@ -107,6 +118,7 @@ func (c *Closer) add(o *Closer) {
 	c.TimewaitOpen += o.TimewaitOpen
 	c.ConnectErrors += o.ConnectErrors
 	c.BindErrors += o.BindErrors
+	c.ResetReceived += o.ResetReceived
 }
 
 // counted: the row has something to show.
@@ -121,13 +133,13 @@ type aggregate[K comparable] struct {
 	rows    map[K]*Closer
 	other   Closer
 	maxKeys int
-	label   func(K) string
+	row     func(K) Closer // a new row: its key and identifying fields
 }
 
 const otherKey = "other"
 
-func newAggregate[K comparable](maxKeys int, label func(K) string) *aggregate[K] {
-	return &aggregate[K]{rows: make(map[K]*Closer), maxKeys: maxKeys, label: label, other: Closer{Key: otherKey}}
+func newAggregate[K comparable](maxKeys int, row func(K) Closer) *aggregate[K] {
+	return &aggregate[K]{rows: make(map[K]*Closer), maxKeys: maxKeys, row: row, other: Closer{Key: otherKey}}
 }
 
 func (a *aggregate[K]) get(key K) *Closer {
@@ -137,7 +149,8 @@ func (a *aggregate[K]) get(key K) *Closer {
 	if len(a.rows) >= a.maxKeys {
 		return &a.other
 	}
-	c := &Closer{Key: a.label(key)}
+	r := a.row(key)
+	c := &r
 	a.rows[key] = c
 	return c
 }
@@ -223,6 +236,26 @@ type portKey struct {
 
 func (k portKey) String() string { return fmt.Sprintf("netns %d :%d", k.netns, k.port) }
 
-func peerLabel(dst netip.AddrPort) string { return dst.String() }
+func (k procKey) row() Closer {
+	c := Closer{Key: k.String(), Pid: k.pid}
+	if k.pid != 0 {
+		c.Comm = cString(k.comm[:])
+	}
+	return c
+}
 
-func netnsLabel(inode uint32) string { return fmt.Sprintf("netns %d", inode) }
+func (k portKey) row() Closer { return Closer{Key: k.String(), Netns: k.netns, Port: k.port} }
+
+func peerRow(dst netip.AddrPort) Closer {
+	return Closer{Key: dst.String(), Peer: dst.String(), Port: dst.Port()}
+}
+
+func netnsRow(inode uint32) Closer { return Closer{Key: fmt.Sprintf("netns %d", inode), Netns: inode} }
+
+func cString(b []byte) string {
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	return string(b[:n])
+}

@@ -68,6 +68,39 @@ func (m *Model) findings(s *Snapshot) []Finding {
 		out = append(out, f)
 	}
 	out = append(out, m.recycleFindings(s)...)
+	out = append(out, lingerZeroFindings(s)...)
+	return out
+}
+
+// Thresholds of the SO_LINGER 0 finding.
+const (
+	minAbortsForAdvice = 20   // resets a process must send before it is worth a word
+	abortShareWarning  = 0.25 // of its closed connections
+)
+
+// A process whose connections mostly end with a reset it sent: often
+// SO_LINGER {on, 0} set to avoid TIME_WAIT, which throws away unsent data
+// and makes the peer see ECONNRESET.
+func lingerZeroFindings(s *Snapshot) []Finding {
+	var out []Finding
+	for _, row := range s.Closers[ByProcess] {
+		sent := row.Closes[SideReset] - row.ResetReceived
+		total := row.Total()
+		if row.Key == otherKey || sent < minAbortsForAdvice || float64(sent) < abortShareWarning*float64(total) {
+			continue
+		}
+		out = append(out, Finding{
+			ID:       "linger_zero",
+			Severity: "warning",
+			Title:    fmt.Sprintf("%s ends connections with a reset instead of a close", row.Key),
+			Advice: "Closing with SO_LINGER {on, 0} (or tcp_abort) skips TIME_WAIT by sending an RST: data still in the send buffer is lost and the peer's read fails with ECONNRESET. " +
+				"If this is done to avoid TIME_WAIT, let the peer close first or reuse connections instead; TIME_WAIT on the closing side is the protocol working as intended.",
+			Evidence: []string{
+				fmt.Sprintf("%d of its %d closed connections ended with an RST this host sent (no FIN exchange, no TIME_WAIT)", sent, total),
+				fmt.Sprintf("%d resets received from peers", row.ResetReceived),
+			},
+		})
+	}
 	return out
 }
 

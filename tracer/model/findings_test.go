@@ -46,6 +46,22 @@ func conns(n, perSec int, serverFirst bool) []event.Event {
 	return g.evs
 }
 
+// aborts makes n connections the client ends with SO_LINGER 0: both
+// sockets go from ESTABLISHED to CLOSE, the server's because of the RST
+// it received.
+func aborts(n int) []event.Event {
+	var g gen
+	for i := 0; i < n; i++ {
+		cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(40000+i))
+		c, s := uint64(10*i+1), uint64(10*i+2)
+		g.open(c, s, cli)
+		g.state(c, cli, srvAddr, event.Established, event.Close, 0)
+		g.state(s, srvAddr, cli, event.Established, event.Close, 0)
+		g.evs[len(g.evs)-1].Flags |= event.FlagRSTRx
+	}
+	return g.evs
+}
+
 // idleUntil adds an event that changes nothing but the model's clock.
 func idleUntil(evs []event.Event, t uint64) []event.Event {
 	return append(evs, event.Event{Kind: event.KindTWSubstate, Time: t, Netns: nsA, NewState: event.TimeWait, Lifetime: -1})
@@ -64,6 +80,14 @@ func TestFindings(t *testing.T) {
 		absent   []string // phrases no evidence may hold
 		title    string   // a phrase of the first finding's title
 	}{{
+		name: "SO_LINGER 0 to dodge TIME_WAIT",
+		evs:  aborts(30), want: "linger_zero/warning",
+		evidence: []string{"30 of its 30 closed connections ended with an RST this host sent", "0 resets received"},
+		title:    "client[100] ends connections with a reset",
+	}, {
+		name: "a few aborts are not worth a word",
+		evs:  aborts(minAbortsForAdvice - 1), want: "",
+	}, {
 		name: "quiet: no evidence, no finding",
 		evs:  conns(5, 100, false), settings: []settings.Settings{hostSettings(nil)}, want: "",
 	}, {
@@ -249,5 +273,29 @@ func TestOverflowAndFinTimeoutFindings(t *testing.T) {
 	// the advisor sees the namespace's bucket limit from the overflow record
 	if ev := strings.Join(s.Findings[0].Evidence, "|"); !strings.Contains(ev, "tcp_max_tw_buckets is 2") {
 		t.Fatalf("overflow evidence %q lacks the limit", ev)
+	}
+}
+
+// Resets are split by who sent the RST; a connect() that never connected
+// is not a closed connection.
+func TestResetsAndFailedConnects(t *testing.T) {
+	evs := aborts(3)
+	var g gen
+	g.t = 1e12
+	g.state(99, netip.AddrPortFrom(cliAddr.Addr(), 0), srvAddr, event.Close, event.SynSent, clientPid)
+	g.state(99, netip.AddrPortFrom(cliAddr.Addr(), 0), srvAddr, event.SynSent, event.Close, 0) // EADDRNOTAVAIL, refused
+	evs = append(evs, g.evs...)
+	s := run(evs)
+	r := s.Report(Meta{})
+	if c := r.Closes; c.Reset != 6 || c.ResetReceived != 3 || c.Active+c.Passive+c.Simultaneous != 0 {
+		t.Errorf("closes %+v, want 6 resets of which 3 received", c)
+	}
+	for _, row := range r.TopClosers {
+		if row.By == "process" && (row.Reset != 3 || row.ResetReceived != 0 || row.Pid != clientPid || row.Comm != "client") {
+			t.Errorf("process row %+v, want the client's 3 resets sent", row)
+		}
+		if row.By == "port" && (row.Reset != 3 || row.ResetReceived != 3 || row.Port != srvAddr.Port() || row.Netns != nsA) {
+			t.Errorf("port row %+v, want the server's 3 resets received", row)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func checkInvariants(t *testing.T, s *Snapshot) {
 			t.Errorf("netns %d: %d open", n.Netns, n.Open)
 		}
 		nsOpen += n.Open
-		nsCloses[netnsLabel(n.Netns)] = n.Closes
+		nsCloses[netnsRow(n.Netns).Key] = n.Closes
 	}
 	if nsOpen != int64(s.OpenNow) {
 		t.Errorf("open per netns sums to %d, open %d", nsOpen, s.OpenNow)

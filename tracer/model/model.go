@@ -274,7 +274,7 @@ func (m *Model) state(e *event.Event) {
 		if s.side != SideNone || pending {
 			keys = m.closerOf(s) // only then: looking a key up makes its row
 		}
-		m.countClose(s, &keys)
+		m.countClose(s, &keys, e.Flags&event.FlagRSTRx != 0)
 		k := tupleKey{s.netns, s.src, s.dst}
 		if m.byTuple[k] == e.Ptr {
 			delete(m.byTuple, k)
@@ -300,10 +300,13 @@ func (m *Model) remember(k tupleKey, c closed) {
 
 const recentMax = 4096
 
-// wasOpen: a socket in this state had a connection to close.
+// wasOpen: a socket in this state had a connection to close. A socket in
+// SYN_SENT or SYN_RECV had none yet: a connect() that failed (refused,
+// timed out, no local port) or a handshake that did not complete is not a
+// closed connection.
 func wasOpen(st event.State) bool {
 	switch st {
-	case event.Established, event.SynSent, event.SynRecv, event.FinWait1, event.FinWait2,
+	case event.Established, event.FinWait1, event.FinWait2,
 		event.CloseWait, event.LastAck, event.Closing:
 		return true
 	}
@@ -311,15 +314,23 @@ func wasOpen(st event.State) bool {
 }
 
 // countClose counts a socket's close under its side and its aggregates.
-func (m *Model) countClose(s *sock, keys *closerKeys) {
+// rstRx says the close came from an RST the socket received.
+func (m *Model) countClose(s *sock, keys *closerKeys, rstRx bool) {
 	if s.side == SideNone {
 		return
 	}
+	rstRx = rstRx && s.side == SideReset
 	m.c.Closes[s.side]++
 	m.ns(s.netns).Closes[s.side]++
+	if rstRx {
+		m.c.ResetReceived++
+	}
 	for _, c := range keys {
 		if c != nil {
 			c.Closes[s.side]++
+			if rstRx {
+				c.ResetReceived++
+			}
 		}
 	}
 }

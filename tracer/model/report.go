@@ -48,6 +48,11 @@ type CloseCounts struct {
 	Passive      uint64 `json:"passive"`
 	Simultaneous uint64 `json:"simultaneous"`
 	Reset        uint64 `json:"reset"`
+	// ResetReceived is the part of Reset where the peer sent the RST; the
+	// rest this host sent (SO_LINGER 0, tcp_abort, a timeout).
+	ResetReceived uint64 `json:"reset_received"`
+	// ActiveShare is active / (active + passive + simultaneous + reset).
+	ActiveShare float64 `json:"active_share"`
 }
 
 // TimewaitReport is the TIME_WAIT section.
@@ -100,9 +105,17 @@ type CloserRow struct {
 	Passive         uint64  `json:"passive"`
 	Simultaneous    uint64  `json:"simultaneous"`
 	Reset           uint64  `json:"reset"`
+	ResetReceived   uint64  `json:"reset_received"`
 	ActiveShare     float64 `json:"active_share"`
 	TimewaitCreated uint64  `json:"timewait_created"`
 	TimewaitOpen    int64   `json:"timewait_open"`
+	// What the key names (omitted where it does not apply), for filters
+	// such as --check 'top_closers{by=port,port=80}.active_share < 0.5'.
+	Netns uint32 `json:"netns,omitempty"`
+	Port  uint16 `json:"port,omitempty"`
+	Peer  string `json:"peer,omitempty"`
+	Pid   uint32 `json:"pid,omitempty"`
+	Comm  string `json:"comm,omitempty"`
 }
 
 // SettingsRow is a namespace's TIME_WAIT sysctls as the report shows them.
@@ -134,6 +147,7 @@ func (s *Snapshot) Report(meta Meta) *Report {
 		Closes: CloseCounts{
 			Active: c.Closes[SideActive], Passive: c.Closes[SidePassive],
 			Simultaneous: c.Closes[SideSimultaneous], Reset: c.Closes[SideReset],
+			ResetReceived: c.ResetReceived, ActiveShare: round3(share(c.Closes[SideActive], s.ClosedSockets())),
 		},
 		Timewait: TimewaitReport{
 			Created: c.Created, FinWait2Substate: c.CreatedFinWait2, ExistingAtStart: c.Existing,
@@ -195,13 +209,21 @@ func (s *Snapshot) Report(meta Meta) *Report {
 			r.TopClosers = append(r.TopClosers, CloserRow{
 				By: cl.By, Key: cl.Key,
 				Active: cl.Closes[SideActive], Passive: cl.Closes[SidePassive],
-				Simultaneous: cl.Closes[SideSimultaneous], Reset: cl.Closes[SideReset],
+				Simultaneous: cl.Closes[SideSimultaneous], Reset: cl.Closes[SideReset], ResetReceived: cl.ResetReceived,
+				Netns: cl.Netns, Port: cl.Port, Peer: cl.Peer, Pid: cl.Pid, Comm: cl.Comm,
 				ActiveShare:     round3(cl.ActiveShare()),
 				TimewaitCreated: cl.TimewaitCreated, TimewaitOpen: cl.TimewaitOpen,
 			})
 		}
 	}
 	return r
+}
+
+func share(part, total uint64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return float64(part) / float64(total)
 }
 
 func ms(ns uint64) float64 { return round3(float64(ns) / 1e6) }
@@ -239,7 +261,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "twtop report: tier %s, %.1f s, %d events, %d lost, %d missed by recursion guard\n\n",
 		r.Tier, r.DurationS, r.Events, r.Lost, r.RecursionMisses)
 	c := r.Closes
-	fmt.Fprintf(&b, "Closes:    %d active, %d passive, %d simultaneous, %d reset\n", c.Active, c.Passive, c.Simultaneous, c.Reset)
+	fmt.Fprintf(&b, "Closes:    %d active, %d passive, %d simultaneous, %d reset (%d received, %d sent)\n",
+		c.Active, c.Passive, c.Simultaneous, c.Reset, c.ResetReceived, c.Reset-c.ResetReceived)
 	t := r.Timewait
 	fmt.Fprintf(&b, "TIME_WAIT: %d created (%d in FIN_WAIT2 substate), %d existed at start, %d open at end, %d overflows%s\n",
 		t.Created, t.FinWait2Substate, t.ExistingAtStart, t.OpenAtEnd, t.Overflow, inf("timewait.overflow"))

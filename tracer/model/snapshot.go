@@ -12,6 +12,7 @@ import (
 type Counters struct {
 	Events              uint64
 	Closes              [5]uint64 // by Side
+	ResetReceived       uint64    // of Closes[SideReset], those where the peer sent the RST
 	Created             uint64    // TIME_WAIT sockets created while tracing
 	CreatedFinWait2     uint64    // of those, born in the FIN_WAIT2 substate
 	Existing            uint64    // TIME_WAIT sockets found at start

@@ -32,29 +32,37 @@ func benchStreams(b *testing.B) map[string][][]byte {
 	return out
 }
 
+// encode writes recs as a recording, flushing every 4096 records as the
+// live loop does about that often under churn.
+func encode(b *testing.B, recs [][]byte) []byte {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, testHeader())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, r := range recs {
+		if err := w.Add(r); err != nil {
+			b.Fatal(err)
+		}
+		if i%4096 == 4095 {
+			if err := w.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(Trailer{}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // BenchmarkWrite prints the bytes on disk per event (goal: at most 12).
 func BenchmarkWrite(b *testing.B) {
 	for name, recs := range benchStreams(b) {
 		b.Run(name, func(b *testing.B) {
 			var size int
 			for b.Loop() {
-				var buf bytes.Buffer
-				w, err := NewWriter(&buf, testHeader())
-				if err != nil {
-					b.Fatal(err)
-				}
-				for i, r := range recs {
-					if err := w.Add(r); err != nil {
-						b.Fatal(err)
-					}
-					if i%4096 == 4095 { // the live loop flushes about this often under churn
-						w.Flush()
-					}
-				}
-				if err := w.Close(Trailer{}); err != nil {
-					b.Fatal(err)
-				}
-				size = buf.Len()
+				size = len(encode(b, recs))
 			}
 			b.ReportMetric(float64(size)/float64(len(recs)), "B/event")
 			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -66,16 +74,7 @@ func BenchmarkWrite(b *testing.B) {
 // on one goroutine (goal: at least 5M events/s).
 func BenchmarkReplay(b *testing.B) {
 	for name, recs := range benchStreams(b) {
-		var buf bytes.Buffer
-		w, err := NewWriter(&buf, testHeader())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, r := range recs {
-			w.Add(r)
-		}
-		w.Close(Trailer{})
-		data := buf.Bytes()
+		data := encode(b, recs)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -105,16 +104,7 @@ func BenchmarkReplay(b *testing.B) {
 // cost of the file format alone.
 func BenchmarkRead(b *testing.B) {
 	for name, recs := range benchStreams(b) {
-		var buf bytes.Buffer
-		w, err := NewWriter(&buf, testHeader())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, r := range recs {
-			w.Add(r)
-		}
-		w.Close(Trailer{})
-		data := buf.Bytes()
+		data := encode(b, recs)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
