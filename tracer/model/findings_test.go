@@ -299,3 +299,19 @@ func TestResetsAndFailedConnects(t *testing.T) {
 		}
 	}
 }
+
+// Reuse is reported as a share of connect() calls, with the age of the
+// TIME_WAIT sockets taken over.
+func TestReuseShareAndAge(t *testing.T) {
+	evs := conns(4, 100, false) // 4 connect() calls
+	reuse := func(ptr uint64, age int64) event.Event {
+		return event.Event{Kind: event.KindTWReuse, Time: 5e9, Ptr: ptr, Netns: nsA, Family: event.AFInet,
+			Src: cliAddr, Dst: srvAddr, NewState: event.TimeWait, Lifetime: age}
+	}
+	evs = append(evs, reuse(0x100000, 1500e6))
+	r := run(evs).Report(Meta{})
+	if got := r.Reuse; got.ConnectReuse != 1 || got.ConnectShare != 0.25 || got.AgeMS.Count != 1 ||
+		got.AgeMS.P50 < 1485 || got.AgeMS.P50 > 1515 {
+		t.Errorf("reuse %+v, want 1 of 4 connects (0.25), age about 1500 ms", got)
+	}
+}

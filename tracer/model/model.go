@@ -108,6 +108,8 @@ type Model struct {
 
 	c         Counters
 	life      Histogram
+	reuseAge  Histogram // age of TIME_WAIT sockets taken over by connect() or a SYN
+	tail      *recentRing
 	aggs      aggregates
 	netns     map[uint32]*NetnsStats
 	dests     map[destKey]*dest
@@ -146,6 +148,7 @@ func New(cfg Config) *Model {
 		settings:  make(map[uint32]settings.Settings),
 		kernel:    make(map[uint32]*kernelReading),
 	}
+	m.tail = new(recentRing)
 	m.aggs = newAggregates(cfg.MaxKeys)
 	return m
 }
@@ -159,6 +162,7 @@ func (m *Model) Apply(e *event.Event) {
 		m.now = e.Time
 	}
 	m.c.Events++
+	m.tail.add(e)
 	switch e.Kind {
 	case event.KindState:
 		m.state(e)
@@ -173,6 +177,9 @@ func (m *Model) Apply(e *event.Event) {
 	case event.KindTWReuse:
 		m.c.ReuseConnect++
 		m.markInferred(e, &m.c.Inferred.Reuse)
+		if e.Lifetime >= 0 {
+			m.reuseAge.Record(uint64(e.Lifetime))
+		}
 	case event.KindTWRx:
 		if e.RxOutcome() == event.RxSYN {
 			m.c.SynTakeoverAttempts++
@@ -244,6 +251,9 @@ func (m *Model) state(e *event.Event) {
 	// pid/comm only from events that carry the owner (process context)
 	if e.Owned() && e.Pid != 0 {
 		s.owner = owner{pid: e.Pid, comm: e.Comm}
+	}
+	if e.OldState == event.Close && e.NewState == event.SynSent {
+		m.c.Connects++ // a connect(): the base of the share that reused a tuple
 	}
 	if e.NewState == event.SynRecv {
 		s.server = true // a child of a listener: its local port is a service
@@ -440,6 +450,9 @@ func (m *Model) twEnd(e *event.Event) {
 	}
 	if cause == event.CauseSYN {
 		m.c.ReuseSyn++
+		if e.Lifetime >= 0 {
+			m.reuseAge.Record(uint64(e.Lifetime))
+		}
 	}
 	if e.Lifetime >= 0 {
 		m.life.Record(uint64(e.Lifetime))

@@ -89,6 +89,19 @@ type LifetimeReport struct {
 type ReuseReport struct {
 	ConnectReuse uint64 `json:"connect_reuse"`
 	SynRecycle   uint64 `json:"syn_recycle"`
+	// ConnectShare is the share of connect() calls that took over a
+	// TIME_WAIT tuple.
+	ConnectShare float64 `json:"connect_share"`
+	// AgeMS is the age of the TIME_WAIT sockets taken over (by connect()
+	// or a SYN) when they were, in milliseconds.
+	AgeMS AgeReport `json:"age_ms"`
+}
+
+// AgeReport is a short distribution.
+type AgeReport struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	Max   float64 `json:"max"`
 }
 
 // ErrorReport counts the syscall errors TIME_WAIT causes.
@@ -165,7 +178,9 @@ func (s *Snapshot) Report(meta Meta) *Report {
 			P99:   ms(s.Lifetime.Quantile(0.99)),
 			Max:   ms(s.Lifetime.Max()),
 		},
-		Reuse:    ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn},
+		Reuse: ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn,
+			ConnectShare: round3(share(c.ReuseConnect, c.Connects)),
+			AgeMS:        AgeReport{Count: s.ReuseAge.Count(), P50: ms(s.ReuseAge.Quantile(0.5)), Max: ms(s.ReuseAge.Max())}},
 		Errors:   ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
 		Ports:    s.Ports,
 		Findings: s.Findings,
@@ -274,7 +289,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "Lifetime:  no TIME_WAIT socket seen from creation to end yet\n")
 	}
-	fmt.Fprintf(&b, "Reuse:     %d by connect (tcp_tw_reuse), %d by SYN takeover\n", r.Reuse.ConnectReuse, r.Reuse.SynRecycle)
+	fmt.Fprintf(&b, "Reuse:     %d by connect (tcp_tw_reuse; %.1f%% of connects), %d by SYN takeover", r.Reuse.ConnectReuse, 100*r.Reuse.ConnectShare, r.Reuse.SynRecycle)
+	if a := r.Reuse.AgeMS; a.Count > 0 {
+		fmt.Fprintf(&b, "; age when taken over: p50 %.0f ms, max %.0f ms", a.P50, a.Max)
+	}
+	b.WriteByte('\n')
 	fmt.Fprintf(&b, "Errors:    %d connect() EADDRNOTAVAIL, %d bind() EADDRINUSE\n", r.Errors.ConnectEAddrNotAvail, r.Errors.BindEAddrInUse)
 	for _, k := range r.Kernel {
 		fmt.Fprintf(&b, "Kernel:    netns %d: TcpExt TW +%d, TWKilled +%d, TWRecycled +%d, TCPTimeWaitOverflow +%d\n",

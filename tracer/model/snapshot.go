@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/twtop/twtop/tracer/event"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -20,6 +21,7 @@ type Counters struct {
 	EndedUntracked      uint64 // ends of TIME_WAIT sockets the model did not track
 	EndedUnseen         uint64 // TIME_WAIT sockets whose address a new one took before their end was seen (in Ended as unknown)
 	Overflow            uint64
+	Connects            uint64 // connect() calls that sent a SYN (CLOSE -> SYN_SENT)
 	ReuseConnect        uint64
 	ReuseSyn            uint64
 	SynTakeoverAttempts uint64 // SYNs that reached a TIME_WAIT socket (exact tiers)
@@ -49,7 +51,11 @@ type Snapshot struct {
 	First, Now uint64 // event time span (CLOCK_MONOTONIC ns)
 	Counters   Counters
 	Lifetime   Histogram
-	OpenNow    int
+	ReuseAge   Histogram // age of TIME_WAIT sockets when taken over
+	// Recent are the latest events worth showing (transitions, TIME_WAIT
+	// creations, ends, reuses, takeovers, overflows, errors), oldest first.
+	Recent  []event.Event
+	OpenNow int
 	// Closers are the rankings as the report shows them: the TopN rows of
 	// each in the default order (most closes, most TIME_WAIT created, key)
 	// and the rest folded into a last "other" row.
@@ -72,7 +78,8 @@ type Snapshot struct {
 
 // Snapshot copies the model's figures.
 func (m *Model) Snapshot() *Snapshot {
-	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, OpenNow: len(m.tws)}
+	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: len(m.tws)}
+	s.Recent = m.tail.events()
 	s.AllClosers = m.aggs.all()
 	for by, rows := range s.AllClosers {
 		body, other := splitOther(rows)
