@@ -17,11 +17,12 @@ GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
 # Debian packages per purpose, installed on demand by `make deps-*`.
 PKGS_GENERATE := clang llvm libbpf-dev
 PKGS_VM       := qemu-system-x86 busybox-static cpio
+PKGS_TEST     := tmux
 
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-vm help clean
+.PHONY: all bench build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -54,7 +55,7 @@ fuzz: ## fuzz the recording reader for FUZZTIME (corpus in tracer/record/testdat
 recordings: build ## re-record testdata/*.twrec from real workloads in network namespaces (root)
 	$(GO) run ./test/recordings -twtop ./twtop -out testdata
 
-test-host: ## all Go tests on this machine's kernel (privileged ones need root)
+test-host: deps-test ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...
 
 # In the VMs, auto must pick fentry: both kernels support it.
@@ -71,6 +72,9 @@ test: lint check-generated test-host fuzz test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)
+
+deps-test:
+	@$(call need,$(PKGS_TEST),tmux)
 
 deps-vm:
 	@$(call need,$(PKGS_VM),qemu-system-x86_64 /bin/busybox cpio)

@@ -253,9 +253,17 @@ static __always_inline struct event *reserve(__u16 kind)
 	return e;
 }
 
+/* Waking the reader for every record costs the traced host an interrupt
+ * and a context switch per event. Below cfg.wakeup_bytes of unread data
+ * the record is submitted silently; the reader polls with a short timeout
+ * and drains the ring then. Past it, the kernel's default applies: wake
+ * the reader if it has caught up (it may be asleep). */
 static __always_inline void submit(struct event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	__u64 flags = 0;
+	if (cfg.wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < cfg.wakeup_bytes)
+		flags = BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 }
 
 /* Copy a fully built record into the ring buffer. */

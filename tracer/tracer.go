@@ -155,6 +155,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 		Pid:    t.opts.Pid,
 		Port:   t.opts.Port,
 		Family: t.opts.Family,
+		// wake the reader once an eighth of the ring is pending; it polls
+		// every pollEvery for anything less
+		WakeupBytes: t.opts.RingSize / 8,
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1
@@ -303,7 +306,9 @@ func (t *Tracer) Next() ([]byte, error) {
 			}
 			continue
 		}
-		t.reader.SetDeadline(t.next)
+		// Records below the kernel programs' wakeup threshold arrive
+		// without a wakeup: poll for them every pollEvery.
+		t.reader.SetDeadline(earliest(t.next, time.Now().Add(pollEvery)))
 		err := t.reader.ReadInto(&t.rec)
 		switch {
 		case err == nil:
@@ -321,6 +326,17 @@ func (t *Tracer) Next() ([]byte, error) {
 			return nil, fmt.Errorf("read ring buffer: %w", err)
 		}
 	}
+}
+
+// pollEvery bounds how long a record waits in the ring buffer when the
+// kernel programs did not wake the reader for it.
+const pollEvery = 100 * time.Millisecond
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (t *Tracer) isClosed() bool {
