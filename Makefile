@@ -22,7 +22,7 @@ PKGS_TEST     := tmux
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-test deps-vm help clean
+.PHONY: all bench bench-overhead build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -48,6 +48,10 @@ lint: ## gofmt, go vet and staticcheck
 
 bench: ## benchmarks that print figures (no timings are asserted)
 	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
+
+bench-overhead: build ## churn with no tracer, twtop --record and bpftrace, alternating; prints the table (root)
+	$(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop
+	$(GO) run ./test/bench -twtop $(BUILD)/twtop-bench
 
 fuzz: ## fuzz the recording reader for FUZZTIME (corpus in tracer/record/testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./tracer/record/
