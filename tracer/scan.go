@@ -24,8 +24,10 @@ func (t *Tracer) scanAll() error {
 	if len(nss) == 0 {
 		nss = []string{""}
 	}
+	seen := 0
 	for _, ns := range nss {
 		recs, err := t.scan(ns)
+		seen += len(recs)
 		if errors.Is(err, os.ErrNotExist) {
 			// the namespace went away (its TIME_WAIT sockets were purged,
 			// which the trace shows); stop scanning it
@@ -37,7 +39,22 @@ func (t *Tracer) scanAll() error {
 		}
 		t.pending = append(t.pending, recs...)
 	}
+	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, seen))
 	return nil
+}
+
+// scanPerInterval is how many TIME_WAIT sockets a scan reports before the
+// next one is put off: re-reading a full table of 262,144 sockets every
+// second would cost more than tracing the connections that fill it.
+const scanPerInterval = 16384
+
+// scanInterval is the time to the next scan after one that reported n
+// records: the base interval per scanPerInterval sockets, at most 16 times
+// the base. Reconciling missed events waits that much longer on a host
+// holding that many TIME_WAIT sockets; events themselves are not delayed.
+func scanInterval(base time.Duration, n int) time.Duration {
+	k := min(1+n/scanPerInterval, 16)
+	return base * time.Duration(k)
 }
 
 // AddScanNetns adds a network namespace (a path such as /proc/PID/ns/net or
@@ -67,7 +84,9 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 		return nil, err
 	}
 	defer rd.Close()
-	t.scanBuf = t.scanBuf[:0]
+	// A new buffer each scan: the records handed out below point into it
+	// until Next has returned them all.
+	t.scanBuf = make([]byte, 0, max(64<<10, 2*len(t.scanBuf)))
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := rd.Read(buf)
@@ -88,8 +107,7 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 	}
 	recs := make([][]byte, 0, len(t.scanBuf)/event.RecordSize)
 	for off := 0; off < len(t.scanBuf); off += event.RecordSize {
-		// copies: scanBuf is reused by the next scan
-		r := append([]byte(nil), t.scanBuf[off:off+event.RecordSize]...)
+		r := t.scanBuf[off : off+event.RecordSize : off+event.RecordSize]
 		if event.RawKind(r) == event.KindScanEnd {
 			// the end record names the namespace it closes
 			event.SetRawNetns(r, inode)

@@ -38,7 +38,8 @@ type Options struct {
 	ScanNetns []string
 	// ScanInterval is the period of the scan (default 1 s).
 	ScanInterval time.Duration
-	// RingSize is the ring buffer size in bytes, a power of two (default 8 MiB).
+	// RingSize is the ring buffer size in bytes, a power of two (default
+	// 16 MiB: about 150,000 records, half a second of a saturated host).
 	RingSize uint32
 }
 
@@ -47,20 +48,24 @@ var ErrClosed = errors.New("tracer closed")
 
 // Tracer is a running set of attached kernel programs.
 type Tracer struct {
-	opts    Options
-	tier    Tier
-	tried   []string // why better tiers were not used
-	skipped []string // optional hooks the kernel lacks
-	hz      uint32
-	coll    *ebpf.Collection
-	links   []link.Link
-	iter    *link.Iter
-	reader  *ringbuf.Reader
-	rec     ringbuf.Record
-	pending [][]byte // scan records not yet returned
-	scanBuf []byte
-	next    time.Time // time of the next scan
+	opts     Options
+	tier     Tier
+	tried    []string // why better tiers were not used
+	skipped  []string // optional hooks the kernel lacks
+	hz       uint32
+	coll     *ebpf.Collection
+	links    []link.Link
+	iter     *link.Iter
+	reader   *ringbuf.Reader
+	rec      ringbuf.Record
+	pending  [][]byte // scan records not yet returned
+	scanBuf  []byte
+	next     time.Time // time of the next scan
+	clock    time.Time // the time, read every few hundred records
+	deadline time.Time // the reader's deadline
+	reads    uint32
 
+	closing   atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
 	closed    bool
 	scanNetns []string
@@ -75,7 +80,7 @@ func Open(opts Options) (t *Tracer, err error) {
 		opts.ScanInterval = time.Second
 	}
 	if opts.RingSize == 0 {
-		opts.RingSize = 8 << 20
+		opts.RingSize = 16 << 20
 	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
@@ -258,6 +263,7 @@ func (t *Tracer) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.closing.Store(true)
 	if st, err := t.stats(); err == nil {
 		t.final = &st
 	}
@@ -287,7 +293,7 @@ func (t *Tracer) KernelRelease() string { return kernelRelease() }
 // records ending with an event.KindScanEnd record.
 func (t *Tracer) Next() ([]byte, error) {
 	for {
-		if t.isClosed() {
+		if t.closing.Load() {
 			return nil, ErrClosed
 		}
 		if len(t.pending) > 0 {
@@ -296,8 +302,14 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.count(r)
 			return r, nil
 		}
-		if time.Now().After(t.next) {
-			t.next = time.Now().Add(t.opts.ScanInterval)
+		// The clock is read every 256 records, and whenever the reader
+		// waited until its deadline: a stale clock only makes the next
+		// wait end sooner.
+		if t.reads&255 == 0 {
+			t.clock = time.Now()
+		}
+		t.reads++
+		if t.clock.After(t.next) {
 			if err := t.scanAll(); err != nil {
 				if t.isClosed() {
 					return nil, ErrClosed
@@ -308,7 +320,10 @@ func (t *Tracer) Next() ([]byte, error) {
 		}
 		// Records below the kernel programs' wakeup threshold arrive
 		// without a wakeup: poll for them every pollEvery.
-		t.reader.SetDeadline(earliest(t.next, time.Now().Add(pollEvery)))
+		if !t.clock.Before(t.deadline) {
+			t.deadline = earliest(t.next, t.clock.Add(pollEvery))
+			t.reader.SetDeadline(t.deadline)
+		}
 		err := t.reader.ReadInto(&t.rec)
 		switch {
 		case err == nil:
@@ -319,6 +334,7 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.count(r)
 			return r, nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			t.clock = time.Now()
 			continue
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil, ErrClosed

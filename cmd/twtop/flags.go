@@ -17,16 +17,19 @@ TIME_WAIT sockets live and how they end, whether tcp_tw_reuse reuses them, and
 how close the host is to running out of ephemeral ports.
 
 Usage:
+  sudo twtop [flags]                      the terminal UI, live (q quits, ? lists keys)
   sudo twtop --report text|json [flags]   trace until Ctrl-C or --duration, then
                                           report who closed, TIME_WAIT counts,
                                           ends by cause, lifetimes, reuse, errors,
                                           port pressure and advice
   sudo twtop --events json [flags]        print every event as a JSON line
   sudo twtop --record FILE [flags]        record every event to FILE (headless)
+  twtop --replay FILE                     the UI on a recording (+/- speed, p pause)
   twtop --replay FILE [--report F | --events json] [--check EXPR ...]
-                                          read a recording; no root needed
+                                          read a recording headless; no root needed
 
 Examples:
+  sudo twtop --netns blue
   sudo twtop --report text --duration 60s --port 443
   sudo twtop --events json --duration 10s | jq -c 'select(.kind=="tw_create")'
   sudo twtop --record /var/tmp/tw.twrec --duration 10m --netns blue
@@ -87,6 +90,7 @@ type config struct {
 	replay   string
 	checks   []*check.Check
 	version  bool
+	ui       bool // the terminal UI: no other output was asked for
 	duration time.Duration
 	tier     tracer.Tier
 	netns    string
@@ -150,9 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}
 		}
-		if cfg.events == "" && cfg.report == "" && len(cfg.checks) == 0 {
-			cfg.report = "text" // the terminal UI is not available yet
-		}
+		cfg.ui = cfg.events == "" && cfg.report == "" && len(cfg.checks) == 0
 	}
 	switch {
 	case len(cfg.checks) > 0 && cfg.replay == "":
@@ -161,8 +163,6 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, &usageError{"--events excludes --report and --check: stream events or report at the end"}
 	case cfg.events != "" && cfg.record != "":
 		return nil, &usageError{"--events and --record exclude each other: record now, then --replay FILE --events json"}
-	case cfg.events == "" && cfg.report == "" && cfg.record == "" && cfg.replay == "":
-		return nil, &usageError{"nothing to do: give --report text|json, --events json or --record FILE (the terminal UI is not available yet)"}
 	case cfg.events != "" && cfg.events != "json":
 		return nil, &usageError{fmt.Sprintf("--events %s: the only format is json", cfg.events)}
 	case cfg.report != "" && cfg.report != "text" && cfg.report != "json":
@@ -176,6 +176,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if v4 && v6 {
 		return nil, &usageError{"-4 and -6 exclude each other; give neither for both"}
+	}
+	if cfg.replay == "" && cfg.events == "" && cfg.report == "" && cfg.record == "" {
+		cfg.ui = true
+	}
+	if cfg.ui && set["duration"] {
+		return nil, &usageError{"--duration applies to --report, --events and --record; the UI runs until you press q"}
 	}
 	if cfg.record == "-" && cfg.report != "" {
 		return nil, &usageError{"--record - writes the recording to stdout, where the report would go: record to a file"}

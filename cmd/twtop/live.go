@@ -17,9 +17,6 @@ import (
 // again while tracing.
 const stateEvery = 10 * time.Second
 
-// flushEvery bounds what a recording killed mid-run can lose.
-const flushEvery = time.Second
-
 // liveSource is the tracer as a raw record source, with the readings of
 // settings and counters slotted into the stream: at start and every
 // stateEvery, before the record that Next returns next. When recording, it
@@ -29,40 +26,30 @@ type liveSource struct {
 	tr      *tracer.Tracer
 	netns   []string // namespace paths to read ("" is twtop's own)
 	onState func(record.State)
-	rec     *record.Writer
-	onFlush func() // after each flush (progress display)
+	rec     *recording
 
+	n         uint64 // records returned
 	lastState time.Time
-	lastFlush time.Time
 	warned    map[string]bool
 }
 
-// Next returns the tracer's next record.
+// Next returns the tracer's next record. The clock is looked at only at
+// the end of each scan and every 4096 records; the recording is flushed
+// by its own ticker.
 func (l *liveSource) Next() ([]byte, error) {
-	if l.lastState.IsZero() || time.Since(l.lastState) >= stateEvery {
-		if err := l.readStates(); err != nil {
-			return nil, err
-		}
-	}
 	b, err := l.tr.Next()
 	if err != nil {
 		return nil, err
 	}
-	if l.rec == nil {
-		return b, nil
-	}
-	if err := l.rec.Add(b); err != nil {
-		return nil, err
-	}
-	// The scan ends once per interval, so this runs at least every second
-	// even when the host is quiet.
-	if event.RawKind(b) == event.KindScanEnd || time.Since(l.lastFlush) >= flushEvery {
-		if err := l.rec.Flush(); err != nil {
+	l.n++
+	if (l.n%4096 == 0 || event.RawKind(b) == event.KindScanEnd) && time.Since(l.lastState) >= stateEvery {
+		if err := l.readStates(); err != nil {
 			return nil, err
 		}
-		l.lastFlush = time.Now()
-		if l.onFlush != nil {
-			l.onFlush()
+	}
+	if l.rec != nil {
+		if err := l.rec.add(b); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil
@@ -95,7 +82,7 @@ func (l *liveSource) readStates() error {
 		}
 		st := record.State{TimeNs: monotonicNow(), Settings: s, Counters: tcpCounters(c), Tracer: ts}
 		if l.rec != nil {
-			if err := l.rec.State(st); err != nil {
+			if err := l.rec.state(st); err != nil {
 				return err
 			}
 		}

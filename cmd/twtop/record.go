@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/twtop/twtop/tracer"
@@ -12,12 +13,19 @@ import (
 	"github.com/twtop/twtop/tracer/record"
 )
 
-// recording is an open --record destination.
+// flushEvery bounds what a recording killed mid-run can lose.
+const flushEvery = time.Second
+
+// recording is an open --record destination. The pipeline adds records;
+// a ticker flushes them every flushEvery, even when the host is quiet.
 type recording struct {
 	path  string
 	f     *os.File
+	mu    sync.Mutex // guards w between the pipeline and the ticker
 	w     *record.Writer
 	start time.Time
+	stop  chan struct{}
+	done  chan struct{}
 
 	progress  bool // stderr is a terminal: keep a status line
 	lastShown time.Time
@@ -66,7 +74,43 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 		}
 		return nil, err
 	}
-	return &recording{path: path, f: f, w: w, start: now, progress: isTerminal(os.Stderr)}, nil
+	return &recording{path: path, f: f, w: w, start: now, progress: isTerminal(os.Stderr),
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+func (r *recording) add(b []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w.Add(b)
+}
+
+func (r *recording) state(s record.State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w.State(s)
+}
+
+// flushing flushes the recording every flushEvery and updates the status
+// line until finish. A write error sticks in the writer and ends the
+// pipeline at its next add.
+func (r *recording) flushing(tr *tracer.Tracer) {
+	defer close(r.done)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+			r.mu.Lock()
+			err := r.w.Flush()
+			r.mu.Unlock()
+			if err != nil {
+				return
+			}
+			r.show(tr)
+		}
+	}
 }
 
 // show updates the status line (at most once a second).
@@ -74,7 +118,9 @@ func (r *recording) show(tr *tracer.Tracer) {
 	if !r.progress || time.Since(r.lastShown) < time.Second {
 		return
 	}
-	n := r.w.Records()
+	r.mu.Lock()
+	n, written := r.w.Records(), r.w.Written()
+	r.mu.Unlock()
 	rate := float64(n-r.lastCount) / time.Since(r.lastShown).Seconds()
 	if r.lastShown.IsZero() {
 		rate = 0
@@ -84,13 +130,15 @@ func (r *recording) show(tr *tracer.Tracer) {
 		lost = st.TotalLost()
 	}
 	fmt.Fprintf(os.Stderr, "\r\033[Ktwtop: recording %s: %s events, %s/s, %d lost, %s written, %s",
-		r.name(), grouped(n), grouped(uint64(rate)), lost, sizeString(r.w.Written()), time.Since(r.start).Round(time.Second))
+		r.name(), grouped(n), grouped(uint64(rate)), lost, sizeString(written), time.Since(r.start).Round(time.Second))
 	r.lastShown, r.lastCount, r.shown = time.Now(), n, true
 }
 
 // finish writes the trailer with the tracer's final counters and closes
 // the file. It ends the status line first.
 func (r *recording) finish(tr *tracer.Tracer, werr error) error {
+	close(r.stop)
+	<-r.done
 	if r.shown {
 		fmt.Fprintln(os.Stderr)
 	}

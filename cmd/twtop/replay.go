@@ -33,6 +33,15 @@ func replay(cfg *config) error {
 	h := rd.Header()
 	fmt.Fprintf(os.Stderr, "twtop: replaying %s: recorded %s on %s, kernel %s, tier %s\n",
 		cfg.replay, h.Started.Local().Format("2006-01-02 15:04:05"), h.Host, h.Kernel, h.Tier)
+	if cfg.ui {
+		if err := replayUI(cfg.replay, rd, rd); err != nil {
+			return replayError(cfg.replay, err)
+		}
+		if tr := rd.Truncated(); tr != nil {
+			fmt.Fprintf(os.Stderr, "twtop: warning: %s\n", tr)
+		}
+		return nil
+	}
 	src := &replaySource{rd: rd, size: size, progress: isTerminal(os.Stderr), start: time.Now()}
 
 	if cfg.events != "" {

@@ -44,6 +44,9 @@ func live(cfg *config) error {
 		opts.Netns = inode
 		opts.ScanNetns = []string{path}
 	}
+	if cfg.ui && !isTerminal(os.Stdout) {
+		return &usageError{"the UI needs a terminal: give --report text|json, --events json or --record FILE"}
+	}
 	tr, err := tracer.Open(opts)
 	if err != nil {
 		return err
@@ -65,20 +68,26 @@ func live(cfg *config) error {
 		if rec, err = createRecording(cfg.record, tr, opts); err != nil {
 			return err
 		}
-		src.rec = rec.w
-		src.onFlush = func() { rec.show(tr) }
+		src.rec = rec
+		go rec.flushing(tr)
 	}
 	var m *model.Model
-	if cfg.report != "" {
+	if cfg.report != "" || cfg.ui {
 		m = model.New(model.Config{})
 		src.onState = func(s record.State) { applyState(m, s) }
 	}
 	// The first reading comes before "tracing on", so that the counters
 	// cover everything traced from then on.
 	if err := src.readStates(); err != nil {
+		if rec != nil {
+			return rec.finish(tr, err)
+		}
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
+	if cfg.ui {
+		return liveUI(tr, src, m)
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -8,34 +8,75 @@ import (
 
 const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
 
-// tile is how many records (un)transpose handles at once, so that both
-// the strided and the sequential side of the copy stay in the L1 cache.
-const tile = 64
-
 // transpose writes n records of size sz from src (record-major) into dst
 // (byte-major: byte j of record i at j*n+i).
 func transpose(dst, src []byte, n, sz int) {
-	for i0 := 0; i0 < n; i0 += tile {
-		i1 := min(i0+tile, n)
-		for j := range sz {
-			col := dst[j*n+i0 : j*n+i1]
-			for k := range col {
-				col[k] = src[(i0+k)*sz+j]
+	i := 0
+	if sz%8 == 0 {
+		// 8 records at a time: each 8x8 block of bytes is transposed in
+		// registers and written as 8 whole words.
+		for ; i+8 <= n; i += 8 {
+			for j := 0; j < sz; j += 8 {
+				var w [8]uint64
+				for k := range w {
+					w[k] = le.Uint64(src[(i+k)*sz+j:])
+				}
+				transpose8(&w)
+				for k := range w {
+					le.PutUint64(dst[(j+k)*n+i:], w[k])
+				}
 			}
+		}
+	}
+	for ; i < n; i++ {
+		for j := range sz {
+			dst[j*n+i] = src[i*sz+j]
 		}
 	}
 }
 
 // untranspose undoes transpose.
 func untranspose(dst, src []byte, n, sz int) {
-	for i0 := 0; i0 < n; i0 += tile {
-		i1 := min(i0+tile, n)
-		for j := range sz {
-			col := src[j*n+i0 : j*n+i1]
-			for k, b := range col {
-				dst[(i0+k)*sz+j] = b
+	i := 0
+	if sz%8 == 0 {
+		for ; i+8 <= n; i += 8 {
+			for j := 0; j < sz; j += 8 {
+				var w [8]uint64
+				for k := range w {
+					w[k] = le.Uint64(src[(j+k)*n+i:])
+				}
+				transpose8(&w)
+				for k := range w {
+					le.PutUint64(dst[(i+k)*sz+j:], w[k])
+				}
 			}
 		}
+	}
+	for ; i < n; i++ {
+		for j := range sz {
+			dst[i*sz+j] = src[j*n+i]
+		}
+	}
+}
+
+// transpose8 transposes the 8x8 matrix of bytes whose row k is w[k]
+// (little-endian: byte j of row k is w[k]>>(8*j)), by swapping 4x4, then
+// 2x2, then 1x1 blocks across the diagonal.
+func transpose8(w *[8]uint64) {
+	for k := range 4 {
+		t := (w[k]>>32 ^ w[k+4]) & 0x00000000ffffffff
+		w[k] ^= t << 32
+		w[k+4] ^= t
+	}
+	for _, k := range [4]int{0, 1, 4, 5} {
+		t := (w[k]>>16 ^ w[k+2]) & 0x0000ffff0000ffff
+		w[k] ^= t << 16
+		w[k+2] ^= t
+	}
+	for _, k := range [4]int{0, 2, 4, 6} {
+		t := (w[k]>>8 ^ w[k+1]) & 0x00ff00ff00ff00ff
+		w[k] ^= t << 8
+		w[k+1] ^= t
 	}
 }
 

@@ -365,3 +365,30 @@ func TestWriterFullDisk(t *testing.T) {
 		t.Fatal("Close after a failed write succeeded")
 	}
 }
+
+// The word-wise transpose equals the byte-wise definition, for record
+// counts that are and are not multiples of 8.
+func TestTranspose(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 64, 1000} {
+		for _, sz := range []int{8, 112, 13} {
+			src := make([]byte, n*sz)
+			for i := range src {
+				src[i] = byte(i*7 + i/sz)
+			}
+			got := make([]byte, n*sz)
+			transpose(got, src, n, sz)
+			for i := range n {
+				for j := range sz {
+					if got[j*n+i] != src[i*sz+j] {
+						t.Fatalf("n=%d sz=%d: byte %d of record %d misplaced", n, sz, j, i)
+					}
+				}
+			}
+			back := make([]byte, n*sz)
+			untranspose(back, got, n, sz)
+			if !bytes.Equal(back, src) {
+				t.Fatalf("n=%d sz=%d: untranspose does not undo transpose", n, sz)
+			}
+		}
+	}
+}

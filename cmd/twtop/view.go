@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/model"
+	"github.com/twtop/twtop/tracer/record"
+	"github.com/twtop/twtop/ui"
+)
+
+// publishEvery is how often the pipeline hands the UI a fresh snapshot.
+const publishEvery = 250 * time.Millisecond
+
+// viewSource runs the pipeline (raw records → event stream → model) on its
+// own goroutine and publishes snapshots for the UI, which reads them
+// without ever waiting for the pipeline. It implements ui.Source.
+type viewSource struct {
+	m    *model.Model
+	live bool // fixed at construction
+	snap atomic.Pointer[model.Snapshot]
+	lost func() uint64 // the tracer's lost events so far (live only)
+
+	mu      sync.Mutex
+	st      ui.Status
+	first   uint64 // event time of the first event
+	pace    pacer  // replay only
+	version atomic.Uint64
+}
+
+func newViewSource(st ui.Status, m *model.Model) *viewSource {
+	v := &viewSource{m: m, st: st, live: st.Live}
+	v.pace.speed = st.Speed
+	return v
+}
+
+// Snapshot is the latest published snapshot.
+func (v *viewSource) Snapshot() *model.Snapshot { return v.snap.Load() }
+
+// Status is the pipeline's state.
+func (v *viewSource) Status() ui.Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	st := v.st
+	st.Version = v.version.Load()
+	return st
+}
+
+// SetPaused pauses the view: live, the model keeps counting and only the
+// published snapshot stays put; a replay stops its clock.
+func (v *viewSource) SetPaused(p bool) {
+	v.mu.Lock()
+	v.st.Paused = p
+	v.mu.Unlock()
+	if !v.live {
+		v.pace.setPaused(p)
+	}
+	v.version.Add(1)
+}
+
+// SetSpeed sets a replay's speed (0: as fast as possible).
+func (v *viewSource) SetSpeed(s float64) {
+	if !v.live {
+		v.mu.Lock()
+		v.st.Speed = s
+		v.mu.Unlock()
+		v.pace.setSpeed(s)
+		v.version.Add(1)
+	}
+}
+
+// run feeds the model until the source ends or ctx is done, publishing a
+// snapshot every publishEvery and once at the end.
+func (v *viewSource) run(ctx context.Context, src event.RawSource, hz uint32) error {
+	st := event.NewStream(src, hz)
+	var n, lastN uint64
+	lastPub := time.Now()
+	for ctx.Err() == nil {
+		e, err := st.Next()
+		if sourceEnded(err) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if v.first == 0 {
+			v.first = e.Time
+		}
+		if !v.live && !v.pace.wait(ctx, e.Time) {
+			return nil
+		}
+		v.m.Apply(e)
+		n++
+		if since := time.Since(lastPub); since >= publishEvery {
+			v.publish(e.Time, float64(n-lastN)/since.Seconds(), false)
+			lastN, lastPub = n, time.Now()
+		}
+	}
+	v.publish(v.m.Snapshot().Now, 0, true)
+	return nil
+}
+
+// publish hands the UI the model's state at event time now.
+func (v *viewSource) publish(now uint64, rate float64, done bool) {
+	v.mu.Lock()
+	paused := v.st.Paused && v.live
+	v.mu.Unlock()
+	var lost uint64
+	if v.lost != nil {
+		lost = v.lost()
+	}
+	if !paused || done {
+		v.snap.Store(v.m.Publish())
+	}
+	v.mu.Lock()
+	v.st.EventsPerSec = rate
+	v.st.Lost = max(v.st.Lost, lost)
+	if now > v.first {
+		v.st.Position = time.Duration(now - v.first)
+	}
+	v.st.Done = done && !v.live
+	v.mu.Unlock()
+	v.version.Add(1)
+}
+
+// pacer replays events at the speed they were recorded at, times speed.
+type pacer struct {
+	mu       sync.Mutex
+	speed    float64 // 0: as fast as possible
+	paused   bool
+	last     uint64    // event time of the last event let through
+	baseEv   uint64    // event time at baseWall
+	baseWall time.Time // zero: not started
+}
+
+// wait blocks until the event at time t is due, or ctx is done (false).
+func (p *pacer) wait(ctx context.Context, t uint64) bool {
+	for {
+		p.mu.Lock()
+		if !p.paused {
+			if p.baseWall.IsZero() || t < p.baseEv {
+				p.baseEv, p.baseWall = t, time.Now()
+			}
+			var d time.Duration
+			if p.speed > 0 {
+				due := p.baseWall.Add(time.Duration(float64(t-p.baseEv) / p.speed))
+				d = time.Until(due)
+			}
+			if d <= 0 {
+				p.last = t
+				p.mu.Unlock()
+				return true
+			}
+			p.mu.Unlock()
+			if !sleepCtx(ctx, min(d, 50*time.Millisecond)) {
+				return false
+			}
+			continue
+		}
+		p.mu.Unlock()
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return false
+		}
+	}
+}
+
+// rebase restarts the clock at the last event (caller holds mu).
+func (p *pacer) rebase() {
+	if !p.baseWall.IsZero() {
+		p.baseEv, p.baseWall = p.last, time.Now()
+	}
+}
+
+func (p *pacer) setSpeed(s float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rebase()
+	p.speed = s
+}
+
+func (p *pacer) setPaused(b bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused && !b {
+		p.rebase()
+	}
+	p.paused = b
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// liveUI shows the UI on the live tracer until the user quits or a signal
+// arrives.
+func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	host, _ := os.Hostname()
+	v := newViewSource(ui.Status{Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
+		Inferred: !tr.Tier().Exact(), Live: true, Speed: 1}, m)
+	v.lost = func() uint64 {
+		if st, err := tr.Stats(); err == nil {
+			return st.TotalLost()
+		}
+		return 0
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- v.run(ctx, src, tr.HZ()) }()
+	uerr := ui.Run(ctx, v, nil, uiOptions())
+	tr.Close() // ends the pipeline
+	if err := <-errc; err != nil && uerr == nil {
+		uerr = err
+	}
+	if st, err := tr.Stats(); err == nil {
+		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
+			st.TotalEvents(), st.TotalLost(), st.TotalRecursionMisses())
+	}
+	return uerr
+}
+
+// replayUI shows the UI on a recording, as fast as it was recorded.
+func replayUI(name string, rd *record.Reader, src event.RawSource) error {
+	if !isTerminal(os.Stdout) {
+		return &usageError{"the UI needs a terminal: give --report text|json, --events json or --check EXPR"}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	h := rd.Header()
+	m := model.New(model.Config{})
+	rd.OnState = func(s record.State) { applyState(m, s) }
+	tier, _ := tracer.ParseTier(h.Tier)
+	v := newViewSource(ui.Status{Host: h.Host, Kernel: h.Kernel, Tier: h.Tier, Inferred: tier == tracer.Tracepoint,
+		File: filepath.Base(name), Speed: 1}, m)
+	v.lost = func() uint64 {
+		if t, ok := rd.Trailer(); ok {
+			return t.Tracer.Lost
+		}
+		if s := rd.LastState(); s != nil {
+			return s.Tracer.Lost
+		}
+		return 0
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- v.run(pctx, src, h.HZ) }()
+	uerr := ui.Run(ctx, v, nil, uiOptions())
+	cancel()
+	if err := <-errc; err != nil && uerr == nil {
+		uerr = err
+	}
+	return uerr
+}
+
+func uiOptions() ui.Options {
+	_, noColor := os.LookupEnv("NO_COLOR")
+	return ui.Options{NoColor: noColor}
+}

@@ -1,0 +1,241 @@
+package ui
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/twtop/twtop/tracer/model"
+)
+
+// portsState is the ports table's filter and selection.
+type portsState struct {
+	filter string
+	list   list
+	selKey string
+	rows   []model.PortPressure
+}
+
+func portKey(p *model.PortPressure) string {
+	return fmt.Sprintf("%d %s %s", p.Netns, p.Src, p.Dst)
+}
+
+func (a *app) portRows() []model.PortPressure {
+	s := &a.po
+	rows := a.snap.Ports
+	if f := strings.ToLower(s.filter); f != "" {
+		var kept []model.PortPressure
+		for _, p := range rows {
+			if strings.Contains(strings.ToLower(p.Src+" "+p.Dst), f) {
+				kept = append(kept, p)
+			}
+		}
+		rows = kept
+	}
+	s.rows = rows
+	if s.selKey != "" {
+		for i := range rows {
+			if portKey(&rows[i]) == s.selKey {
+				s.list.sel = i
+				break
+			}
+		}
+	}
+	return rows
+}
+
+var portCols = []column{
+	{title: "DESTINATION", w: 14, flex: true},
+	{title: "SOURCE", w: 15, drop: 3},
+	{title: "USAGE", w: 11},
+	{title: "HELD", w: 6, right: true},
+	{title: "CONNECT", w: 7, right: true, drop: 4},
+	{title: "ESTAB", w: 6, right: true, drop: 4},
+	{title: "CLOSING", w: 7, right: true, drop: 4},
+	{title: "TW", w: 6, right: true},
+	{title: "NEW/S", w: 6, right: true},
+	{title: "NEEDED", w: 7, right: true},
+	{title: "GROWTH/S", w: 8, right: true},
+	{title: "EXHAUST", w: 7, right: true},
+	{title: "REUSE", w: 5},
+}
+
+// drawPorts draws the local ports held per destination: how full each
+// destination's port space is, how fast it fills, and whether
+// tcp_tw_reuse can help.
+func (a *app) drawPorts(c canvas) {
+	th := &a.th
+	rows := a.portRows()
+	s := &a.po
+	c.text(0, 0, "Local ports held per destination; NEEDED = new/s × 60 s of TIME_WAIT", th.dim)
+	cols := append([]column(nil), portCols...)
+	if c.w >= 140 { // room for a longer bar
+		cols[2].w = 21
+	}
+	cols[0].max = 16
+	for _, p := range rows {
+		cols[0].max = max(cols[0].max, width(p.Dst))
+	}
+	ws := fitColumns(cols, c.w)
+	a.tableHeader(c, 1, cols, ws, -1)
+	if len(rows) == 0 {
+		msg := "no client connections seen yet"
+		if s.filter != "" {
+			msg = fmt.Sprintf("no destination matches %q", s.filter)
+		}
+		c.text(1, 2, msg, th.dim)
+		return
+	}
+	// the table, then what the selected row means, when there is room
+	s.list.sel = min(max(s.list.sel, 0), len(rows)-1)
+	detail := a.portDetail(&rows[s.list.sel], c.w)
+	if c.h-2-len(detail)-1 < min(len(rows), 3) {
+		detail = nil
+	}
+	tableH := c.h - 2
+	if detail != nil {
+		tableH = min(len(rows), c.h-2-len(detail)-1)
+	}
+	body := c.sub(0, 2, c.w, tableH)
+	s.list.fit(len(rows), body.h)
+	s.selKey = portKey(&rows[s.list.sel])
+	for y := 0; y < body.h && s.list.top+y < len(rows); y++ {
+		i := s.list.top + y
+		p := &rows[i]
+		st := th.normal
+		sel := i == s.list.sel
+		if sel {
+			st = th.sel
+		}
+		pick := func(own cell) cell {
+			if sel {
+				return plain(own.text)
+			}
+			return own
+		}
+		usage := plain("?") // the range is unknown
+		if p.RangeSize > 0 {
+			usage = plain("") // drawn by usageBar
+		}
+		exhaust := plain("-")
+		if p.ExhaustionS != nil {
+			e := *p.ExhaustionS
+			switch {
+			case e <= 0:
+				exhaust = styled("NOW", th.crit)
+			case e < 60:
+				exhaust = styled(seconds(e), th.crit)
+			case e < 600:
+				exhaust = styled(seconds(e), th.warn)
+			default:
+				exhaust = plain(seconds(e))
+			}
+		}
+		needed := plain(count(p.NeededAtRate))
+		if p.RangeSize > 0 {
+			needed = styled(count(p.NeededAtRate), th.level(float64(p.NeededAtRate)/float64(p.RangeSize)))
+		}
+		reuse := plain("?")
+		if p.ReuseApplies != nil {
+			if *p.ReuseApplies {
+				reuse = styled("yes", th.good)
+			} else {
+				reuse = plain("no")
+			}
+		}
+		growth := strconv.FormatFloat(p.GrowthPerS, 'f', 1, 64)
+		if p.GrowthPerS > 0 {
+			growth = "+" + growth
+		}
+		cells := []cell{
+			plain(printable(p.Dst)), plain(printable(p.Src)), usage, plain(count(p.Held)),
+			plain(count(p.Connecting)), plain(count(p.Established)), plain(count(p.Closing)), plain(count(p.TimeWait)),
+			plain(rate(p.NewPerSec)), pick(needed), plain(growth), pick(exhaust), pick(reuse),
+		}
+		body.tableRow(y, cols, ws, cells, st)
+		if p.RangeSize > 0 && ws[2] > 0 {
+			a.usageBar(body, y, cols, ws, p.Usage, sel)
+		}
+	}
+	for i, l := range detail {
+		c.segs(0, 2+tableH+1+i, l)
+	}
+}
+
+// usageBar draws the usage column of row y: a bar of the range held and
+// the share.
+func (a *app) usageBar(c canvas, y int, cols []column, ws []int, usage float64, sel bool) {
+	x := 0
+	for i := 0; i < 2; i++ {
+		if ws[i] > 0 {
+			x += ws[i] + 1
+		}
+	}
+	pct := fmt.Sprintf("%4s", percent(usage))
+	n := ws[2] - len(pct) - 1
+	filled := min(int(usage*float64(n)+0.5), n)
+	if usage > 0 && filled == 0 {
+		filled = 1
+	}
+	st := a.th.level(usage)
+	empty := a.th.barEmpty
+	if sel {
+		empty = a.th.sel
+	}
+	x = c.text(x, y, strings.Repeat("█", filled), st)
+	x = c.text(x, y, strings.Repeat("░", n-filled), empty)
+	pst := st
+	if sel {
+		pst = a.th.sel
+	}
+	c.text(x+1, y, pct, pst)
+}
+
+// portDetail explains the selected destination in sentences, wrapped to
+// w columns.
+func (a *app) portDetail(p *model.PortPressure, w int) [][]seg {
+	th := &a.th
+	out := [][]seg{{{"▸ ", th.dim}, {printable(p.Src) + " → " + printable(p.Dst), th.bold},
+		{fmt.Sprintf("  netns %d  %d connections", p.Netns, p.Connections), th.dim}}}
+	para := func(text string, st tcell.Style) {
+		for _, l := range wrap(text, w-2) {
+			out = append(out, []seg{{"  " + l, st}})
+		}
+	}
+	held := fmt.Sprintf("%d connecting, %d established, %d closing, %d in TIME_WAIT", p.Connecting, p.Established, p.Closing, p.TimeWait)
+	if p.RangeSize > 0 {
+		para(fmt.Sprintf("%d of %d local ports held: %s.", p.Held, p.RangeSize, held), th.normal)
+		l := fmt.Sprintf("At %s new connections/s, 60 s of TIME_WAIT keeps %d ports", rate(p.NewPerSec), p.NeededAtRate)
+		if p.NeededAtRate > int64(p.RangeSize) {
+			l += fmt.Sprintf(": %.1f× the range", float64(p.NeededAtRate)/float64(p.RangeSize))
+		}
+		para(l+".", th.normal)
+	} else {
+		para(fmt.Sprintf("%d local ports held: %s; the size of ip_local_port_range is not known.", p.Held, held), th.normal)
+	}
+	if p.ReuseApplies != nil {
+		word, st := "cannot", th.normal
+		if *p.ReuseApplies {
+			word, st = "can", th.good
+		}
+		para(fmt.Sprintf("tcp_tw_reuse %s apply: %s.", word, printable(p.ReuseNote)), st)
+	}
+	switch {
+	case p.ExhaustionS == nil && p.GrowthPerS <= 0:
+		para("The ports held are not growing.", th.normal)
+	case p.ExhaustionS == nil && p.ReuseApplies != nil && *p.ReuseApplies:
+		para(fmt.Sprintf("The ports held grow by %.1f/s, but connect() can take over those in TIME_WAIT and the others are not growing.", p.GrowthPerS), th.normal)
+	case p.ExhaustionS == nil:
+		para(fmt.Sprintf("The ports held grow by %.1f/s.", p.GrowthPerS), th.normal)
+	case *p.ExhaustionS <= 0:
+		para("The range is full: connect() fails with EADDRNOTAVAIL unless it can take over a TIME_WAIT tuple.", th.crit)
+	default:
+		st := th.normal
+		if *p.ExhaustionS < 600 {
+			st = th.warn
+		}
+		para(fmt.Sprintf("At %+.1f ports/s the range runs out in %s.", p.GrowthPerS, seconds(*p.ExhaustionS)), st)
+	}
+	return out
+}
