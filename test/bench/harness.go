@@ -125,7 +125,7 @@ func runHarness(args []string) error {
 	}
 	opts.twtop = abs
 	if !noPeer && opts.soak == 0 {
-		if opts.bpftrace, err = need("bpftrace", "bpftrace"); err != nil {
+		if opts.bpftrace, err = apt.Need("bpftrace", "bpftrace"); err != nil {
 			return err
 		}
 	}
@@ -315,7 +315,7 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 		return res, err
 	}
 	if tp != nil {
-		defer tp.kill()
+		defer tp.p.Kill()
 	}
 	if res.churn, err = l.runChurnIn(ctx, c); err != nil {
 		return res, err
@@ -329,7 +329,7 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 	if res.usage, err = tp.stop(); err != nil {
 		return res, err
 	}
-	res.attach = tp.readyAt.Sub(tp.execAt)
+	res.attach = tp.attach()
 	res.startCPU = tp.readyUser + tp.readySys
 	if !opts.keep {
 		defer os.Remove(file)
@@ -346,7 +346,7 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 		res.report = rep
 		res.events, res.lost, res.misses = rep.Events, rep.Lost, rep.RecursionMisses
 	case bpftracePeer:
-		res.events, res.lost, err = bpftraceCounts(file, tp.stderr.String())
+		res.events, res.lost, err = bpftraceCounts(file, tp.p.Stderr())
 		if err != nil {
 			return res, err
 		}
@@ -388,7 +388,7 @@ func runLatency(ctx context.Context, opts options, round int) (res latencyResult
 	if err != nil {
 		return res, err
 	}
-	defer tp.kill()
+	defer tp.p.Kill()
 	churnDone = true
 	if _, err := p.wait(ctx); err != nil {
 		return res, err
@@ -406,10 +406,10 @@ func runLatency(ctx context.Context, opts options, round int) (res latencyResult
 	if err != nil {
 		return res, err
 	}
-	res.attach = tp.readyAt.Sub(tp.execAt)
+	res.attach = tp.attach()
 	if !first.IsZero() && !hooked.IsZero() {
-		res.first = first.Sub(tp.execAt)
-		res.firstHooked = hooked.Sub(tp.execAt)
+		res.first = first.Sub(tp.p.ExecAt())
+		res.firstHooked = hooked.Sub(tp.p.ExecAt())
 		res.ok = true
 	}
 	fmt.Printf("round %d  start latency  exec->tracing line %s  exec->first record %s  exec->first hooked record %s\n",

@@ -28,11 +28,11 @@ func runSoak(ctx context.Context, opts options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer tp.kill()
+	defer tp.p.Kill()
 	if !opts.keep {
 		defer os.Remove(file)
 	}
-	startRSS, err := vmRSS(tp.pid())
+	startRSS, err := vmRSS(tp.p.Pid())
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ wait:
 	for {
 		select {
 		case <-tick.C:
-			kb, err := vmRSS(tp.pid())
+			kb, err := vmRSS(tp.p.Pid())
 			if err != nil {
 				return err
 			}
@@ -78,7 +78,7 @@ wait:
 	if w.err != nil {
 		return w.err
 	}
-	endRSS, err := vmRSS(tp.pid())
+	endRSS, err := vmRSS(tp.p.Pid())
 	if err != nil {
 		return err
 	}
@@ -89,9 +89,9 @@ wait:
 	if err != nil {
 		return err
 	}
-	records, lost, misses, ok := twtopCounters(tp.stderr.String())
+	records, lost, misses, ok := twtopCounters(tp.p.Stderr())
 	if !ok {
-		return fmt.Errorf("twtop printed no final counters:\n%s", tp.stderr)
+		return fmt.Errorf("twtop printed no final counters:\n%s", tp.p.Stderr())
 	}
 	var maxRSS int64
 	for _, s := range samples {

@@ -4,17 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/twtop/twtop/internal/aptget"
+	"github.com/twtop/twtop/internal/proc"
 )
 
 const (
@@ -29,35 +29,10 @@ const (
 	userHZ = 100
 )
 
-// syncBuffer collects output written by one goroutine and read by another.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // tracerProc is a running tracer process: twtop or bpftrace.
 type tracerProc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	out    *os.File // standard output, when it goes to a file
-	exited chan struct{}
-	err    error // Wait's result, set before exited is closed
-
-	execAt  time.Time // just before fork and exec
-	readyAt time.Time // when the tracer said it traces
+	name string
+	p    *proc.Process
 	// CPU the process had used when it said it traces.
 	readyUser, readySys time.Duration
 }
@@ -73,116 +48,45 @@ type tracerUsage struct {
 
 // startTracer starts path with args and returns once it traces. stdoutFile,
 // when set, receives the standard output; otherwise it is kept with the
-// standard error. The tracer traces once readyLine returns true for a line
-// of its standard error or, with readyMarker set, once stdoutFile holds a
+// standard error. The tracer traces once a line of its standard error
+// starts with readyPrefix or, with readyMarker set, once stdoutFile holds a
 // line equal to readyMarker.
-func startTracer(ctx context.Context, name, path string, args []string, stdoutFile string, readyLine func(string) bool, readyMarker string) (*tracerProc, error) {
-	t := &tracerProc{name: name, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	t.cmd = exec.Command(path, args...)
-	if stdoutFile != "" {
-		f, err := os.Create(stdoutFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s output: %w", name, err)
-		}
-		t.out = f
-		t.cmd.Stdout = f
-	} else {
-		t.cmd.Stdout = t.stderr
+func startTracer(ctx context.Context, name, path string, args []string, stdoutFile, readyPrefix, readyMarker string) (*tracerProc, error) {
+	p, err := proc.Start(ctx, proc.Options{
+		Name:         name,
+		Path:         path,
+		Args:         args,
+		StdoutFile:   stdoutFile,
+		ReadyPrefix:  readyPrefix,
+		ReadyMarker:  readyMarker,
+		ReadyTimeout: readyTimeout,
+		ExitTimeout:  exitTimeout,
+		Until:        "it traced",
+		Reach:        "start tracing",
+	})
+	if err != nil {
+		return nil, err
 	}
-	pr, pw := io.Pipe()
-	t.cmd.Stderr = pw
-	ready := make(chan time.Time, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		said := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(t.stderr, line)
-			if !said && readyLine != nil && readyLine(line) {
-				said = true
-				ready <- time.Now()
-			}
-		}
-		_, _ = io.Copy(t.stderr, pr)
-	}()
-	t.execAt = time.Now()
-	if err := t.cmd.Start(); err != nil {
-		pw.Close()
-		t.closeOut()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		t.err = t.cmd.Wait()
-		pw.Close()
-		close(t.exited)
-	}()
-	if readyMarker != "" {
-		go watchFile(stdoutFile, readyMarker, ready, t.exited)
-	}
-	timeout := time.NewTimer(readyTimeout)
-	defer timeout.Stop()
-	select {
-	case t.readyAt = <-ready:
-		t.readyUser, t.readySys = procCPU(t.cmd.Process.Pid)
-		return t, nil
-	case <-t.exited:
-		t.closeOut()
-		return nil, fmt.Errorf("%s exited before it traced (%v):\n%s", name, t.err, t.stderr)
-	case <-timeout.C:
-		t.kill()
-		return nil, fmt.Errorf("%s did not start tracing within %v:\n%s", name, readyTimeout, t.stderr)
-	case <-ctx.Done():
-		t.kill()
-		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
-	}
+	t := &tracerProc{name: name, p: p}
+	t.readyUser, t.readySys = procCPU(p.Pid())
+	return t, nil
 }
 
-// watchFile polls path until it holds a line equal to marker, then sends
-// the time on ready. It gives up when done is closed.
-func watchFile(path, marker string, ready chan<- time.Time, done <-chan struct{}) {
-	want := []byte(marker + "\n")
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && (bytes.HasPrefix(b, want) || bytes.Contains(b, append([]byte("\n"), want...))) {
-			ready <- time.Now()
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-done:
-			return
-		}
-	}
-}
-
-// pid is the tracer's process id.
-func (t *tracerProc) pid() int { return t.cmd.Process.Pid }
+// attach is the time from exec until the tracer said it traces.
+func (t *tracerProc) attach() time.Duration { return t.p.ReadyAt().Sub(t.p.ExecAt()) }
 
 // stop sends SIGINT, waits for the tracer to exit with status 0 and
 // returns its resource usage.
 func (t *tracerProc) stop() (tracerUsage, error) {
-	defer t.closeOut()
-	select {
-	case <-t.exited:
-		return tracerUsage{}, fmt.Errorf("%s stopped before the churn ended (%v):\n%s", t.name, t.err, t.stderr)
-	default:
+	err := t.p.Stop()
+	if errors.Is(err, proc.ErrExited) {
+		return tracerUsage{}, fmt.Errorf("%s stopped before the churn ended (%v):\n%s", t.name, t.p.Err(), t.p.Stderr())
 	}
-	if err := t.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		return tracerUsage{}, fmt.Errorf("signal %s: %w", t.name, err)
-	}
-	select {
-	case <-t.exited:
-	case <-time.After(exitTimeout):
-		t.kill()
-		return tracerUsage{}, fmt.Errorf("%s did not exit within %v of SIGINT:\n%s", t.name, exitTimeout, t.stderr)
-	}
-	if t.err != nil {
-		return tracerUsage{}, fmt.Errorf("%s: %w:\n%s", t.name, t.err, t.stderr)
+	if err != nil {
+		return tracerUsage{}, err
 	}
 	var u tracerUsage
-	ru, ok := t.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	ru, ok := t.p.State().SysUsage().(*syscall.Rusage)
 	if !ok {
 		return u, fmt.Errorf("%s: no resource usage after exit", t.name)
 	}
@@ -192,24 +96,6 @@ func (t *tracerProc) stop() (tracerUsage, error) {
 	u.SteadySys = max(0, u.Sys-t.readySys)
 	u.MaxRSSKB = ru.Maxrss
 	return u, nil
-}
-
-// kill ends the tracer if it still runs and waits for it.
-func (t *tracerProc) kill() {
-	select {
-	case <-t.exited:
-	default:
-		_ = t.cmd.Process.Kill()
-		<-t.exited
-	}
-	t.closeOut()
-}
-
-func (t *tracerProc) closeOut() {
-	if t.out != nil {
-		t.out.Close()
-		t.out = nil
-	}
 }
 
 // procCPU returns the user and system time process pid has used so far
@@ -282,9 +168,7 @@ func twtopCounters(stderr string) (records, lost, misses uint64, ok bool) {
 // traces.
 func startTwtop(ctx context.Context, bin, file, nsPath string, bound time.Duration) (*tracerProc, error) {
 	args := []string{"--record", file, "--netns", nsPath, "--duration", bound.String()}
-	return startTracer(ctx, "twtop", bin, args, "", func(line string) bool {
-		return strings.HasPrefix(line, attachLine)
-	}, "")
+	return startTracer(ctx, "twtop", bin, args, "", attachLine, "")
 }
 
 // bpftraceMarker is the line the peer's BEGIN probe prints; bpftrace runs
@@ -297,7 +181,7 @@ const bpftraceProgram = `BEGIN { printf("` + bpftraceMarker + `\n"); } ` +
 
 // startBpftrace starts the bpftrace peer with its output going to file.
 func startBpftrace(ctx context.Context, bin, file string) (*tracerProc, error) {
-	return startTracer(ctx, "bpftrace", bin, []string{"-e", bpftraceProgram}, file, nil, bpftraceMarker)
+	return startTracer(ctx, "bpftrace", bin, []string{"-e", bpftraceProgram}, file, "", bpftraceMarker)
 }
 
 var bpftraceLost = regexp.MustCompile(`Lost (\d+) events`)
@@ -332,47 +216,5 @@ func bpftraceCounts(file, stderr string) (events, lost uint64, err error) {
 	return events, lost, nil
 }
 
-// need returns the path of the command name, installing the Debian
-// package pkg with apt-get when it is missing.
-func need(name, pkg string) (string, error) {
-	if p, err := lookPath(name); err == nil {
-		return p, nil
-	}
-	fmt.Fprintf(os.Stderr, "bench: %s missing, installing %s with apt-get\n", name, pkg)
-	install := func() error {
-		cmd := exec.Command("apt-get", "install", "-y", "--no-install-recommends", pkg)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		return cmd.Run()
-	}
-	if err := install(); err != nil {
-		update := exec.Command("apt-get", "update")
-		update.Stdout, update.Stderr = os.Stderr, os.Stderr
-		if err := update.Run(); err != nil {
-			return "", fmt.Errorf("apt-get update: %w", err)
-		}
-		if err := install(); err != nil {
-			return "", fmt.Errorf("apt-get install %s: %w", pkg, err)
-		}
-	}
-	p, err := lookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("after installing %s: %w", pkg, err)
-	}
-	return p, nil
-}
-
-// lookPath finds name in PATH or in the sbin directories, which a
-// non-login root shell may not have in PATH.
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH, /usr/sbin or /sbin", name)
-}
+// apt installs the commands the harness needs when they are missing.
+var apt = aptget.Installer{Prog: "bench", Log: os.Stderr}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twtop/twtop/internal/aptget"
 	"github.com/twtop/twtop/internal/netns"
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +33,7 @@ type lab struct {
 }
 
 func newLab() (*lab, error) {
-	ip, err := need("ip", "iproute2")
+	ip, err := apt.Need("ip", "iproute2")
 	if err != nil {
 		return nil, err
 	}
@@ -273,48 +274,5 @@ func (l *lab) settle(ctx context.Context, timeout time.Duration, done func([]net
 	}
 }
 
-// need returns the path of the command name, installing the Debian
-// packages pkgs with apt-get when it is missing.
-func need(name string, pkgs ...string) (string, error) {
-	if p, err := lookPath(name); err == nil {
-		return p, nil
-	}
-	fmt.Printf("recordings: %s missing, installing %s with apt-get\n", name, strings.Join(pkgs, " "))
-	install := func() error {
-		args := append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)
-		cmd := exec.Command("apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		return cmd.Run()
-	}
-	if err := install(); err != nil {
-		update := exec.Command("apt-get", "update")
-		update.Stdout, update.Stderr = os.Stderr, os.Stderr
-		if err := update.Run(); err != nil {
-			return "", fmt.Errorf("apt-get update: %w", err)
-		}
-		if err := install(); err != nil {
-			return "", fmt.Errorf("apt-get install %s: %w", strings.Join(pkgs, " "), err)
-		}
-	}
-	p, err := lookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("after installing %s: %w", strings.Join(pkgs, " "), err)
-	}
-	return p, nil
-}
-
-// lookPath finds name in PATH or in the sbin directories, which a
-// non-login root shell may not have in PATH.
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := dir + "/" + name
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH, /usr/sbin or /sbin", name)
-}
+// apt installs the commands the workloads need when they are missing.
+var apt = aptget.Installer{Prog: "recordings", Log: os.Stdout}

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/twtop/twtop/internal/proc"
 )
 
 // maxSize is the largest recording the harness accepts.
@@ -160,7 +162,7 @@ func runScenario(ctx context.Context, opts options, s scenario) (err error) {
 	defer func() { err = errors.Join(err, w.Close()) }()
 
 	var (
-		tw   *twtop
+		tw   *proc.Process
 		file string
 	)
 	if !opts.dry {
@@ -175,7 +177,7 @@ func runScenario(ctx context.Context, opts options, s scenario) (err error) {
 		if err != nil {
 			return err
 		}
-		defer tw.kill()
+		defer tw.Kill()
 	}
 	summary, err := w.Run(ctx)
 	if err != nil {
@@ -188,7 +190,7 @@ func runScenario(ctx context.Context, opts options, s scenario) (err error) {
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		if err := tw.stop(); err != nil {
+		if err := stopTwtop(tw); err != nil {
 			return err
 		}
 		st, err := os.Stat(file)

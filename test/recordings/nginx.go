@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/twtop/twtop/internal/netns"
+	"github.com/twtop/twtop/internal/proc"
 )
 
 //go:embed nginx.conf.tmpl
@@ -59,11 +60,11 @@ type nginxProxy struct {
 }
 
 func setupNginxProxy(ctx context.Context, l *lab) (wl workload, err error) {
-	nginx, err := need("nginx", "nginx-light")
+	nginx, err := apt.Need("nginx", "nginx-light")
 	if err != nil {
 		return nil, err
 	}
-	wrk, err := need("wrk", "wrk")
+	wrk, err := apt.Need("wrk", "wrk")
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func setupNginxProxy(ctx context.Context, l *lab) (wl workload, err error) {
 	// -e: the error log nginx writes to before it has read its
 	// configuration (otherwise the compiled-in /var/log/nginx/error.log).
 	cmd := exec.Command(nginx, "-p", w.dir, "-c", confFile, "-e", filepath.Join(w.dir, "error.log"))
-	var out syncBuffer
+	var out proc.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, so that a Ctrl-C meant for the harness does
 	// not reach it before Close stops it.
@@ -155,7 +156,7 @@ func nginxTempPaths(nginx string) ([]string, error) {
 // ready waits until nginx listens on the proxy address, watching the
 // kernel's socket table rather than connecting, which would leave a
 // TIME_WAIT socket before the recording starts.
-func (w *nginxProxy) ready(ctx context.Context, out *syncBuffer) error {
+func (w *nginxProxy) ready(ctx context.Context, out *proc.Buffer) error {
 	front := netip.AddrPortFrom(proxyAddr, proxyPort)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
