@@ -451,10 +451,34 @@ static __always_inline bool net_dying(const struct inet_timewait_sock *tw)
 
 /* ---- state transitions (every tier) -------------------------------------- */
 
+/* read_sock_tuple for tp_btf programs, whose socket argument the verifier
+ * knows by its BTF type: plain loads (relocated by CO-RE, checked by the
+ * verifier) cost a fraction of a bpf_probe_read_kernel() call each, and
+ * this runs on every TCP state change of the host. inet_sport lies beyond
+ * struct sock, so it is still read with a helper. */
+static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct event *e)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+
+	e->family = skc->skc_family;
+	e->dport = bpf_ntohs(skc->skc_dport);
+	e->netns = skc->skc_net.net->ns.inum;
+	if (e->family == AF_INET) {
+		*(__u32 *)e->saddr = skc->skc_rcv_saddr;
+		*(__u32 *)e->daddr = skc->skc_daddr;
+	} else {
+		for (int i = 0; i < 4; i++) {
+			((__u32 *)e->saddr)[i] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			((__u32 *)e->daddr)[i] = skc->skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 
 	struct event e = {};
@@ -462,7 +486,7 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 	e.ptr = (__u64)sk;
 	e.oldstate = oldstate;
 	e.newstate = newstate;
-	read_sock_tuple(sk, &e);
+	read_sock_tuple_btf(sk, &e);
 	if (!tuple_wanted(&e))
 		return 0;
 
