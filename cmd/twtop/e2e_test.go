@@ -313,3 +313,14 @@ func TestReportJSONMatchesCounters(t *testing.T) {
 		t.Errorf("lost %d", rep.Lost)
 	}
 }
+
+// Without a terminal, the UI modes say what to give instead, before doing
+// anything else.
+func TestUINeedsATerminal(t *testing.T) {
+	for _, args := range [][]string{{}, {"--replay", "../../testdata/server-closes.twrec"}} {
+		err := run(args) // the test's stdout is not a terminal
+		if _, ok := err.(*usageError); !ok || !strings.Contains(err.Error(), "needs a terminal") {
+			t.Errorf("twtop %q: err = %v, want a usage error about the terminal", args, err)
+		}
+	}
+}

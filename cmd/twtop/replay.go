@@ -21,6 +21,9 @@ func (e *badRecording) Unwrap() error { return e.err }
 // replay reads a recording through the same decoder and model as live
 // tracing.
 func replay(cfg *config) error {
+	if cfg.ui && !isTerminal(os.Stdout) {
+		return &usageError{"the UI needs a terminal: give --report text|json, --events json or --check EXPR"}
+	}
 	in, size, err := openReplay(cfg.replay)
 	if err != nil {
 		return err

@@ -111,9 +111,9 @@ func TestUISmokeInTmux(t *testing.T) {
 	}
 	m.keys("/", "n", "g", "i", "n", "x")
 	m.keys("Enter")
-	p = m.waitFor("filter", "nginx[")
-	if strings.Contains(p, "recordings[") || strings.Contains(p, "wrk[") {
-		t.Errorf("filter 'nginx' still shows other rows:\n%s", p)
+	m.waitGone("filter 'nginx' hides the backend's row", "recordings[")
+	if p := m.pane(); !strings.Contains(p, "nginx[") || strings.Contains(p, "wrk[") {
+		t.Errorf("filter 'nginx' shows the wrong rows:\n%s", p)
 	}
 	m.keys("4")
 	m.waitFor("events screen", "KIND", "tw_create")

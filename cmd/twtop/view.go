@@ -237,9 +237,6 @@ func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
 
 // replayUI shows the UI on a recording, as fast as it was recorded.
 func replayUI(name string, rd *record.Reader, src event.RawSource) error {
-	if !isTerminal(os.Stdout) {
-		return &usageError{"the UI needs a terminal: give --report text|json, --events json or --check EXPR"}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	h := rd.Header()
