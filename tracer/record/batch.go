@@ -8,53 +8,34 @@ import (
 
 const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
 
-// transpose writes n records of size sz from src (record-major) into dst
-// (byte-major: byte j of record i at j*n+i).
-func transpose(dst, src []byte, n, sz int) {
-	i := 0
-	if sz%8 == 0 {
-		// 8 records at a time: each 8x8 block of bytes is transposed in
-		// registers and written as 8 whole words.
-		for ; i+8 <= n; i += 8 {
-			for j := 0; j < sz; j += 8 {
-				var w [8]uint64
-				for k := range w {
-					w[k] = le.Uint64(src[(i+k)*sz+j:])
-				}
-				transpose8(&w)
-				for k := range w {
-					le.PutUint64(dst[(j+k)*n+i:], w[k])
-				}
+// transpose writes the transpose of src, a matrix of rows×cols bytes
+// stored row by row, into dst (cols×rows, row by row). Records in, bytes
+// grouped by offset out, is transpose(dst, recs, n, size); the way back is
+// transpose(recs, t, size, n).
+func transpose(dst, src []byte, rows, cols int) {
+	// 8x8 blocks in registers, written as whole words ...
+	r8, c8 := rows&^7, cols&^7
+	for i := 0; i < r8; i += 8 {
+		for j := 0; j < c8; j += 8 {
+			var w [8]uint64
+			for k := range w {
+				w[k] = le.Uint64(src[(i+k)*cols+j:])
+			}
+			transpose8(&w)
+			for k := range w {
+				le.PutUint64(dst[(j+k)*rows+i:], w[k])
 			}
 		}
 	}
-	for ; i < n; i++ {
-		for j := range sz {
-			dst[j*n+i] = src[i*sz+j]
+	// ... then, byte by byte, the right edge of the first r8 rows and
+	// every byte of the rows below them.
+	for i := range rows {
+		j0 := c8
+		if i >= r8 {
+			j0 = 0
 		}
-	}
-}
-
-// untranspose undoes transpose.
-func untranspose(dst, src []byte, n, sz int) {
-	i := 0
-	if sz%8 == 0 {
-		for ; i+8 <= n; i += 8 {
-			for j := 0; j < sz; j += 8 {
-				var w [8]uint64
-				for k := range w {
-					w[k] = le.Uint64(src[(j+k)*n+i:])
-				}
-				transpose8(&w)
-				for k := range w {
-					le.PutUint64(dst[(i+k)*sz+j:], w[k])
-				}
-			}
-		}
-	}
-	for ; i < n; i++ {
-		for j := range sz {
-			dst[i*sz+j] = src[j*n+i]
+		for j := j0; j < cols; j++ {
+			dst[j*rows+i] = src[i*cols+j]
 		}
 	}
 }
@@ -160,6 +141,6 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 		b.recs = make([]byte, want)
 	}
 	recs = b.recs[:want]
-	untranspose(recs, t, n, sz)
+	transpose(recs, t, sz, n)
 	return recs, n, sz, nil
 }

@@ -367,7 +367,7 @@ func TestWriterFullDisk(t *testing.T) {
 }
 
 // The word-wise transpose equals the byte-wise definition, for record
-// counts that are and are not multiples of 8.
+// counts and sizes that are and are not multiples of 8, and undoes itself.
 func TestTranspose(t *testing.T) {
 	for _, n := range []int{1, 7, 8, 9, 64, 1000} {
 		for _, sz := range []int{8, 112, 13} {
@@ -385,9 +385,9 @@ func TestTranspose(t *testing.T) {
 				}
 			}
 			back := make([]byte, n*sz)
-			untranspose(back, got, n, sz)
+			transpose(back, got, sz, n)
 			if !bytes.Equal(back, src) {
-				t.Fatalf("n=%d sz=%d: untranspose does not undo transpose", n, sz)
+				t.Fatalf("n=%d sz=%d: transposing back does not restore the records", n, sz)
 			}
 		}
 	}
