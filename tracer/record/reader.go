@@ -45,10 +45,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if n == 0 {
 		return nil, &FormatError{0, "empty file, not a twtop recording"}
 	}
-	if err != nil || !bytes.Equal(pre[:len(magic)], magic[:]) {
-		if n >= len(magic) && !bytes.Equal(pre[:len(magic)], magic[:]) || n < len(magic) && !bytes.HasPrefix(magic[:], pre[:n]) {
-			return nil, &FormatError{0, "not a twtop recording (wrong magic)"}
-		}
+	if !bytes.HasPrefix(magic[:], pre[:min(n, len(magic))]) {
+		return nil, &FormatError{0, "not a twtop recording (wrong magic)"}
+	}
+	if err != nil {
 		return nil, &FormatError{int64(n), "file ends inside the preamble"}
 	}
 	if v := le.Uint32(pre[len(magic):]); v != Version {
@@ -210,8 +210,18 @@ func (r *Reader) Trailer() (Trailer, bool) {
 	return *r.trailer, true
 }
 
-// LastState is the last state block read so far (nil before the first).
-func (r *Reader) LastState() *State { return r.state }
+// TracerStats are the tracer's counters as the recording last gives them:
+// the trailer's, or, in a recording cut short, those of the last state
+// block read so far (zero before it).
+func (r *Reader) TracerStats() TracerStats {
+	if r.trailer != nil {
+		return r.trailer.Tracer
+	}
+	if r.state != nil {
+		return r.state.Tracer
+	}
+	return TracerStats{}
+}
 
 // Truncated says, once Next returned io.EOF, whether the recording was cut
 // short and where (nil when it ended cleanly with its trailer).
