@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,10 +62,7 @@ func (l *liveSource) Next() ([]byte, error) {
 func (l *liveSource) readStates() error {
 	first := l.lastState.IsZero()
 	l.lastState = time.Now()
-	var ts record.TracerStats
-	if st, err := l.tr.Stats(); err == nil {
-		ts = record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}
-	}
+	ts, _ := tracerStats(l.tr)
 	for _, ns := range l.netns {
 		s, c, err := settings.Read(ns)
 		if err != nil {
@@ -93,12 +91,32 @@ func (l *liveSource) readStates() error {
 	return nil
 }
 
+// tracerStats are the tracer's own counters in the form recordings carry
+// them (false when they cannot be read).
+func tracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
+	st, err := tr.Stats()
+	if err != nil {
+		return record.TracerStats{}, false
+	}
+	return record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}, true
+}
+
+// printTracerStats prints the tracer's closing line.
+func printTracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
+	ts, ok := tracerStats(tr)
+	if ok {
+		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
+			ts.Records, ts.Lost, ts.RecursionMisses)
+	}
+	return ts, ok
+}
+
 // tcpCounters keeps the TCP sections of a namespace's counters: the ones
 // about TIME_WAIT and connections, not the hundreds about IP and UDP.
 func tcpCounters(c settings.Counters) settings.Counters {
 	out := make(settings.Counters)
 	for k, v := range c {
-		if len(k) > 4 && (k[:4] == "Tcp." || len(k) > 7 && k[:7] == "TcpExt.") {
+		if strings.HasPrefix(k, "Tcp.") || strings.HasPrefix(k, "TcpExt.") {
 			out[k] = v
 		}
 	}

@@ -25,12 +25,13 @@ func sourceEnded(err error) bool {
 	return errors.Is(err, tracer.ErrClosed) || errors.Is(err, io.EOF)
 }
 
-// printEvents writes every event as a JSON line until the source ends.
-func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
-	defer w.Flush()
+// errStop ends eachEvent early without an error.
+var errStop = errors.New("stop")
+
+// eachEvent decodes src and calls fn for every event until the source
+// ends, src or fn fails, or fn returns errStop.
+func eachEvent(src event.RawSource, hz uint32, fn func(*event.Event) error) error {
 	st := event.NewStream(src, hz)
-	var line []byte
-	lastFlush := time.Now()
 	for {
 		e, err := st.Next()
 		if sourceEnded(err) {
@@ -39,6 +40,21 @@ func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := fn(e); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// printEvents writes every event as a JSON line until the source ends.
+func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
+	defer w.Flush()
+	var line []byte
+	lastFlush := time.Now()
+	return eachEvent(src, hz, func(e *event.Event) error {
 		line = event.AppendJSON(line[:0], e, hz)
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {
@@ -50,22 +66,16 @@ func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
 			}
 			lastFlush = time.Now()
 		}
-	}
+		return nil
+	})
 }
 
 // feedModel applies every event to m until the source ends.
 func feedModel(src event.RawSource, hz uint32, m *model.Model) error {
-	st := event.NewStream(src, hz)
-	for {
-		e, err := st.Next()
-		if sourceEnded(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return eachEvent(src, hz, func(e *event.Event) error {
 		m.Apply(e)
-	}
+		return nil
+	})
 }
 
 // applyState hands a reading of settings and counters to the model.

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"time"
@@ -144,11 +143,8 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 	}
 	var err error
 	if werr == nil {
-		t := record.Trailer{TimeNs: monotonicNow()}
-		if st, serr := tr.Stats(); serr == nil {
-			t.Tracer = record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}
-		}
-		err = r.w.Close(t)
+		ts, _ := tracerStats(tr)
+		err = r.w.Close(record.Trailer{TimeNs: monotonicNow(), Tracer: ts})
 	}
 	if r.f != os.Stdout {
 		if serr := r.f.Sync(); serr != nil && err == nil && !errors.Is(serr, os.ErrInvalid) {
@@ -178,7 +174,7 @@ func (r *recording) name() string {
 func recordOnly(src *liveSource) error {
 	for {
 		if _, err := src.Next(); err != nil {
-			if errors.Is(err, tracer.ErrClosed) || errors.Is(err, io.EOF) {
+			if sourceEnded(err) {
 				return nil
 			}
 			return err

@@ -66,12 +66,8 @@ func replay(cfg *config) error {
 
 // replayReport prints the report and evaluates the checks.
 func replayReport(cfg *config, rd *record.Reader, m *model.Model) error {
-	meta := model.Meta{Tier: rd.Header().Tier}
-	if t, ok := rd.Trailer(); ok {
-		meta.Lost, meta.RecursionMisses = t.Tracer.Lost, t.Tracer.RecursionMisses
-	} else if s := rd.LastState(); s != nil {
-		meta.Lost, meta.RecursionMisses = s.Tracer.Lost, s.Tracer.RecursionMisses
-	}
+	ts := rd.TracerStats()
+	meta := model.Meta{Tier: rd.Header().Tier, Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}
 	if tr := rd.Truncated(); tr != nil {
 		fmt.Fprintf(os.Stderr, "twtop: warning: %s; lost events are counted up to the last settings reading\n", tr)
 	}

@@ -124,18 +124,11 @@ func live(cfg *config) error {
 	if rec != nil {
 		err = rec.finish(tr, err)
 	}
-	st, serr := tr.Stats()
-	if serr == nil {
-		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
-			st.TotalEvents(), st.TotalLost(), st.TotalRecursionMisses())
-	}
+	ts, _ := printTracerStats(tr)
 	if err != nil || m == nil {
 		return err
 	}
-	meta := model.Meta{Tier: tr.Tier().String()}
-	if serr == nil {
-		meta.Lost, meta.RecursionMisses = st.TotalLost(), st.TotalRecursionMisses()
-	}
+	meta := model.Meta{Tier: tr.Tier().String(), Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}
 	return writeReport(m.Snapshot().Report(meta), cfg.report, os.Stdout)
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -81,31 +80,30 @@ func (v *viewSource) SetSpeed(s float64) {
 // run feeds the model until the source ends or ctx is done, publishing a
 // snapshot every publishEvery and once at the end.
 func (v *viewSource) run(ctx context.Context, src event.RawSource, hz uint32) error {
-	st := event.NewStream(src, hz)
-	var n, lastN uint64
+	var n, lastN, last uint64
 	lastPub := time.Now()
-	for ctx.Err() == nil {
-		e, err := st.Next()
-		if sourceEnded(err) {
-			break
-		}
-		if err != nil {
-			return err
+	err := eachEvent(src, hz, func(e *event.Event) error {
+		if ctx.Err() != nil {
+			return errStop
 		}
 		if v.first == 0 {
 			v.first = e.Time
 		}
 		if !v.live && !v.pace.wait(ctx, e.Time) {
-			return nil
+			return errStop
 		}
 		v.m.Apply(e)
-		n++
+		n, last = n+1, max(last, e.Time)
 		if since := time.Since(lastPub); since >= publishEvery {
 			v.publish(e.Time, float64(n-lastN)/since.Seconds(), false)
 			lastN, lastPub = n, time.Now()
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	v.publish(v.m.Snapshot().Now, 0, true)
+	v.publish(last, 0, true)
 	return nil
 }
 
@@ -216,10 +214,8 @@ func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
 	v := newViewSource(ui.Status{Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
 		Inferred: !tr.Tier().Exact(), Live: true, Speed: 1}, m)
 	v.lost = func() uint64 {
-		if st, err := tr.Stats(); err == nil {
-			return st.TotalLost()
-		}
-		return 0
+		ts, _ := tracerStats(tr)
+		return ts.Lost
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- v.run(ctx, src, tr.HZ()) }()
@@ -228,10 +224,7 @@ func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
 	if err := <-errc; err != nil && uerr == nil {
 		uerr = err
 	}
-	if st, err := tr.Stats(); err == nil {
-		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
-			st.TotalEvents(), st.TotalLost(), st.TotalRecursionMisses())
-	}
+	printTracerStats(tr)
 	return uerr
 }
 
@@ -245,15 +238,7 @@ func replayUI(name string, rd *record.Reader, src event.RawSource) error {
 	tier, _ := tracer.ParseTier(h.Tier)
 	v := newViewSource(ui.Status{Host: h.Host, Kernel: h.Kernel, Tier: h.Tier, Inferred: tier == tracer.Tracepoint,
 		File: filepath.Base(name), Speed: 1}, m)
-	v.lost = func() uint64 {
-		if t, ok := rd.Trailer(); ok {
-			return t.Tracer.Lost
-		}
-		if s := rd.LastState(); s != nil {
-			return s.Tracer.Lost
-		}
-		return 0
-	}
+	v.lost = func() uint64 { return rd.TracerStats().Lost }
 	pctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- v.run(pctx, src, h.HZ) }()
