@@ -98,7 +98,12 @@ func testCloser(t *testing.T, n, family int, serverCloses bool) {
 	}
 	r := must[*scenario.Result](t)(run(ns, n, family))
 	closeResult(t, r)
-	evs := w.until("timewait creations", atLeast(n, created))
+	// The scenario returns once sock_diag shows every socket in TIME_WAIT,
+	// but records may wait up to the reader's poll period in the ring:
+	// wait for the substate moves too, not only the creations.
+	evs := w.until("timewait creations in TIME_WAIT", func(evs []event.Event) bool {
+		return atLeast(n, created)(evs) && allInTimeWait(evs)
+	})
 	after := netnstest.Counters(t, ns)
 
 	eq(t, "TcpExt.TW delta", netnstest.Delta(t, before, after, "TcpExt.TW"), int64(n))
@@ -121,12 +126,7 @@ func testCloser(t *testing.T, n, family int, serverCloses bool) {
 	// socket in the FIN_WAIT2 substate as soon as its FIN is acknowledged
 	// (tcp_fin_timeout, 60 s here, is not above TCP_TIMEWAIT_LEN); the
 	// peer's FIN then moves it to TIME_WAIT. Either way it ends in TIME_WAIT.
-	moved := map[uint64]bool{}
-	for i := range evs {
-		if e := &evs[i]; e.Kind == event.KindTWSubstate && e.NewState == event.TimeWait {
-			moved[e.Ptr] = true
-		}
-	}
+	moved := movedToTimeWait(evs)
 	for i := range evs {
 		e := &evs[i]
 		if !created(e) {
@@ -149,6 +149,30 @@ func testCloser(t *testing.T, n, family int, serverCloses bool) {
 func TestClientClosesFirst(t *testing.T) {
 	t.Parallel()
 	testCloser(t, 5, unix.AF_INET, false)
+}
+
+// movedToTimeWait are the timewait sockets that moved from the FIN_WAIT2
+// substate to TIME_WAIT.
+func movedToTimeWait(evs []event.Event) map[uint64]bool {
+	moved := map[uint64]bool{}
+	for i := range evs {
+		if e := &evs[i]; e.Kind == event.KindTWSubstate && e.NewState == event.TimeWait {
+			moved[e.Ptr] = true
+		}
+	}
+	return moved
+}
+
+// allInTimeWait: every timewait socket created in the FIN_WAIT2 substate
+// has moved to TIME_WAIT.
+func allInTimeWait(evs []event.Event) bool {
+	moved := movedToTimeWait(evs)
+	for i := range evs {
+		if e := &evs[i]; created(e) && e.NewState == event.FinWait2 && !moved[e.Ptr] {
+			return false
+		}
+	}
+	return true
 }
 
 func TestServerClosesFirst(t *testing.T) {
