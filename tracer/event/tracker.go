@@ -132,6 +132,10 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 		}
 		c := *e
 		seen[e.Ptr] = &c
+		// A substate change no other record showed (on the tracepoint
+		// tier, a peer's FIN within the same jiffy re-arms the timer to
+		// the same expiry, which traces nothing) shows up here.
+		t.substate(e, emit)
 	case KindScanEnd:
 		t.scanEnd(e, emit)
 	case KindTWRx:
@@ -178,8 +182,9 @@ func (t *Tracker) create(e *Event, emit func(*Event)) {
 	emit(e)
 }
 
-// substate notes the substate a timewait socket shows now; a change (the
-// peer's FIN reached a FIN_WAIT2-substate socket) yields KindTWSubstate.
+// substate notes the substate a timewait socket shows now (in a timer,
+// reception or scan record); a change (the peer's FIN reached a
+// FIN_WAIT2-substate socket) yields KindTWSubstate.
 func (t *Tracker) substate(e *Event, emit func(*Event)) {
 	st, ok := t.open[e.Ptr]
 	if !ok || e.NewState == 0 || st.ev.NewState == e.NewState {
@@ -189,8 +194,11 @@ func (t *Tracker) substate(e *Event, emit func(*Event)) {
 	out := *e
 	out.Kind = KindTWSubstate
 	out.Lifetime = t.age(e.Ptr, e.Time)
-	if e.Kind == KindTWRx {
+	switch e.Kind {
+	case KindTWRx:
 		out.Aux = 0 // the timer is not in a reception record
+	case KindScanTW:
+		out.Flags |= FlagReconciled // seen by the scan, up to a scan period late
 	}
 	emit(&out)
 }

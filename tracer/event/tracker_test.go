@@ -279,3 +279,33 @@ func TestStreamFlushesThenFails(t *testing.T) {
 }
 
 var errTest = fmt.Errorf("end of test records")
+
+// A substate move that left no timer record (on the tracepoint tier, the
+// peer's FIN in the same jiffy re-arms the timer to the same expiry) is
+// reported when the scan shows the socket in its new substate.
+func TestScanShowsSubstateMove(t *testing.T) {
+	tk := NewTracker(250)
+	var out []Event
+	emit := func(e *Event) { out = append(out, *e) }
+	src := netip.MustParseAddrPort("127.0.0.1:40000")
+	dst := netip.MustParseAddrPort("127.0.0.1:80")
+	tw := Event{Kind: KindTWCreate, Time: 1e9, Ptr: 0xa0, Netns: 7, Family: AFInet, Src: src, Dst: dst, NewState: FinWait2}
+	tk.Add(&tw, emit)
+	scan := func(at uint64, st State) {
+		tk.Add(&Event{Kind: KindScanTW, Time: at, Ptr: 0xa0, Netns: 7, Family: AFInet, Src: src, Dst: dst, NewState: st}, emit)
+		tk.Add(&Event{Kind: KindScanEnd, Time: at, Netns: 7}, emit)
+	}
+	scan(1.5e9, FinWait2) // first scan: still FIN_WAIT2, nothing to say
+	scan(2.5e9, TimeWait)
+	scan(3.5e9, TimeWait) // no second move
+	var moves []Event
+	for _, e := range out {
+		if e.Kind == KindTWSubstate {
+			moves = append(moves, e)
+		}
+	}
+	if len(moves) != 1 || moves[0].NewState != TimeWait || moves[0].Time != 2.5e9 ||
+		moves[0].Flags&FlagReconciled == 0 || moves[0].Lifetime != 1.5e9 {
+		t.Fatalf("substate moves %+v, want one move to TIME_WAIT at 2.5 s, reconciled, 1.5 s old", moves)
+	}
+}
