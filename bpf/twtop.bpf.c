@@ -727,9 +727,13 @@ static __always_inline void time_wait_done(const struct sock *sk)
 	struct tw_birth birth = *b;
 	bpf_map_delete_elem(&births, &key);
 
-	/* a new timewait socket at this address: forget the last one's fate */
+	/* a new timewait socket at this address: forget the last one's fate,
+	 * including a kill stashed by a deschedule_put whose exit was never
+	 * traced (a missed kretprobe), which would otherwise silence this
+	 * socket's end in the destructor */
 	bpf_map_delete_elem(&tw_done, &birth.tw);
 	bpf_map_delete_elem(&tw_cause, &birth.tw);
+	bpf_map_delete_elem(&kill_stash, &birth.tw);
 
 	struct event e = {};
 	tw_record(&e, EV_TW_CREATE, (const struct inet_timewait_sock *)birth.tw);
