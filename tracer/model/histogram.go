@@ -9,6 +9,7 @@ import "math/bits"
 type Histogram struct {
 	counts [histBuckets]uint64
 	total  uint64
+	sum    uint64 // of the values recorded, exact
 	max    uint64
 	min    uint64
 }
@@ -57,6 +58,7 @@ func (h *Histogram) Record(v uint64) {
 		h.max = v
 	}
 	h.total++
+	h.sum += v
 }
 
 // Count is the number of values recorded.
@@ -104,4 +106,5 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.max = max(h.max, o.max)
 	h.total += o.total
+	h.sum += o.sum
 }

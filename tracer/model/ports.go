@@ -253,7 +253,8 @@ func (m *Model) hold(s *sock, st event.State) {
 	s.held = g
 }
 
-// ports lists the destinations holding the most ports.
+// ports lists every destination (at most MaxKeys, then "other"), those
+// holding the most ports first.
 func (m *Model) ports() []PortPressure {
 	out := make([]PortPressure, 0, len(m.dests))
 	for k, d := range m.dests {
@@ -307,9 +308,6 @@ func (m *Model) ports() []PortPressure {
 		}
 		return cmp.Compare(a.Src+a.Dst, b.Src+b.Dst)
 	})
-	if len(out) > m.cfg.TopN {
-		out = out[:m.cfg.TopN]
-	}
 	return out
 }
 

@@ -65,7 +65,13 @@ type Snapshot struct {
 	// that rank by another column (TopClosers).
 	AllClosers [byKinds][]Closer
 	Netns      []NetnsStats
-	Ports      []PortPressure
+	// Ports are the TopN destinations holding the most ports, as the
+	// report shows them.
+	Ports []PortPressure
+	// AllPorts are every destination in the same order (at most MaxKeys,
+	// then an "other" row of those past that), for readers with their own
+	// cap (the metrics exporter).
+	AllPorts []PortPressure
 	// OpenSeries is the number of open TIME_WAIT sockets at the end of each
 	// of the last (up to) 600 seconds of event time, oldest first.
 	OpenSeries []int64
@@ -85,7 +91,8 @@ func (m *Model) Snapshot() *Snapshot {
 		body, other := splitOther(rows)
 		s.Closers[by] = foldTop(body, other, By(by).String(), m.cfg.TopN)
 	}
-	s.Ports = m.ports()
+	s.AllPorts = m.ports()
+	s.Ports = slices.Clone(s.AllPorts[:min(len(s.AllPorts), m.cfg.TopN)])
 	s.OpenSeries = m.openTW.last(m.now, seriesSeconds)
 	for _, st := range m.settings {
 		s.Settings = append(s.Settings, st)
