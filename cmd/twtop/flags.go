@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twtop/twtop/metrics"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/check"
 	"github.com/twtop/twtop/tracer/event"
@@ -27,6 +28,8 @@ Usage:
   twtop --replay FILE                     the UI on a recording (+/- speed, p pause)
   twtop --replay FILE [--report F | --events json] [--check EXPR ...]
                                           read a recording headless; no root needed
+  sudo twtop --metrics ADDR --no-ui       serve Prometheus metrics, headless, until
+                                          Ctrl-C, SIGTERM or --duration
 
 Examples:
   sudo twtop --netns blue
@@ -36,6 +39,7 @@ Examples:
   twtop --replay tw.twrec --report text
   twtop --replay tw.twrec --check 'timewait.overflow == 0' \
         --check 'max(ports.usage) < 0.8' --check 'lost == 0'
+  sudo twtop --metrics :9273 --no-ui      then: curl -s localhost:9273/metrics
 
 Flags:
   --report FORMAT    at the end print a report; FORMAT is text or json (stable
@@ -60,6 +64,18 @@ Flags:
                           max(ports.usage) < 0.8,
                           top_closers{by=port,port=80}.active_share < 0.5,
                           count(findings{severity=critical}) == 0
+  --metrics ADDR     also serve Prometheus metrics at http://ADDR/metrics (and
+                     /healthz) from the same figures as the report. A port
+                     alone (:9273) binds to 127.0.0.1; every interface only
+                     when asked: 0.0.0.0:9273 or [::]:9273. Port 0 picks a free
+                     one; the address is printed. Works with the UI, --report
+                     and --record; with --replay it serves what the UI shows,
+                     or without the UI the recording's final figures until
+                     Ctrl-C or SIGTERM
+  --metrics-top N    at most N series per network namespace and per
+                     destination (default 50); the rest are summed under
+                     netns/dst="other"
+  --no-ui            no terminal UI: with --metrics, run headless (a daemon)
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C
   --attach TIER      auto (default), fentry, kprobe or tracepoint; auto picks the
                      best the kernel allows. The tracepoint tier infers how
@@ -97,6 +113,10 @@ type config struct {
 	pid      uint32
 	port     uint16
 	family   uint8
+
+	metrics    string // --metrics ADDR, as given
+	metricsTop int
+	noUI       bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -129,6 +149,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.UintVar(&port, "port", 0, "")
 	fs.BoolVar(&v4, "4", false, "")
 	fs.BoolVar(&v6, "6", false, "")
+	fs.StringVar(&cfg.metrics, "metrics", "", "")
+	fs.IntVar(&cfg.metricsTop, "metrics-top", metrics.DefaultTopN, "")
+	fs.BoolVar(&cfg.noUI, "no-ui", false, "")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stderr, usageText)
@@ -154,7 +177,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}
 		}
-		cfg.ui = cfg.events == "" && cfg.report == "" && len(cfg.checks) == 0
+		cfg.ui = cfg.events == "" && cfg.report == "" && len(cfg.checks) == 0 && !cfg.noUI
+	}
+	if err := metricsFlags(&cfg, set); err != nil {
+		return nil, err
 	}
 	switch {
 	case len(cfg.checks) > 0 && cfg.replay == "":
@@ -177,11 +203,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if v4 && v6 {
 		return nil, &usageError{"-4 and -6 exclude each other; give neither for both"}
 	}
-	if cfg.replay == "" && cfg.events == "" && cfg.report == "" && cfg.record == "" {
+	if cfg.replay == "" && cfg.events == "" && cfg.report == "" && cfg.record == "" && !cfg.noUI {
 		cfg.ui = true
 	}
 	if cfg.ui && set["duration"] {
-		return nil, &usageError{"--duration applies to --report, --events and --record; the UI runs until you press q"}
+		return nil, &usageError{"--duration applies to --report, --events, --record and --no-ui; the UI runs until you press q"}
 	}
 	if cfg.record == "-" && cfg.report != "" {
 		return nil, &usageError{"--record - writes the recording to stdout, where the report would go: record to a file"}
@@ -197,4 +223,24 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		cfg.family = event.AFInet6
 	}
 	return &cfg, nil
+}
+
+// metricsFlags checks --metrics, --metrics-top and --no-ui.
+func metricsFlags(cfg *config, set map[string]bool) error {
+	switch {
+	case cfg.noUI && cfg.metrics == "":
+		return &usageError{"--no-ui needs --metrics ADDR (e.g. --metrics :9273 --no-ui); --report, --events and --record run without the UI already"}
+	case set["metrics-top"] && cfg.metrics == "":
+		return &usageError{"--metrics-top applies to --metrics ADDR"}
+	case cfg.metrics != "" && cfg.events != "":
+		return &usageError{"--metrics and --events exclude each other: serve metrics or stream events"}
+	case cfg.metricsTop < 1:
+		return &usageError{"--metrics-top must be 1 or more"}
+	}
+	if set["metrics"] {
+		if _, err := metrics.ListenAddr(cfg.metrics); err != nil {
+			return &usageError{"--metrics " + err.Error()}
+		}
+	}
+	return nil
 }

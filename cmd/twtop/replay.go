@@ -33,11 +33,17 @@ func replay(cfg *config) error {
 	if err != nil {
 		return replayError(cfg.replay, err)
 	}
+	feed, err := startMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	defer feed.close()
 	h := rd.Header()
+	feed.source(h.Tier, h.Kernel)
 	fmt.Fprintf(os.Stderr, "twtop: replaying %s: recorded %s on %s, kernel %s, tier %s\n",
 		cfg.replay, h.Started.Local().Format("2006-01-02 15:04:05"), h.Host, h.Kernel, h.Tier)
 	if cfg.ui {
-		if err := replayUI(cfg.replay, rd, rd); err != nil {
+		if err := replayUI(cfg.replay, rd, rd, feed); err != nil {
 			return replayError(cfg.replay, err)
 		}
 		if tr := rd.Truncated(); tr != nil {
@@ -50,11 +56,23 @@ func replay(cfg *config) error {
 	if cfg.events != "" {
 		err = printEvents(src, h.HZ, bufio.NewWriterSize(os.Stdout, 64<<10))
 	} else {
+		var stop <-chan os.Signal
+		if feed != nil {
+			var unnotify func()
+			stop, unnotify = notifyStop()
+			defer unnotify()
+		}
 		m := model.New(model.Config{})
 		rd.OnState = func(s record.State) { applyState(m, s) }
 		if err = feedModel(src, h.HZ, m); err == nil {
 			src.done()
 			err = replayReport(cfg, rd, m)
+		}
+		if feed != nil && (err == nil || errors.As(err, new(*checksFailed))) {
+			// the recording's final figures, until Ctrl-C or SIGTERM
+			feed.publish(m.Snapshot(), rd.TracerStats())
+			fmt.Fprintf(os.Stderr, "twtop: replayed; serving its figures until Ctrl-C\n")
+			<-stop
 		}
 	}
 	src.done()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
+	"github.com/twtop/twtop/ui"
 )
 
 func run(args []string) error {
@@ -45,8 +47,13 @@ func live(cfg *config) error {
 		opts.ScanNetns = []string{path}
 	}
 	if cfg.ui && !isTerminal(os.Stdout) {
-		return &usageError{"the UI needs a terminal: give --report text|json, --events json or --record FILE"}
+		return &usageError{"the UI needs a terminal: give --report text|json, --events json, --record FILE or --metrics ADDR --no-ui"}
 	}
+	feed, err := startMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	defer feed.close()
 	tr, err := tracer.Open(opts)
 	if err != nil {
 		return err
@@ -72,7 +79,7 @@ func live(cfg *config) error {
 		go rec.flushing(tr)
 	}
 	var m *model.Model
-	if cfg.report != "" || cfg.ui {
+	if cfg.report != "" || cfg.ui || feed != nil {
 		m = model.New(model.Config{})
 		src.onState = func(s record.State) { applyState(m, s) }
 	}
@@ -84,9 +91,13 @@ func live(cfg *config) error {
 		}
 		return err
 	}
+	feed.source(tr.Tier().String(), tr.KernelRelease())
+	if feed != nil {
+		feed.publish(m.Publish(), liveStats(tr)()) // the settings, before the first event
+	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
 	if cfg.ui {
-		return liveUI(tr, src, m)
+		return liveUI(tr, src, m, feed)
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -109,6 +120,8 @@ func live(cfg *config) error {
 	}()
 
 	switch {
+	case feed != nil:
+		err = serveModel(tr, src, m, feed)
 	case m != nil:
 		err = feedModel(src, tr.HZ(), m)
 	case cfg.events != "":
@@ -128,8 +141,22 @@ func live(cfg *config) error {
 	if err != nil || m == nil {
 		return err
 	}
+	snap := m.Snapshot()
+	feed.publish(snap, ts) // the last scrapes see the report's figures
+	if cfg.report == "" {
+		return nil
+	}
 	meta := model.Meta{Tier: tr.Tier().String(), Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}
-	return writeReport(m.Snapshot().Report(meta), cfg.report, os.Stdout)
+	return writeReport(snap.Report(meta), cfg.report, os.Stdout)
+}
+
+// serveModel feeds the model until the tracer is closed, publishing a
+// snapshot for the metrics every publishEvery.
+func serveModel(tr *tracer.Tracer, src *liveSource, m *model.Model, feed *metricsFeed) error {
+	v := newViewSource(ui.Status{Live: true}, m)
+	v.stats = liveStats(tr)
+	v.feed = feed
+	return v.run(context.Background(), src, tr.HZ())
 }
 
 func inferredNote(t tracer.Tier) string {

@@ -24,10 +24,11 @@ const publishEvery = 250 * time.Millisecond
 // own goroutine and publishes snapshots for the UI, which reads them
 // without ever waiting for the pipeline. It implements ui.Source.
 type viewSource struct {
-	m    *model.Model
-	live bool // fixed at construction
-	snap atomic.Pointer[model.Snapshot]
-	lost func() uint64 // the tracer's lost events so far (live only)
+	m     *model.Model
+	live  bool // fixed at construction
+	snap  atomic.Pointer[model.Snapshot]
+	stats func() record.TracerStats // the tracer's counters so far
+	feed  *metricsFeed              // --metrics: also handed every snapshot (nil: none)
 
 	mu      sync.Mutex
 	st      ui.Status
@@ -107,21 +108,30 @@ func (v *viewSource) run(ctx context.Context, src event.RawSource, hz uint32) er
 	return nil
 }
 
-// publish hands the UI the model's state at event time now.
+// publish hands the UI (and the metrics) the model's state at event time
+// now.
 func (v *viewSource) publish(now uint64, rate float64, done bool) {
 	v.mu.Lock()
 	paused := v.st.Paused && v.live
 	v.mu.Unlock()
-	var lost uint64
-	if v.lost != nil {
-		lost = v.lost()
+	var ts record.TracerStats
+	if v.stats != nil {
+		ts = v.stats()
 	}
-	if !paused || done {
-		v.snap.Store(v.m.Publish())
+	var snap *model.Snapshot
+	switch {
+	case !paused || done:
+		snap = v.m.Publish()
+		v.snap.Store(snap)
+	case v.feed != nil:
+		snap = v.m.Snapshot() // a paused view does not pause the metrics
+	}
+	if snap != nil {
+		v.feed.publish(snap, ts)
 	}
 	v.mu.Lock()
 	v.st.EventsPerSec = rate
-	v.st.Lost = max(v.st.Lost, lost)
+	v.st.Lost = max(v.st.Lost, ts.Lost)
 	if now > v.first {
 		v.st.Position = time.Duration(now - v.first)
 	}
@@ -207,16 +217,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // liveUI shows the UI on the live tracer until the user quits or a signal
 // arrives.
-func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
+func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model, feed *metricsFeed) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	host, _ := os.Hostname()
 	v := newViewSource(ui.Status{Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
 		Inferred: !tr.Tier().Exact(), Live: true, Speed: 1}, m)
-	v.lost = func() uint64 {
-		ts, _ := tracerStats(tr)
-		return ts.Lost
-	}
+	v.stats = liveStats(tr)
+	v.feed = feed
 	errc := make(chan error, 1)
 	go func() { errc <- v.run(ctx, src, tr.HZ()) }()
 	uerr := ui.Run(ctx, v, nil, uiOptions())
@@ -229,7 +237,7 @@ func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model) error {
 }
 
 // replayUI shows the UI on a recording, as fast as it was recorded.
-func replayUI(name string, rd *record.Reader, src event.RawSource) error {
+func replayUI(name string, rd *record.Reader, src event.RawSource, feed *metricsFeed) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	h := rd.Header()
@@ -238,7 +246,8 @@ func replayUI(name string, rd *record.Reader, src event.RawSource) error {
 	tier, _ := tracer.ParseTier(h.Tier)
 	v := newViewSource(ui.Status{Host: h.Host, Kernel: h.Kernel, Tier: h.Tier, Inferred: tier == tracer.Tracepoint,
 		File: filepath.Base(name), Speed: 1}, m)
-	v.lost = func() uint64 { return rd.TracerStats().Lost }
+	v.stats = rd.TracerStats
+	v.feed = feed
 	pctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- v.run(pctx, src, h.HZ) }()
@@ -248,6 +257,14 @@ func replayUI(name string, rd *record.Reader, src event.RawSource) error {
 		uerr = err
 	}
 	return uerr
+}
+
+// liveStats reads the tracer's counters (zero when they cannot be read).
+func liveStats(tr *tracer.Tracer) func() record.TracerStats {
+	return func() record.TracerStats {
+		ts, _ := tracerStats(tr)
+		return ts
+	}
 }
 
 func uiOptions() ui.Options {
