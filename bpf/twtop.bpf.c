@@ -228,58 +228,37 @@ static const __u32 zero = 0;
 
 /* ---- building records ---------------------------------------------------- */
 
-static __always_inline struct event *reserve(__u16 kind)
+/* Stamp a fully built record (time, CPU, the CPU's sequence number) and
+ * copy it into the ring buffer: one helper call, which reserves, copies
+ * and commits. A full ring counts the record as lost, by kind.
+ *
+ * Waking the reader for every record costs the traced host an interrupt
+ * and a context switch per event, and asking the ring how much is unread
+ * costs two cache lines the reader writes. So records go in silently, and
+ * every (cfg.wakeup_mask + 1)th record of a CPU wakes the reader, which
+ * also polls with a short timeout for the rest. wakeup_mask 0: the
+ * kernel's default, a wakeup whenever the reader has caught up. */
+static __always_inline void emit(struct event *e)
 {
 	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
 	__u32 s = 0;
+	__u64 flags = 0;
 
 	if (seq) {
 		s = *seq;
 		*seq = s + 1;
 	}
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u32 k = kind;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->seq = s;
+	if (cfg.wakeup_mask)
+		flags = (s & cfg.wakeup_mask) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {
+		__u32 k = e->kind;
 		__u64 *n = bpf_map_lookup_elem(&lost, &k);
 		if (n)
 			*n += 1;
-		return NULL;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->kind = kind;
-	e->cpu = bpf_get_smp_processor_id();
-	e->seq = s;
-	return e;
-}
-
-/* Waking the reader for every record costs the traced host an interrupt
- * and a context switch per event. Below cfg.wakeup_bytes of unread data
- * the record is submitted silently; the reader polls with a short timeout
- * and drains the ring then. Past it, the kernel's default applies: wake
- * the reader if it has caught up (it may be asleep). */
-static __always_inline void submit(struct event *e)
-{
-	__u64 flags = 0;
-	if (cfg.wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < cfg.wakeup_bytes)
-		flags = BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
-}
-
-/* Copy a fully built record into the ring buffer. */
-static __always_inline void emit(struct event *src)
-{
-	struct event *e = reserve(src->kind);
-	if (!e)
-		return;
-	__u64 ts = e->ts_ns;
-	__u32 seq = e->seq;
-	__u16 cpu = e->cpu;
-	__builtin_memcpy(e, src, sizeof(*e));
-	e->ts_ns = ts;
-	e->seq = seq;
-	e->cpu = cpu;
-	submit(e);
 }
 
 static __always_inline void read_tuple(const struct sock_common *skc, struct event *e)
@@ -495,17 +474,22 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 	bool in_ctx = (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) ||
 		      (oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
 		      (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK);
+	/* The owner goes on the transitions made in its context. User space
+	 * follows sockets by address and carries it to the others; only the
+	 * --pid filter needs it here, on every transition (owners map). */
 	if (in_ctx) {
 		current_owner(&o);
-		bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
 		set_owner(&e, &o);
-	} else {
+		if (cfg.pid)
+			bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
+	} else if (cfg.pid) {
 		struct owner *known = bpf_map_lookup_elem(&owners, &key);
 		if (known)
 			set_owner(&e, known);
 	}
 	if (newstate == TCP_CLOSE) {
-		bpf_map_delete_elem(&owners, &key);
+		if (cfg.pid)
+			bpf_map_delete_elem(&owners, &key);
 		if (bpf_map_lookup_elem(&rst_rx, &key)) {
 			e.flags |= EVF_RST_RX;
 			bpf_map_delete_elem(&rst_rx, &key);
@@ -700,7 +684,7 @@ static __always_inline void twsk_alloc_done(const struct sock *sk, const struct 
 		e.ptr = (__u64)sk;
 		read_sock_tuple(sk, &e);
 		e.oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-		struct owner *o = bpf_map_lookup_elem(&owners, &key);
+		struct owner *o = cfg.pid ? bpf_map_lookup_elem(&owners, &key) : NULL;
 		if (o)
 			set_owner(&e, o);
 		if (!tw_wanted(&e))
@@ -710,7 +694,7 @@ static __always_inline void twsk_alloc_done(const struct sock *sk, const struct 
 		return;
 	}
 	struct tw_birth b = {.tw = (__u64)tw};
-	struct owner *o = bpf_map_lookup_elem(&owners, &key);
+	struct owner *o = cfg.pid ? bpf_map_lookup_elem(&owners, &key) : NULL;
 	if (o) {
 		b.owner = *o;
 		b.has_owner = 1;
@@ -1140,7 +1124,9 @@ int BPF_KRETPROBE(kr_purge)
 
 static __always_inline const struct inet_timewait_sock *tw_timer(const struct timer_list *t)
 {
-	if (!cfg.tw_timer_fn || (__u64)BPF_CORE_READ(t, function) != cfg.tw_timer_fn)
+	/* runs for every timer of the host: a plain load of the BTF-typed
+	 * argument, no helper call */
+	if (!cfg.tw_timer_fn || (__u64)t->function != cfg.tw_timer_fn)
 		return NULL;
 	return tw_of_timer(t);
 }

@@ -92,7 +92,7 @@ struct config {
 	__u16 port;        /* only this local or remote port, 0 = all */
 	__u8 family;       /* only AF_INET or AF_INET6, 0 = both */
 	__u8 tp_tier;      /* tracepoint tier: infer overflow from close transitions */
-	__u32 wakeup_bytes; /* wake the reader only past this much unread data, 0 = every record */
+	__u32 wakeup_mask;  /* wake the reader on a CPU's records whose seq & mask is 0; 0 = kernel default */
 	__u32 pad;
 };
 

@@ -160,9 +160,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 		Pid:    t.opts.Pid,
 		Port:   t.opts.Port,
 		Family: t.opts.Family,
-		// wake the reader once an eighth of the ring is pending; it polls
-		// every pollEvery for anything less
-		WakeupBytes: t.opts.RingSize / 8,
+		// wake the reader every wakeupEvery records of a CPU; it polls
+		// every pollEvery for the rest
+		WakeupMask: wakeupEvery - 1,
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1
@@ -343,6 +343,11 @@ func (t *Tracer) Next() ([]byte, error) {
 		}
 	}
 }
+
+// wakeupEvery is how many records a CPU writes per wakeup of the reader
+// (a power of two): 112 KiB, a small part of the ring even with many CPUs
+// writing at once.
+const wakeupEvery = 1024
 
 // pollEvery bounds how long a record waits in the ring buffer when the
 // kernel programs did not wake the reader for it.

@@ -14,16 +14,16 @@ import (
 )
 
 type twtopConfig struct {
-	_           structs.HostLayout
-	TwTimerFn   uint64
-	Netns       uint32
-	Pid         uint32
-	Port        uint16
-	Family      uint8
-	TpTier      uint8
-	WakeupBytes uint32
-	Pad         uint32
-	_           [4]byte
+	_          structs.HostLayout
+	TwTimerFn  uint64
+	Netns      uint32
+	Pid        uint32
+	Port       uint16
+	Family     uint8
+	TpTier     uint8
+	WakeupMask uint32
+	Pad        uint32
+	_          [4]byte
 }
 
 type twtopEvent struct {

@@ -50,6 +50,7 @@ type Tracker struct {
 	scanSeen map[uint32]map[uint64]*Event // per netns: the scan in progress
 	scanned  map[uint32]bool              // netns scanned at least once
 	prev     map[uint32]*scanResult       // per netns: the last complete scan, to settle one scan late
+	owners   map[uint64]ownerInfo         // sockets' owners by address (owners.go)
 
 	// Untracked counts timewait sockets not tracked for lack of room.
 	Untracked uint64
@@ -76,6 +77,7 @@ func NewTracker(hz uint32) *Tracker {
 		scanSeen: make(map[uint32]map[uint64]*Event),
 		scanned:  make(map[uint32]bool),
 		prev:     make(map[uint32]*scanResult),
+		owners:   make(map[uint64]ownerInfo),
 	}
 }
 
@@ -142,6 +144,7 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 		emit(e)
 		t.substate(e, emit)
 	case KindState:
+		t.fillOwner(e)
 		t.matchSyn(e, emit)
 		emit(e)
 	default:
