@@ -70,7 +70,7 @@ type batchEncoder struct {
 func newBatchEncoder() (*batchEncoder, error) {
 	// One goroutine: the writer runs beside the tracer's reader and must
 	// not compete with the traced host for cores.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -84,6 +84,10 @@ func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
 	le.PutUint32(head[0:], uint32(n))
 	le.PutUint16(head[4:], uint16(sz))
 	head[6] = encTransposedZstd
+	if sz >= 8 {
+		head[6] = encDeltaTransposedZstd
+		deltaTimes(recs, n, sz)
+	}
 	dst = append(dst, head[:]...)
 	if cap(b.scratch) < len(recs) {
 		b.scratch = make([]byte, len(recs))
@@ -91,6 +95,24 @@ func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
 	t := b.scratch[:len(recs)]
 	transpose(t, recs, n, sz)
 	return b.enc.EncodeAll(t, dst)
+}
+
+// deltaTimes replaces the time (first 8 bytes, little-endian) of every
+// record but the first of recs by its difference from the previous
+// record's, modulo 2^64, in place.
+func deltaTimes(recs []byte, n, sz int) {
+	for i := n - 1; i > 0; i-- {
+		cur, prev := recs[i*sz:], recs[(i-1)*sz:]
+		le.PutUint64(cur, le.Uint64(cur)-le.Uint64(prev))
+	}
+}
+
+// undeltaTimes undoes deltaTimes.
+func undeltaTimes(recs []byte, n, sz int) {
+	for i := 1; i < n; i++ {
+		cur, prev := recs[i*sz:], recs[(i-1)*sz:]
+		le.PutUint64(cur, le.Uint64(cur)+le.Uint64(prev))
+	}
 }
 
 // batchDecoder decodes event block payloads.
@@ -116,10 +138,11 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 		return nil, 0, 0, fmt.Errorf("events block of %d bytes is shorter than its %d-byte head", len(p), batchHeadSize)
 	}
 	n, sz = int(le.Uint32(p[0:])), int(le.Uint16(p[4:]))
-	if p[6] != encTransposedZstd {
-		return nil, 0, 0, fmt.Errorf("events block has unknown encoding %d (written by a newer twtop?)", p[6])
+	enc := p[6]
+	if enc != encTransposedZstd && enc != encDeltaTransposedZstd {
+		return nil, 0, 0, fmt.Errorf("events block has unknown encoding %d (written by a newer twtop?)", enc)
 	}
-	if sz == 0 || sz > maxRecordSize {
+	if sz == 0 || sz > maxRecordSize || (enc == encDeltaTransposedZstd && sz < 8) {
 		return nil, 0, 0, fmt.Errorf("events block has record size %d (limit %d)", sz, maxRecordSize)
 	}
 	if n == 0 || n > maxBatchBytes/sz {
@@ -142,5 +165,8 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	}
 	recs = b.recs[:want]
 	transpose(recs, t, sz, n)
+	if enc == encDeltaTransposedZstd {
+		undeltaTimes(recs, n, sz)
+	}
 	return recs, n, sz, nil
 }
