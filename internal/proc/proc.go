@@ -57,6 +57,12 @@ type Options struct {
 	// Both must be positive.
 	ReadyTimeout time.Duration
 	ExitTimeout  time.Duration
+	// Terminal, when set, is the process's standard input and output and
+	// its controlling terminal, in a session of its own (a program that
+	// draws on /dev/tty, such as twtop's UI).
+	Terminal *os.File
+	// Env, when set, is added to the environment.
+	Env []string
 	// Label, Until and Reach word the errors of a process that is not
 	// ready: "LABEL exited before UNTIL (ERR):" and "LABEL did not REACH
 	// within TIMEOUT:", each followed by its standard error. Label is Name
@@ -114,14 +120,21 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		ready:       make(chan struct{}),
 	}
 	p.cmd = exec.Command(o.Path, o.Args...)
-	if o.StdoutFile != "" {
+	if o.Env != nil {
+		p.cmd.Env = append(os.Environ(), o.Env...)
+	}
+	switch {
+	case o.Terminal != nil:
+		p.cmd.Stdin, p.cmd.Stdout = o.Terminal, o.Terminal
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	case o.StdoutFile != "":
 		f, err := os.Create(o.StdoutFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s output: %w", o.Name, err)
 		}
 		p.out = f
 		p.cmd.Stdout = f
-	} else {
+	default:
 		p.cmd.Stdout = p.stderr
 	}
 	pr, pw := io.Pipe()

@@ -46,28 +46,17 @@ type tracerUsage struct {
 	MaxRSSKB              int64
 }
 
-// startTracer starts path with args and returns once it traces. stdoutFile,
-// when set, receives the standard output; otherwise it is kept with the
-// standard error. The tracer traces once a line of its standard error
-// starts with readyPrefix or, with readyMarker set, once stdoutFile holds a
-// line equal to readyMarker.
-func startTracer(ctx context.Context, name, path string, args []string, stdoutFile, readyPrefix, readyMarker string) (*tracerProc, error) {
-	p, err := proc.Start(ctx, proc.Options{
-		Name:         name,
-		Path:         path,
-		Args:         args,
-		StdoutFile:   stdoutFile,
-		ReadyPrefix:  readyPrefix,
-		ReadyMarker:  readyMarker,
-		ReadyTimeout: readyTimeout,
-		ExitTimeout:  exitTimeout,
-		Until:        "it traced",
-		Reach:        "start tracing",
-	})
+// startTracer starts the tracer o describes and returns once it traces:
+// once a line of its standard error starts with o.ReadyPrefix or, with
+// o.ReadyMarker set, once o.StdoutFile holds a line equal to it.
+func startTracer(ctx context.Context, o proc.Options) (*tracerProc, error) {
+	o.ReadyTimeout, o.ExitTimeout = readyTimeout, exitTimeout
+	o.Until, o.Reach = "it traced", "start tracing"
+	p, err := proc.Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	t := &tracerProc{name: name, p: p}
+	t := &tracerProc{name: o.Name, p: p}
 	t.readyUser, t.readySys = procCPU(p.Pid())
 	return t, nil
 }
@@ -168,7 +157,17 @@ func twtopCounters(stderr string) (records, lost, misses uint64, ok bool) {
 // traces.
 func startTwtop(ctx context.Context, bin, file, nsPath string, bound time.Duration) (*tracerProc, error) {
 	args := []string{"--record", file, "--netns", nsPath, "--duration", bound.String()}
-	return startTracer(ctx, "twtop", bin, args, "", attachLine, "")
+	return startTracer(ctx, proc.Options{Name: "twtop", Path: bin, Args: args, ReadyPrefix: attachLine})
+}
+
+// The UI runs on a pseudo-terminal of this size.
+const uiCols, uiRows = 200, 60
+
+// startTwtopUI starts `twtop --netns PATH`, the UI, on term and returns
+// once it traces. It runs until SIGINT.
+func startTwtopUI(ctx context.Context, bin string, term *os.File, nsPath string) (*tracerProc, error) {
+	return startTracer(ctx, proc.Options{Name: "twtop UI", Path: bin, Args: []string{"--netns", nsPath},
+		Terminal: term, Env: []string{"TERM=xterm-256color"}, ReadyPrefix: attachLine})
 }
 
 // bpftraceMarker is the line the peer's BEGIN probe prints; bpftrace runs
@@ -181,7 +180,8 @@ const bpftraceProgram = `BEGIN { printf("` + bpftraceMarker + `\n"); } ` +
 
 // startBpftrace starts the bpftrace peer with its output going to file.
 func startBpftrace(ctx context.Context, bin, file string) (*tracerProc, error) {
-	return startTracer(ctx, "bpftrace", bin, []string{"-e", bpftraceProgram}, file, "", bpftraceMarker)
+	return startTracer(ctx, proc.Options{Name: "bpftrace", Path: bin, Args: []string{"-e", bpftraceProgram},
+		StdoutFile: file, ReadyMarker: bpftraceMarker})
 }
 
 var bpftraceLost = regexp.MustCompile(`Lost (\d+) events`)
