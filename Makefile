@@ -22,7 +22,7 @@ PKGS_TEST     := tmux
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench bench-overhead build fuzz generate check-generated lint recordings test test-host test-vm deps-generate deps-test deps-vm help clean
+.PHONY: all bench bench-overhead build fuzz generate check-generated lint recordings test test-host test-deploy test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -62,6 +62,11 @@ recordings: build ## re-record testdata/*.twrec from real workloads in network n
 test-host: deps-test ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...
 
+# deploy/kubernetes is a module of its own, so that the Kubernetes and
+# Prometheus packages its checks use stay out of twtop's build.
+test-deploy: ## the Kubernetes manifests: strict decoding, least privilege, alerts' PromQL and metric names, capabilities (root)
+	cd deploy/kubernetes && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) test -count=1 -timeout 10m ./...
+
 # In the VMs, auto must pick fentry: both kernels support it.
 test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS) x tiers $(VM_TIERS)
 	@mkdir -p $(BUILD)
@@ -72,7 +77,7 @@ test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS)
 	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
 	done; done
 
-test: lint check-generated test-host fuzz test-vm ## everything: what CI runs
+test: lint check-generated test-host test-deploy fuzz test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)
