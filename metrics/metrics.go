@@ -35,6 +35,7 @@ var LifetimeBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 4, 10,
 type Reading struct {
 	Snapshot *model.Snapshot
 	Meta     model.Meta
+	Kernel   string // the traced kernel's release
 }
 
 // Options are a collector's fixed settings.
@@ -42,8 +43,8 @@ type Options struct {
 	// TopN caps the series per network namespace and per destination
 	// (DefaultTopN when 0 or less).
 	TopN int
-	// Version and Kernel label twtop_info.
-	Version, Kernel string
+	// Version labels twtop_info.
+	Version string
 }
 
 // Collector is a prometheus.Collector of the model's figures.
@@ -135,12 +136,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect exports the latest reading.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	r := c.read()
-	tier := ""
+	var tier, kernel string
 	if r != nil {
-		tier = r.Meta.Tier
+		tier, kernel = r.Meta.Tier, r.Kernel
 	}
 	exact := strconv.FormatBool(tier != "" && tier != "tracepoint") // the tracepoint tier infers ends
-	emit(ch, famInfo, 1, c.opts.Version, c.opts.Kernel, tier, exact)
+	emit(ch, famInfo, 1, c.opts.Version, kernel, tier, exact)
 	if r == nil || r.Snapshot == nil {
 		return
 	}

@@ -6,16 +6,16 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
@@ -183,7 +183,7 @@ func TestMetricsEqualReport(t *testing.T) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m, meta := replay(t, path)
 			snap := m.Publish()
-			url := serve(t, func() *Reading { return &Reading{Snapshot: snap, Meta: meta} }, Options{Version: "v-test", Kernel: "6.1.0"})
+			url := serve(t, func() *Reading { return &Reading{Snapshot: snap, Meta: meta, Kernel: "6.1.0"} }, Options{Version: "v-test"})
 			fams := scrape(t, url)
 			s := flatten(fams)
 			r := snap.Report(meta)
