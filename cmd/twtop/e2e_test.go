@@ -64,6 +64,14 @@ type jsonEvent struct {
 // wait, which also waits for stderr (logged to the test).
 func startTwtop(t *testing.T, args ...string) (cmd *exec.Cmd, stdout io.Reader, wait func() error) {
 	t.Helper()
+	cmd, stdout, wait, _ = startTwtopUntil(t, "tracing on", args...)
+	return cmd, stdout, wait
+}
+
+// startTwtopUntil is startTwtop returning once a line of stderr contains
+// ready, with the metrics URL twtop printed before it (if any).
+func startTwtopUntil(t *testing.T, ready string, args ...string) (cmd *exec.Cmd, stdout io.Reader, wait func() error, url string) {
+	t.Helper()
 	cmd = exec.Command(twtopBinary(t), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -76,38 +84,43 @@ func startTwtop(t *testing.T, args ...string) (cmd *exec.Cmd, stdout io.Reader, 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan bool, 1)
+	started := make(chan *string, 1)
 	stderrDone := make(chan struct{})
 	go func() {
 		defer close(stderrDone)
 		sc := bufio.NewScanner(stderr)
-		ok := false
+		var ok bool
+		var u string
 		for sc.Scan() {
 			t.Logf("twtop: %s", sc.Text())
-			if !ok && strings.Contains(sc.Text(), "tracing on") {
+			if m := metricsURL.FindStringSubmatch(sc.Text()); m != nil && !ok {
+				u = m[1]
+			}
+			if !ok && strings.Contains(sc.Text(), ready) {
 				ok = true
-				started <- true
+				started <- &u
 			}
 		}
 		if !ok {
-			started <- false
+			started <- nil
 		}
 	}()
 	select {
-	case ok := <-started:
-		if !ok {
+	case u := <-started:
+		if u == nil {
 			<-stderrDone
 			cmd.Wait()
-			t.Fatalf("twtop exited before tracing: %v", cmd.ProcessState)
+			t.Fatalf("twtop exited before %q: %v", ready, cmd.ProcessState)
 		}
+		url = *u
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("twtop did not start within 30 s")
+		t.Fatalf("twtop did not say %q within 30 s", ready)
 	}
 	return cmd, stdout, func() error {
 		<-stderrDone // the pipes reach EOF when twtop exits; only then may Wait close them
 		return cmd.Wait()
-	}
+	}, url
 }
 
 // traceNetns runs `twtop --events json --netns PATH` around traffic() and

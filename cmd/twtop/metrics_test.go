@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -81,56 +80,21 @@ func TestMetricsFlags(t *testing.T) {
 // metricsURL matches twtop's line naming the metrics endpoint.
 var metricsURL = regexp.MustCompile(`twtop: metrics on (http://\S+/metrics)`)
 
-// startMetricsTwtop starts the binary with args and returns the metrics
-// URL it prints, its stdout, and a function that stops it with SIGTERM
-// and returns its exit error.
-func startMetricsTwtop(t *testing.T, ready string, cmd *exec.Cmd) (url string, stdout io.Reader, stop func() error) {
+// startMetricsTwtop starts the binary with args and returns, once a line
+// of stderr contains ready, the metrics URL it printed, its stdout, and a
+// function that stops it with SIGTERM and returns its exit error.
+func startMetricsTwtop(t *testing.T, ready string, args ...string) (url string, stdout io.Reader, stop func() error) {
 	t.Helper()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	stderrDone := make(chan struct{})
-	go func() {
-		defer close(stderrDone)
-		sc := bufio.NewScanner(stderr)
-		var u string
-		for sc.Scan() {
-			t.Logf("twtop: %s", sc.Text())
-			if m := metricsURL.FindStringSubmatch(sc.Text()); m != nil {
-				u = m[1]
-			}
-			if u != "" && strings.Contains(sc.Text(), ready) {
-				urls <- u
-				u = ""
-			}
-		}
-		close(urls)
-	}()
+	cmd, stdout, wait, url := startTwtopUntil(t, ready, args...)
 	stop = func() error {
 		cmd.Process.Signal(syscall.SIGTERM)
-		<-stderrDone
-		return cmd.Wait()
+		return wait()
 	}
-	select {
-	case u, ok := <-urls:
-		if !ok {
-			t.Fatalf("twtop exited before serving metrics: %v", stop())
-		}
-		return u, stdout, stop
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("twtop did not serve metrics within 30 s")
+	if url == "" {
+		stop()
+		t.Fatal("twtop printed no metrics address")
 	}
-	return "", nil, nil
+	return url, stdout, stop
 }
 
 // scrapeValues fetches url and returns name → the sum of its samples
@@ -172,8 +136,7 @@ func scrapeValues(t *testing.T, url string) map[string]float64 {
 // `twtop --replay FILE --report json --metrics ADDR` prints the report,
 // then serves the same figures until SIGTERM.
 func TestMetricsReplayServesReport(t *testing.T) {
-	cmd := exec.Command(twtopBinary(t), "--replay", "../../testdata/nginx-proxy.twrec", "--report", "json", "--metrics", "127.0.0.1:0")
-	url, stdout, stop := startMetricsTwtop(t, "serving its figures", cmd)
+	url, stdout, stop := startMetricsTwtop(t, "serving its figures", "--replay", "../../testdata/nginx-proxy.twrec", "--report", "json", "--metrics", "127.0.0.1:0")
 	var rep struct {
 		Events uint64
 		Closes struct{ Active, Passive, Reset uint64 }
@@ -230,8 +193,7 @@ func TestMetricsReplayServesReport(t *testing.T) {
 
 // A busy port is a one-line error (exit 1) before anything else happens.
 func TestMetricsBusyPort(t *testing.T) {
-	cmd := exec.Command(twtopBinary(t), "--replay", "../../testdata/server-closes.twrec", "--no-ui", "--metrics", "127.0.0.1:0")
-	url, _, stop := startMetricsTwtop(t, "serving its figures", cmd)
+	url, _, stop := startMetricsTwtop(t, "serving its figures", "--replay", "../../testdata/server-closes.twrec", "--no-ui", "--metrics", "127.0.0.1:0")
 	defer stop()
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/metrics")
 	out, err := exec.Command(twtopBinary(t), "--replay", "../../testdata/server-closes.twrec", "--no-ui", "--metrics", addr).CombinedOutput()
@@ -247,8 +209,7 @@ func TestMetricsBusyPort(t *testing.T) {
 func TestMetricsLiveMatchCounters(t *testing.T) {
 	ns := netnstest.New(t)
 	before := netnstest.Counters(t, ns)
-	cmd := exec.Command(twtopBinary(t), "--metrics", "127.0.0.1:0", "--no-ui", "--netns", ns.Path())
-	url, _, stop := startMetricsTwtop(t, "tracing on", cmd)
+	url, _, stop := startMetricsTwtop(t, "tracing on", "--metrics", "127.0.0.1:0", "--no-ui", "--netns", ns.Path())
 	const n = 7
 	r, err := scenario.ClientCloses(ns, n, unix.AF_INET)
 	if err != nil {
