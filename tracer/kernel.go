@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"bytes"
 	"bufio"
 	"errors"
 	"fmt"
@@ -41,11 +42,18 @@ func kallsym(name string) (uint64, error) {
 		return 0, fmt.Errorf("read kernel symbols: %w", err)
 	}
 	defer f.Close()
+	// "ffffffff820089f0 t tw_timer_handler" (modules add "\t[mod]"); the
+	// file has some 200,000 lines: match bytes, split only the hit
+	sym := []byte(" " + name)
 	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 256<<10), 256<<10)
 	for sc.Scan() {
-		line := sc.Text()
-		// "ffffffff820089f0 t tw_timer_handler" (modules add "\t[mod]")
-		fields := strings.Fields(line)
+		line := sc.Bytes()
+		k := bytes.Index(line, sym)
+		if k < 0 || (k+len(sym) < len(line) && line[k+len(sym)] != '\t') {
+			continue
+		}
+		fields := strings.Fields(string(line))
 		if len(fields) < 3 || fields[2] != name {
 			continue
 		}
@@ -62,6 +70,30 @@ func kallsym(name string) (uint64, error) {
 		return 0, fmt.Errorf("read kernel symbols: %w", err)
 	}
 	return 0, fmt.Errorf("kernel symbol %s not found in /proc/kallsyms", name)
+}
+
+// symbolLookup is a kallsym lookup started in the background: the kernel
+// takes a tenth of a second to list its symbols, which overlaps with
+// loading the kernel's BTF.
+type symbolLookup struct {
+	done chan struct{}
+	addr uint64
+	err  error
+}
+
+func lookupSymbol(name string) *symbolLookup {
+	l := &symbolLookup{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.addr, l.err = kallsym(name)
+	}()
+	return l
+}
+
+// wait returns the lookup's result.
+func (l *symbolLookup) wait() (uint64, error) {
+	<-l.done
+	return l.addr, l.err
 }
 
 // tracefsDirs are where tracefs is usually mounted.

@@ -451,8 +451,12 @@ func TestFinWait2Substate(t *testing.T) {
 				t.Errorf("timer %d ms, want 2000 (tcp_fin_timeout)", ms)
 			}
 		case ended(event.CauseExpired)(e):
+			// The creation is stamped when tcp_time_wait returns, after
+			// the timer was armed: a VM whose vCPU stalls in between
+			// (qemu's TCG on a loaded host) measures it up to the same
+			// 100 ms short that the timer check above allows.
 			lt := time.Duration(e.Lifetime)
-			if lt < 2*time.Second || lt > 3*time.Second {
+			if lt < 1900*time.Millisecond || lt > 3*time.Second {
 				t.Errorf("lifetime %v, want 2 s (tcp_fin_timeout) plus timer slack", lt)
 			}
 		}

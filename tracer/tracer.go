@@ -48,22 +48,25 @@ var ErrClosed = errors.New("tracer closed")
 
 // Tracer is a running set of attached kernel programs.
 type Tracer struct {
-	opts     Options
-	tier     Tier
-	tried    []string // why better tiers were not used
-	skipped  []string // optional hooks the kernel lacks
-	hz       uint32
-	coll     *ebpf.Collection
-	links    []link.Link
-	iter     *link.Iter
-	reader   *ringbuf.Reader
-	rec      ringbuf.Record
-	pending  [][]byte // scan records not yet returned
-	scanBuf  []byte
-	next     time.Time // time of the next scan
-	clock    time.Time // the time, read every few hundred records
-	deadline time.Time // the reader's deadline
-	reads    uint32
+	opts    Options
+	tier    Tier
+	tried   []string // why better tiers were not used
+	skipped []string // optional hooks the kernel lacks
+	hz      uint32
+	// the address of tw_timer_handler, looked up while the rest loads
+	// (Auto and Tracepoint only)
+	twTimerFn *symbolLookup
+	coll      *ebpf.Collection
+	links     []link.Link
+	iter      *link.Iter
+	reader    *ringbuf.Reader
+	rec       ringbuf.Record
+	pending   [][]byte // scan records not yet returned
+	scanBuf   []byte
+	next      time.Time // time of the next scan
+	clock     time.Time // the time, read every few hundred records
+	deadline  time.Time // the reader's deadline
+	reads     uint32
 
 	closing   atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
@@ -85,6 +88,10 @@ func Open(opts Options) (t *Tracer, err error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
+	t = &Tracer{opts: opts, scanNetns: slices.Clone(opts.ScanNetns)}
+	if opts.Tier == Auto || opts.Tier == Tracepoint {
+		t.twTimerFn = lookupSymbol("tw_timer_handler") // the tracepoint tier's
+	}
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return nil, fmt.Errorf("kernel has no BTF (/sys/kernel/btf/vmlinux): twtop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
 	}
@@ -98,7 +105,6 @@ func Open(opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 
-	t = &Tracer{opts: opts, scanNetns: slices.Clone(opts.ScanNetns)}
 	tiers := []Tier{opts.Tier}
 	if opts.Tier == Auto {
 		tiers = []Tier{Fentry, Kprobe, Tracepoint}
@@ -166,7 +172,7 @@ func (t *Tracer) start(tier Tier) (err error) {
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1
-		if cfg.TwTimerFn, err = kallsym("tw_timer_handler"); err != nil {
+		if cfg.TwTimerFn, err = t.twTimerFn.wait(); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,50 @@
+package tracer
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twtop/twtop/internal/netns/netnstest"
+)
+
+// kallsym finds a symbol's exact name only: not a longer symbol it is the
+// start of, nor one in a module's list under the same name with a suffix.
+func TestKallsym(t *testing.T) {
+	netnstest.RequireRoot(t) // addresses read as 0 without root
+	data, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		switch f[2] {
+		case "tw_timer_handler", "tcp_v4_connect", "tcp_time_wait":
+			if _, seen := want[f[2]]; !seen {
+				a, _ := strconv.ParseUint(f[0], 16, 64)
+				want[f[2]] = a
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("none of the symbols in /proc/kallsyms")
+	}
+	for name, addr := range want {
+		got, err := kallsym(name)
+		if err != nil || got != addr {
+			t.Errorf("kallsym(%s) = %#x, %v; want %#x", name, got, err, addr)
+		}
+		l := lookupSymbol(name)
+		if got, err := l.wait(); err != nil || got != addr {
+			t.Errorf("lookupSymbol(%s) = %#x, %v; want %#x", name, got, err, addr)
+		}
+	}
+	if _, err := kallsym("tcp_v4_conn"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("kallsym of a prefix of a symbol: %v, want not found", err)
+	}
+}
