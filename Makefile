@@ -3,7 +3,8 @@
 # `make test` installs what its tests need when it is missing (Debian
 # packages through apt, kernel images cached under build/) and runs: the
 # lint checks, the check that the committed bpf2go output is current, the
-# unit and privileged tests on this machine's kernel, and the same
+# unit and privileged tests on this machine's kernel, a short round of the
+# overhead benchmark (fails on lost events), and the same
 # privileged tests inside Debian's 6.1 and 6.12 kernels under qemu, once
 # per attach tier (fentry, kprobe).
 
@@ -22,7 +23,7 @@ PKGS_TEST     := tmux
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench bench-overhead build fuzz generate check-generated lint recordings test test-host test-deploy test-vm deps-generate deps-test deps-vm help clean
+.PHONY: all bench bench-overhead bench-short build fuzz generate check-generated lint recordings test test-host test-deploy test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -49,9 +50,19 @@ lint: ## gofmt, go vet and staticcheck
 bench: ## benchmarks that print figures (no timings are asserted)
 	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
 
-bench-overhead: build ## churn with no tracer, twtop --record and bpftrace, alternating; prints the table (root)
+bench-overhead: ## churn with no tracer, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
 	$(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop
 	$(GO) run ./test/bench -twtop $(BUILD)/twtop-bench
+
+# The regression check of `make test`: one short round of the overhead
+# benchmark, failing on lost events (never on timings). It needs root;
+# without root it is skipped, except under CI=true where it fails.
+bench-short: ## one 2 s round of bench-overhead without bpftrace; fails if twtop lost events (root)
+	@if [ "$$(id -u)" != 0 ]; then \
+	  if [ "$$CI" = true ]; then echo "bench-short: needs root (CI=true)" >&2; exit 1; fi; \
+	  echo "bench-short: skipped, needs root (network namespaces, BPF)"; exit 0; fi; \
+	mkdir -p $(BUILD) && $(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop && \
+	$(GO) run ./test/bench -twtop $(BUILD)/twtop-bench -short -no-peer
 
 fuzz: ## fuzz the recording reader for FUZZTIME (corpus in tracer/record/testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./tracer/record/
@@ -77,7 +88,7 @@ test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS)
 	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
 	done; done
 
-test: lint check-generated test-host test-deploy fuzz test-vm ## everything: what CI runs
+test: lint check-generated test-host test-deploy fuzz bench-short test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)

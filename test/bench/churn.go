@@ -22,7 +22,7 @@ const (
 	modePortPressure = "port-pressure"
 )
 
-var modes = []string{modeClientCloses, modeServerCloses, modeRST, modePortPressure}
+var modes = []string{modeClientCloses, modeServerCloses, modeRST, modePortPressure, modeHTTP}
 
 // basePort is the listening port of stream 0; stream i listens on
 // basePort+i.
@@ -172,6 +172,14 @@ func runChurn(c churnConfig) (churnResult, error) {
 		}
 	}()
 	for i := range lns {
+		if c.Mode == modeHTTP {
+			stop, err := serveHTTP(basePort + i)
+			if err != nil {
+				return churnResult{}, err
+			}
+			defer stop()
+			continue
+		}
 		fd, err := listen(basePort + i)
 		if err != nil {
 			return churnResult{}, err
@@ -192,6 +200,10 @@ func runChurn(c churnConfig) (churnResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if c.Mode == modeHTTP {
+				results[i] = httpStream(c, basePort+i, deadline)
+				return
+			}
 			results[i] = stream(c, lns[i], basePort+i, deadline)
 		}()
 	}
