@@ -1,8 +1,8 @@
 package tracer
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
