@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -18,6 +19,9 @@ import (
 // queues its records. Each namespace's records end with a KindScanEnd
 // record.
 func (t *Tracer) scanAll() error {
+	if err := t.drainRing(); err != nil {
+		return err
+	}
 	t.mu.Lock()
 	nss := append([]string(nil), t.scanNetns...)
 	t.mu.Unlock()
@@ -40,6 +44,36 @@ func (t *Tracer) scanAll() error {
 		t.pending = append(t.pending, recs...)
 	}
 	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, seen))
+	return nil
+}
+
+// drainRing queues the records already in the ring buffer ahead of the
+// scan's: the reader may be up to pollEvery behind, and a TIME_WAIT socket
+// created in that time must reach the stream before a scan shows it, or a
+// namespace's first scan takes it for one that existed before tracing.
+func (t *Tracer) drainRing() error {
+	var buf []byte
+	t.reader.SetDeadline(time.Now())
+	t.deadline = time.Time{} // Next sets its own again
+	for {
+		err := t.reader.ReadInto(&t.rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return ErrClosed
+		}
+		if err != nil {
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if len(t.rec.RawSample) < event.RecordSize {
+			return fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
+		}
+		buf = append(buf, t.rec.RawSample[:event.RecordSize]...)
+	}
+	for off := 0; off < len(buf); off += event.RecordSize {
+		t.pending = append(t.pending, buf[off:off+event.RecordSize:off+event.RecordSize])
+	}
 	return nil
 }
 
