@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
+	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
@@ -37,21 +37,9 @@ func replay(t *testing.T, path string) (*model.Model, model.Meta) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := model.New(model.Config{})
-	rd.OnState = func(s record.State) {
-		m.SetSettings(s.Settings)
-		m.SetCounters(s.Settings.Netns, s.Counters)
-	}
-	st := event.NewStream(rd, rd.Header().HZ)
-	for {
-		e, err := st.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Apply(e)
+	m, err := ingest.Recording(rd)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ts := rd.TracerStats()
 	return m, model.Meta{Tier: rd.Header().Tier, Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}

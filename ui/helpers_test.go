@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gdamore/tcell/v2"
-	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
 )
@@ -86,21 +84,9 @@ func loadSnapshot(t testing.TB, name string) *model.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := model.New(model.Config{})
-	rd.OnState = func(s record.State) {
-		m.SetSettings(s.Settings)
-		m.SetCounters(s.Settings.Netns, s.Counters)
-	}
-	st := event.NewStream(rd, rd.Header().HZ)
-	for {
-		e, err := st.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		m.Apply(e)
+	m, err := ingest.Recording(rd)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
 	s := m.Snapshot()
 	snapCache[name] = s

@@ -12,7 +12,6 @@ import (
 	"github.com/twtop/twtop/tracer/check"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
-	"github.com/twtop/twtop/tracer/record"
 )
 
 // The pipeline is the same live and on replay: raw records from a source
@@ -76,12 +75,6 @@ func feedModel(src event.RawSource, hz uint32, m *model.Model) error {
 		m.Apply(e)
 		return nil
 	})
-}
-
-// applyState hands a reading of settings and counters to the model.
-func applyState(m *model.Model, s record.State) {
-	m.SetSettings(s.Settings)
-	m.SetCounters(s.Settings.Netns, s.Counters)
 }
 
 // writeReport prints r as text or JSON.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
 )
@@ -63,7 +64,7 @@ func replay(cfg *config) error {
 			defer unnotify()
 		}
 		m := model.New(model.Config{})
-		rd.OnState = func(s record.State) { applyState(m, s) }
+		rd.OnState = func(s record.State) { ingest.State(m, s) }
 		if err = feedModel(src, h.HZ, m); err == nil {
 			src.done()
 			err = replayReport(cfg, rd, m)

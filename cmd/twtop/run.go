@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
@@ -81,7 +82,7 @@ func live(cfg *config) error {
 	var m *model.Model
 	if cfg.report != "" || cfg.ui || feed != nil {
 		m = model.New(model.Config{})
-		src.onState = func(s record.State) { applyState(m, s) }
+		src.onState = func(s record.State) { ingest.State(m, s) }
 	}
 	// The first reading comes before "tracing on", so that the counters
 	// cover everything traced from then on.

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
@@ -242,7 +243,7 @@ func replayUI(name string, rd *record.Reader, src event.RawSource, feed *metrics
 	defer stop()
 	h := rd.Header()
 	m := model.New(model.Config{})
-	rd.OnState = func(s record.State) { applyState(m, s) }
+	rd.OnState = func(s record.State) { ingest.State(m, s) }
 	tier, _ := tracer.ParseTier(h.Tier)
 	v := newViewSource(ui.Status{Host: h.Host, Kernel: h.Kernel, Tier: h.Tier, Inferred: tier == tracer.Tracepoint,
 		File: filepath.Base(name), Speed: 1}, m)
