@@ -53,8 +53,7 @@ type Tracer struct {
 	tried   []string // why better tiers were not used
 	skipped []string // optional hooks the kernel lacks
 	hz      uint32
-	// the address of tw_timer_handler, looked up while the rest loads
-	// (Auto and Tracepoint only)
+	// the address of tw_timer_handler, for the tracepoint tier
 	twTimerFn *symbolLookup
 	coll      *ebpf.Collection
 	links     []link.Link
@@ -89,8 +88,11 @@ func Open(opts Options) (t *Tracer, err error) {
 		return nil, err
 	}
 	t = &Tracer{opts: opts, scanNetns: slices.Clone(opts.ScanNetns)}
-	if opts.Tier == Auto || opts.Tier == Tracepoint {
-		t.twTimerFn = lookupSymbol("tw_timer_handler") // the tracepoint tier's
+	// The tracepoint tier needs tw_timer_handler's address. Look it up
+	// now, while the rest loads, when that tier is asked for or auto will
+	// likely come down to it (no kprobes); otherwise only if it does.
+	if opts.Tier == Tracepoint || (opts.Tier == Auto && !haveKprobes()) {
+		t.twTimerFn = lookupSymbol("tw_timer_handler")
 	}
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return nil, fmt.Errorf("kernel has no BTF (/sys/kernel/btf/vmlinux): twtop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
@@ -172,6 +174,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1
+		if t.twTimerFn == nil {
+			t.twTimerFn = lookupSymbol("tw_timer_handler")
+		}
 		if cfg.TwTimerFn, err = t.twTimerFn.wait(); err != nil {
 			return err
 		}

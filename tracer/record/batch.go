@@ -78,7 +78,8 @@ func newBatchEncoder() (*batchEncoder, error) {
 }
 
 // encode appends the payload of an event block holding n records of size
-// sz (recs, record-major) to dst.
+// sz (recs, record-major) to dst. It overwrites the times in recs with
+// their differences (deltaTimes).
 func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
 	var head [batchHeadSize]byte
 	le.PutUint32(head[0:], uint32(n))
