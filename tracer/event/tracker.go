@@ -103,7 +103,13 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 			t.substate(e, emit)
 			return
 		}
-		if _, ok := t.open[e.Ptr]; ok {
+		if st, ok := t.open[e.Ptr]; ok {
+			if st.existing && st.created == 0 && e.Time < st.ev.Time {
+				// armed before the first scan saw it, but read after that
+				// scan (the reader was behind): the arm is its birth, as
+				// in create
+				st.created = e.Time
+			}
 			t.substate(e, emit) // re-armed without a visible cancel
 			return
 		}

@@ -110,6 +110,34 @@ func TestTrackerTracepointTier(t *testing.T) {
 		},
 		want: []string{"tw_create a", "tw_reuse a 1500ms inferred", "tw_kill a connect_reuse 1500ms inferred", "state b"},
 	}, {
+		name: "an arm written before the first scan but read after it is the birth",
+		build: func(s *stream) {
+			// the scan ran while the arm was still in the ring buffer: it
+			// takes the socket for one that existed before tracing
+			s.add(1, 1100*ms, KindScanTW, 0xa, nil)
+			s.add(1, 1100*ms+1, KindScanEnd, 0, nil)
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 2500*ms+1, KindTWCancel, 0xa, func(e *Event) {
+				e.Cause = CauseConnectReuse
+				e.Flags |= FlagInferred | FlagInConnect
+			})
+			s.add(1, 2500*ms+2, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = SynSent, Established })
+		},
+		want: []string{"tw_create a existing", "scan_end 0", "tw_reuse a 1500ms inferred", "tw_kill a connect_reuse 1500ms inferred", "state b"},
+	}, {
+		name: "an arm after the first scan saw the socket stays a re-arm",
+		build: func(s *stream) {
+			s.add(1, 1100*ms, KindScanTW, 0xa, nil)
+			s.add(1, 1100*ms+1, KindScanEnd, 0, nil)
+			s.add(0, 1200*ms, KindTWArm, 0xa, nil)
+			s.add(1, 2500*ms+1, KindTWCancel, 0xa, func(e *Event) {
+				e.Cause = CauseConnectReuse
+				e.Flags |= FlagInferred | FlagInConnect
+			})
+			s.add(1, 2500*ms+2, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = SynSent, Established })
+		},
+		want: []string{"tw_create a existing", "scan_end 0", "tw_reuse a inferred", "tw_kill a connect_reuse inferred", "state b"},
+	}, {
 		name: "unknown kill followed by a server socket on the tuple is a SYN takeover",
 		build: func(s *stream) {
 			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
