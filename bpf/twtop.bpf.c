@@ -5,7 +5,8 @@
  *
  * Three attach tiers share this object; user space deletes the programs of
  * the tiers it does not use before loading (see tracer/tier.go):
- *   common      inet_sock_set_state, connect()/bind() errors, the iter/tcp scan
+ *   common      inet_sock_set_state (with connect()'s EADDRNOTAVAIL),
+ *               bind() errors, the iter/tcp scan
  *   fentry      fentry/fexit on the timewait functions (exact)
  *   kprobe      kprobe/kretprobe twins of the fentry programs (exact)
  *   tracepoint  the timer tracepoints on the timewait timer and
@@ -29,6 +30,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IPPROTO_TCP 6
 #define EADDRINUSE 98
 #define EADDRNOTAVAIL 99
+
+/* tracepoint tier: how long after its SYN_SENT a connect() may still take
+ * over a timewait tuple (the pick runs microseconds later; the bound only
+ * retires a slot whose socket left SYN_SENT on another CPU) */
+#define CONNECT_WINDOW_NS (100 * 1000 * 1000ULL)
 
 /* Set by user space before load. */
 const volatile struct config cfg = {};
@@ -93,8 +99,8 @@ struct {
 	__type(value, __u8);
 } pid_tuples SEC(".maps");
 
-/* connect()/bind() in progress: arguments kept from syscall entry, with
- * the address read from user memory there (process context). */
+/* bind() in progress: arguments kept from syscall entry, with the address
+ * read from user memory there (process context). */
 struct sys_args {
 	__u8 addr[16];
 	__u32 fd;
@@ -107,14 +113,31 @@ struct {
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct sys_args);
-} in_connect SEC(".maps");
+} in_bind SEC(".maps");
+
+/* tracepoint tier: the connect() this CPU is running, from its socket's
+ * CLOSE -> SYN_SENT to its leaving SYN_SENT. tcp_v4_connect and
+ * tcp_v6_connect set SYN_SENT before they pick the tuple, so a timewait
+ * socket that the pick takes over is cancelled in between, on this CPU, by
+ * this task. A per-CPU slot instead of a map keyed by task: no hash update
+ * on every connect(). */
+struct connecting {
+	__u64 id; /* pid_tgid of the caller; 0: none */
+	__u64 sk;
+	__u64 ts_ns;
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 dport;
+	__u8 family;
+	__u8 pad;
+};
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct sys_args);
-} in_bind SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct connecting);
+} connecting SEC(".maps");
 
 /* Timewait sockets whose end was reported (timer expiry or early kill): an
  * early kill that raced the timer and lost is not reported again, and the
@@ -454,6 +477,28 @@ static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct ev
 	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
+/* tracepoint tier: keep this CPU's connecting slot (see struct connecting)
+ * for the timer_cancel that a takeover of a timewait tuple shows. */
+static __always_inline void track_connect(const struct sock *sk, const struct event *e)
+{
+	struct connecting *c = bpf_map_lookup_elem(&connecting, &zero);
+
+	if (!c)
+		return;
+	if (e->oldstate == TCP_CLOSE && e->newstate == TCP_SYN_SENT) {
+		c->id = bpf_get_current_pid_tgid();
+		c->sk = (__u64)sk;
+		c->ts_ns = bpf_ktime_get_ns();
+		__builtin_memcpy(c->daddr, e->daddr, 16);
+		c->netns = e->netns;
+		c->dport = e->dport;
+		c->family = e->family;
+	} else if (e->oldstate == TCP_SYN_SENT && c->sk == (__u64)sk) {
+		c->id = 0;
+		c->sk = 0;
+	}
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -471,9 +516,19 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 
 	__u64 key = (__u64)sk;
 	struct owner o = {};
+	/* connect() found no free tuple: tcp_v4_connect and tcp_v6_connect
+	 * set SYN_SENT, fail to pick a tuple and set CLOSE again, inside the
+	 * call, before any segment left. A connect() that is refused, times
+	 * out, is closed or disconnected sent its SYN first. (The socket is
+	 * unhashed by then in both cases: the tracepoint runs after
+	 * tcp_set_state unhashed it.) Picking a tuple fails with
+	 * EADDRNOTAVAIL; the rarer failures before the SYN (no memory for a
+	 * port bucket or the SYN, a route change) look the same. */
+	bool no_tuple = oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE &&
+			BPF_CORE_READ((struct tcp_sock *)sk, segs_out) == 0;
 	bool in_ctx = (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) ||
 		      (oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
-		      (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK);
+		      (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK) || no_tuple;
 	/* The owner goes on the transitions made in its context. User space
 	 * follows sockets by address and carries it to the others; only the
 	 * --pid filter needs it here, on every transition (owners map). */
@@ -528,13 +583,24 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 			}
 		}
 	}
+	if (cfg.tp_tier)
+		track_connect(sk, &e);
 	emit(&e);
+	if (no_tuple) {
+		e.kind = EV_CONNECT_ERR;
+		e.aux = EADDRNOTAVAIL;
+		e.oldstate = 0;
+		e.newstate = 0;
+		e.flags &= EVF_OWNER;
+		emit(&e);
+	}
 	return 0;
 }
 
-/* ---- connect() and bind() errors (every tier) ---------------------------- */
+/* ---- bind() errors (every tier) ------------------------------------------ */
 
-static __always_inline void sys_enter(void *map, struct trace_event_raw_sys_enter *ctx)
+SEC("tracepoint/syscalls/sys_enter_bind")
+int on_enter_bind(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	void *uaddr = (void *)ctx->args[1];
@@ -542,7 +608,7 @@ static __always_inline void sys_enter(void *map, struct trace_event_raw_sys_ente
 	__u16 port = 0;
 
 	if (cfg.pid && (id >> 32) != cfg.pid)
-		return;
+		return 0;
 	bpf_probe_read_user(&a.family, sizeof(a.family), uaddr);
 	if (a.family == AF_INET) {
 		bpf_probe_read_user(a.addr, 4, uaddr + 4);
@@ -553,7 +619,8 @@ static __always_inline void sys_enter(void *map, struct trace_event_raw_sys_ente
 	}
 	bpf_probe_read_user(&port, sizeof(port), uaddr + 2);
 	a.port = bpf_ntohs(port);
-	bpf_map_update_elem(map, &id, &a, BPF_ANY);
+	bpf_map_update_elem(&in_bind, &id, &a, BPF_ANY);
+	return 0;
 }
 
 /* The socket behind a file descriptor of the current task. */
@@ -569,72 +636,40 @@ static __always_inline struct sock *fd_sock(__u32 fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline void sys_exit(void *map, struct trace_event_raw_sys_exit *ctx, long want, __u16 kind)
+SEC("tracepoint/syscalls/sys_exit_bind")
+int on_exit_bind(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sys_args *a = bpf_map_lookup_elem(map, &id);
+	struct sys_args *a = bpf_map_lookup_elem(&in_bind, &id);
 
 	if (!a)
-		return;
+		return 0;
 	struct sys_args args = *a;
-	bpf_map_delete_elem(map, &id);
-	if (ctx->ret != -want)
-		return;
+	bpf_map_delete_elem(&in_bind, &id);
+	if (ctx->ret != -EADDRINUSE)
+		return 0;
 
 	struct sock *sk = fd_sock(args.fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return;
+		return 0;
 
 	struct event e = {};
 	struct owner o = {};
-	e.kind = kind;
-	e.aux = want;
+	e.kind = EV_BIND_ERR;
+	e.aux = EADDRINUSE;
 	read_sock_tuple(sk, &e);
-	/* the address the caller asked for: destination of connect(),
-	 * local address of bind() */
+	/* the local address the caller asked for */
 	if (args.family) {
 		e.family = args.family;
-		if (kind == EV_CONNECT_ERR) {
-			__builtin_memcpy(e.daddr, args.addr, 16);
-			e.dport = args.port;
-		} else {
-			__builtin_memcpy(e.saddr, args.addr, 16);
-			e.sport = args.port;
-		}
+		__builtin_memcpy(e.saddr, args.addr, 16);
+		e.sport = args.port;
 	}
 	if (!tuple_wanted(&e))
-		return;
+		return 0;
 	current_owner(&o);
 	set_owner(&e, &o);
 	e.ptr = (__u64)sk;
 	emit(&e);
-}
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int on_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	sys_enter(&in_connect, ctx);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int on_exit_connect(struct trace_event_raw_sys_exit *ctx)
-{
-	sys_exit(&in_connect, ctx, EADDRNOTAVAIL, EV_CONNECT_ERR);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_bind")
-int on_enter_bind(struct trace_event_raw_sys_enter *ctx)
-{
-	sys_enter(&in_bind, ctx);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_bind")
-int on_exit_bind(struct trace_event_raw_sys_exit *ctx)
-{
-	sys_exit(&in_bind, ctx, EADDRINUSE, EV_BIND_ERR);
 	return 0;
 }
 
@@ -1157,21 +1192,23 @@ int BPF_PROG(on_timer_cancel, struct timer_list *t)
 	if (!tw)
 		return 0;
 
-	__u64 id = bpf_get_current_pid_tgid();
 	__u64 *rst = bpf_map_lookup_elem(&last_rst_tw, &zero);
-	struct sys_args *conn = bpf_map_lookup_elem(&in_connect, &id);
+	struct connecting *conn = bpf_map_lookup_elem(&connecting, &zero);
 	struct event e = {};
 
 	tw_record(&e, EV_TW_CANCEL, tw);
 	if (!tw_wanted(&e))
 		return 0;
 	e.flags = EVF_INFERRED;
-	/* inside connect() to the timewait socket's peer: the connect reuses
-	 * its tuple. (On loopback a SYN is delivered inside the sender's
+	/* inside connect() to the timewait socket's peer, on the CPU and in
+	 * the task that set SYN_SENT moments ago: the connect reuses its
+	 * tuple. (On loopback a SYN is delivered inside the sender's
 	 * connect() too, but it takes over a timewait socket whose *local*
 	 * end is the destination.) */
-	if (conn && conn->port == e.dport && conn->family == e.family &&
-	    addr_eq(conn->addr, e.daddr)) {
+	if (conn && conn->id && conn->id == bpf_get_current_pid_tgid() &&
+	    bpf_ktime_get_ns() - conn->ts_ns < CONNECT_WINDOW_NS &&
+	    conn->dport == e.dport && conn->family == e.family && conn->netns == e.netns &&
+	    addr_eq(conn->daddr, e.daddr)) {
 		struct owner o = {};
 		current_owner(&o);
 		set_owner(&e, &o);

@@ -346,9 +346,18 @@ func TestConnectAddrNotAvail(t *testing.T) {
 		t.Fatalf("scenario: %d failures with %v, want EADDRNOTAVAIL", r.Failed, r.Errno)
 	}
 	cerr := kind(event.KindConnectErr)
-	w.until("connect errors", atLeast(r.Failed, cerr))
+	// every connect() that did not connect goes SYN_SENT -> CLOSE: the
+	// ones that found no free tuple, and the refused one, which must not
+	// count as EADDRNOTAVAIL
+	aborted := func(e *event.Event) bool {
+		return e.Kind == event.KindState && e.OldState == event.SynSent && e.NewState == event.Close
+	}
+	w.until("connect errors and aborted connects", func(evs []event.Event) bool {
+		return count(evs, cerr) >= r.Failed && count(evs, aborted) >= r.Failed+r.Refused
+	})
 	evs := w.settle()
 	eq(t, "connect_error events", count(evs, cerr), r.Failed)
+	eq(t, "SYN_SENT -> CLOSE transitions", count(evs, aborted), r.Failed+r.Refused)
 	for i := range evs {
 		if e := &evs[i]; e.Kind == event.KindConnectErr {
 			eq(t, "errno", e.Errno(), uint32(unix.EADDRNOTAVAIL))

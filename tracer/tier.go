@@ -78,8 +78,6 @@ func HookLoss(fn string) string {
 var commonHooks = []hook{
 	{"on_state", hookTracing, "inet_sock_set_state", false},
 	{"on_receive_reset", hookTracing, "tcp_receive_reset", true},
-	{"on_enter_connect", hookTracepoint, "syscalls/sys_enter_connect", false},
-	{"on_exit_connect", hookTracepoint, "syscalls/sys_exit_connect", false},
 	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind", false},
 	{"on_exit_bind", hookTracepoint, "syscalls/sys_exit_bind", false},
 }

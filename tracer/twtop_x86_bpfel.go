@@ -57,9 +57,9 @@ type twtopEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	twtopMapBirths          = "births"
+	twtopMapConnecting      = "connecting"
 	twtopMapEvents          = "events"
 	twtopMapInBind          = "in_bind"
-	twtopMapInConnect       = "in_connect"
 	twtopMapInPurge         = "in_purge"
 	twtopMapKillStash       = "kill_stash"
 	twtopMapKprobeArgs      = "kprobe_args"
@@ -98,9 +98,7 @@ const (
 	twtopProgKrTwskAlloc    = "kr_twsk_alloc"
 	twtopProgKrTwskUnique   = "kr_twsk_unique"
 	twtopProgOnEnterBind    = "on_enter_bind"
-	twtopProgOnEnterConnect = "on_enter_connect"
 	twtopProgOnExitBind     = "on_exit_bind"
-	twtopProgOnExitConnect  = "on_exit_connect"
 	twtopProgOnReceiveReset = "on_receive_reset"
 	twtopProgOnSendReset    = "on_send_reset"
 	twtopProgOnState        = "on_state"
@@ -181,9 +179,7 @@ type twtopProgramSpecs struct {
 	KrTwskAlloc    *ebpf.ProgramSpec `ebpf:"kr_twsk_alloc"`
 	KrTwskUnique   *ebpf.ProgramSpec `ebpf:"kr_twsk_unique"`
 	OnEnterBind    *ebpf.ProgramSpec `ebpf:"on_enter_bind"`
-	OnEnterConnect *ebpf.ProgramSpec `ebpf:"on_enter_connect"`
 	OnExitBind     *ebpf.ProgramSpec `ebpf:"on_exit_bind"`
-	OnExitConnect  *ebpf.ProgramSpec `ebpf:"on_exit_connect"`
 	OnReceiveReset *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
 	OnSendReset    *ebpf.ProgramSpec `ebpf:"on_send_reset"`
 	OnState        *ebpf.ProgramSpec `ebpf:"on_state"`
@@ -198,9 +194,9 @@ type twtopProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type twtopMapSpecs struct {
 	Births     *ebpf.MapSpec `ebpf:"births"`
+	Connecting *ebpf.MapSpec `ebpf:"connecting"`
 	Events     *ebpf.MapSpec `ebpf:"events"`
 	InBind     *ebpf.MapSpec `ebpf:"in_bind"`
-	InConnect  *ebpf.MapSpec `ebpf:"in_connect"`
 	InPurge    *ebpf.MapSpec `ebpf:"in_purge"`
 	KillStash  *ebpf.MapSpec `ebpf:"kill_stash"`
 	KprobeArgs *ebpf.MapSpec `ebpf:"kprobe_args"`
@@ -245,9 +241,9 @@ func (o *twtopObjects) Close() error {
 // It can be passed to loadTwtopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type twtopMaps struct {
 	Births     *ebpf.Map `ebpf:"births"`
+	Connecting *ebpf.Map `ebpf:"connecting"`
 	Events     *ebpf.Map `ebpf:"events"`
 	InBind     *ebpf.Map `ebpf:"in_bind"`
-	InConnect  *ebpf.Map `ebpf:"in_connect"`
 	InPurge    *ebpf.Map `ebpf:"in_purge"`
 	KillStash  *ebpf.Map `ebpf:"kill_stash"`
 	KprobeArgs *ebpf.Map `ebpf:"kprobe_args"`
@@ -265,9 +261,9 @@ type twtopMaps struct {
 func (m *twtopMaps) Close() error {
 	return _TwtopClose(
 		m.Births,
+		m.Connecting,
 		m.Events,
 		m.InBind,
-		m.InConnect,
 		m.InPurge,
 		m.KillStash,
 		m.KprobeArgs,
@@ -322,9 +318,7 @@ type twtopPrograms struct {
 	KrTwskAlloc    *ebpf.Program `ebpf:"kr_twsk_alloc"`
 	KrTwskUnique   *ebpf.Program `ebpf:"kr_twsk_unique"`
 	OnEnterBind    *ebpf.Program `ebpf:"on_enter_bind"`
-	OnEnterConnect *ebpf.Program `ebpf:"on_enter_connect"`
 	OnExitBind     *ebpf.Program `ebpf:"on_exit_bind"`
-	OnExitConnect  *ebpf.Program `ebpf:"on_exit_connect"`
 	OnReceiveReset *ebpf.Program `ebpf:"on_receive_reset"`
 	OnSendReset    *ebpf.Program `ebpf:"on_send_reset"`
 	OnState        *ebpf.Program `ebpf:"on_state"`
@@ -362,9 +356,7 @@ func (p *twtopPrograms) Close() error {
 		p.KrTwskAlloc,
 		p.KrTwskUnique,
 		p.OnEnterBind,
-		p.OnEnterConnect,
 		p.OnExitBind,
-		p.OnExitConnect,
 		p.OnReceiveReset,
 		p.OnSendReset,
 		p.OnState,

@@ -69,6 +69,9 @@ type Result struct {
 	// EADDRNOTAVAIL for PortExhaustion, EADDRINUSE for BindInUse).
 	Failed int
 	Errno  unix.Errno
+	// Refused counts connect() calls refused by the peer
+	// (PortExhaustion).
+	Refused int
 	// Retries counts connect() calls that TwReuse repeated after
 	// EADDRNOTAVAIL while its TIME_WAIT sockets were too young to reuse.
 	Retries int
@@ -101,6 +104,9 @@ func (r *Result) Close() error {
 	r.held = nil
 	return errors.Join(errs...)
 }
+
+// refusedPort is a port nothing listens on in a scenario's namespace.
+const refusedPort = 9
 
 func newResult(name string, family int) *Result {
 	return &Result{Scenario: name, PID: os.Getpid(), Family: family}
@@ -433,7 +439,8 @@ func reuseOne(ns *netns.NS, r *Result, lfd int, tw map[Tuple]bool) error {
 // PortExhaustion sets net.ipv4.tcp_tw_reuse=0 and a port range of two
 // ports, makes two client-first connections, and then a third connect()
 // that fails with EADDRNOTAVAIL because both ports hold a TIME_WAIT socket
-// towards the listener.
+// towards the listener. Last, a connect() to a port where nothing listens
+// is refused (Result.Refused 1).
 func PortExhaustion(ns *netns.NS) (*Result, error) {
 	r := newResult("PortExhaustion", unix.AF_INET)
 	lfd, restore, err := tinyPortRange(ns, r, 2, "net.ipv4.tcp_tw_reuse", "0")
@@ -469,6 +476,15 @@ func PortExhaustion(ns *netns.NS) (*Result, error) {
 		}
 		r.Failed++
 		r.Errno = unix.EADDRNOTAVAIL
+		// a connect() refused by the peer also goes from SYN_SENT to
+		// CLOSE, and is no EADDRNOTAVAIL
+		if fd, _, err := dial(netip.AddrPortFrom(r.Listener.Addr(), refusedPort), netip.AddrPort{}, false); err == nil {
+			unix.Close(fd)
+			return fmt.Errorf("scenario: connect to port %d, where nothing listens, succeeded", refusedPort)
+		} else if !errors.Is(err, unix.ECONNREFUSED) {
+			return err
+		}
+		r.Refused++
 		return nil
 	})
 	if err := errors.Join(err, restore()); err != nil {

@@ -240,8 +240,8 @@ func TestPortExhaustion(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDeltas(t, deltas(t, ns, before, twKeys...), map[string]int64{"TcpExt.TW": 2, "TcpExt.TWRecycled": 0})
-	if r.Connects != 2 || r.Failed != 1 || r.Errno != unix.EADDRNOTAVAIL {
-		t.Errorf("result %+v, want 2 connects and one EADDRNOTAVAIL", r)
+	if r.Connects != 2 || r.Failed != 1 || r.Errno != unix.EADDRNOTAVAIL || r.Refused != 1 {
+		t.Errorf("result %+v, want 2 connects, one EADDRNOTAVAIL and one refused", r)
 	}
 	checkTimeWait(t, ns, unix.AF_INET, r.TimeWait)
 	if len(r.TimeWait) != 2 {
