@@ -18,6 +18,7 @@ type variant int
 
 const (
 	noTracer variant = iota
+	emptyHooksOnly
 	twtopRecord
 	twtopUI
 	bpftracePeer
@@ -27,6 +28,8 @@ func (v variant) String() string {
 	switch v {
 	case noTracer:
 		return "no tracer"
+	case emptyHooksOnly:
+		return "empty hooks"
 	case twtopRecord:
 		return "twtop --record"
 	case twtopUI:
@@ -36,6 +39,9 @@ func (v variant) String() string {
 	}
 	return fmt.Sprintf("variant(%d)", int(v))
 }
+
+// traces reports whether v is a tracer process with figures of its own.
+func (v variant) traces() bool { return v != noTracer && v != emptyHooksOnly }
 
 // shape is how hard the churn pushes: saturated (as many streams as make
 // the most connections/s) or one connection at a time.
@@ -202,7 +208,7 @@ func runAB(ctx context.Context, opts options) error {
 		{name: "saturated", streams: opts.churn.Streams},
 		{name: "single-stream", streams: 1},
 	}
-	variants := []variant{noTracer, twtopRecord, twtopUI}
+	variants := []variant{noTracer, emptyHooksOnly, twtopRecord, twtopUI}
 	if opts.bpftrace != "" {
 		variants = append(variants, bpftracePeer)
 	}
@@ -324,6 +330,11 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 	case bpftracePeer:
 		file = filepath.Join(opts.dir, fmt.Sprintf("%s-%d.bpftrace", sh.name, round))
 		tp, err = startBpftrace(ctx, opts.bpftrace, file)
+	case emptyHooksOnly:
+		var h *emptyHooks
+		if h, err = attachEmptyHooks(); err == nil {
+			defer func() { err = errors.Join(err, h.Close()) }()
+		}
 	}
 	if err != nil {
 		return res, err
@@ -439,7 +450,7 @@ func runLatency(ctx context.Context, opts options, round int) (res latencyResult
 // printRun prints one run's line as the harness goes.
 func printRun(r runResult) {
 	line := fmt.Sprintf("round %d  %-13s  %-14s  %9s conn/s  errors %d", r.round, r.shape, r.variant, grouped(r.churn.ConnPerS), r.churn.errorCount())
-	if r.variant != noTracer {
+	if r.variant.traces() {
 		user, total := r.cpuPerEvent()
 		line += fmt.Sprintf("  events %s (%s/s)  lost %d", grouped(float64(r.events)), grouped(r.eventsPerS()), r.lost)
 		if r.variant != bpftracePeer {
@@ -485,7 +496,7 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 			rate = append(rate, r.churn.ConnPerS)
 			ratio = append(ratio, r.ratio)
 			errs += r.churn.errorCount()
-			if v == noTracer {
+			if !v.traces() {
 				continue
 			}
 			evps = append(evps, r.eventsPerS())
@@ -499,8 +510,8 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 			rss = max(rss, r.usage.MaxRSSKB)
 		}
 		row := []string{v.String(), grouped(median(rate)), fmt.Sprintf("%.3f", median(ratio))}
-		switch v {
-		case noTracer:
+		switch {
+		case !v.traces():
 			row = append(row, "-", "-", "-", "-", "-", "-", "-")
 		default:
 			missCol := fmt.Sprint(misses)
