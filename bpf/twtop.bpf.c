@@ -481,11 +481,14 @@ static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct ev
  * for the timer_cancel that a takeover of a timewait tuple shows. */
 static __always_inline void track_connect(const struct sock *sk, const struct event *e)
 {
-	struct connecting *c = bpf_map_lookup_elem(&connecting, &zero);
+	bool start = e->oldstate == TCP_CLOSE && e->newstate == TCP_SYN_SENT;
 
+	if (!start && e->oldstate != TCP_SYN_SENT)
+		return;
+	struct connecting *c = bpf_map_lookup_elem(&connecting, &zero);
 	if (!c)
 		return;
-	if (e->oldstate == TCP_CLOSE && e->newstate == TCP_SYN_SENT) {
+	if (start) {
 		c->id = bpf_get_current_pid_tgid();
 		c->sk = (__u64)sk;
 		c->ts_ns = bpf_ktime_get_ns();
@@ -493,7 +496,7 @@ static __always_inline void track_connect(const struct sock *sk, const struct ev
 		c->netns = e->netns;
 		c->dport = e->dport;
 		c->family = e->family;
-	} else if (e->oldstate == TCP_SYN_SENT && c->sk == (__u64)sk) {
+	} else if (c->sk == (__u64)sk) {
 		c->id = 0;
 		c->sk = 0;
 	}
