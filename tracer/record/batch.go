@@ -3,6 +3,7 @@ package record
 import (
 	"fmt"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -61,41 +62,34 @@ func transpose8(w *[8]uint64) {
 	}
 }
 
-// batchEncoder encodes event block payloads.
+// batchEncoder encodes event block payloads (encDeltaTransposedS2).
 type batchEncoder struct {
-	enc     *zstd.Encoder
 	scratch []byte
 }
 
-func newBatchEncoder() (*batchEncoder, error) {
-	// One goroutine: the writer runs beside the tracer's reader and must
-	// not compete with the traced host for cores.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
-	}
-	return &batchEncoder{enc: enc}, nil
-}
-
 // encode appends the payload of an event block holding n records of size
-// sz (recs, record-major) to dst. It overwrites the times in recs with
-// their differences (deltaTimes).
+// sz (at least 8: the time; recs, record-major) to dst. It overwrites the
+// times in recs with their differences (deltaTimes).
 func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
 	var head [batchHeadSize]byte
 	le.PutUint32(head[0:], uint32(n))
 	le.PutUint16(head[4:], uint16(sz))
-	head[6] = encTransposedZstd
-	if sz >= 8 {
-		head[6] = encDeltaTransposedZstd
-		deltaTimes(recs, n, sz)
-	}
+	head[6] = encDeltaTransposedS2
+	deltaTimes(recs, n, sz)
 	dst = append(dst, head[:]...)
 	if cap(b.scratch) < len(recs) {
 		b.scratch = make([]byte, len(recs))
 	}
 	t := b.scratch[:len(recs)]
 	transpose(t, recs, n, sz)
-	return b.enc.EncodeAll(t, dst)
+	// S2 writes into the spare capacity of its destination when it is
+	// large enough, so the block buffer is reused from batch to batch
+	need := s2.MaxEncodedLen(len(t))
+	if cap(dst)-len(dst) < need {
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
+	}
+	out := s2.EncodeBetter(dst[len(dst):len(dst)+need], t)
+	return dst[:len(dst)+len(out)]
 }
 
 // deltaTimes replaces the time (first 8 bytes, little-endian) of every
@@ -116,20 +110,12 @@ func undeltaTimes(recs []byte, n, sz int) {
 	}
 }
 
-// batchDecoder decodes event block payloads.
+// batchDecoder decodes event block payloads: zstd ones (encodings 1 and 2,
+// written by earlier versions) and S2 ones.
 type batchDecoder struct {
-	dec     *zstd.Decoder
+	zdec    *zstd.Decoder // created on the first zstd block
 	scratch []byte
 	recs    []byte
-}
-
-func newBatchDecoder() (*batchDecoder, error) {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBatchBytes),
-		zstd.WithDecoderMaxWindow(maxBatchBytes))
-	if err != nil {
-		return nil, fmt.Errorf("zstd decoder: %w", err)
-	}
-	return &batchDecoder{dec: dec}, nil
 }
 
 // decode returns the records of an event block payload (valid until the
@@ -140,10 +126,10 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	}
 	n, sz = int(le.Uint32(p[0:])), int(le.Uint16(p[4:]))
 	enc := p[6]
-	if enc != encTransposedZstd && enc != encDeltaTransposedZstd {
+	if enc != encTransposedZstd && enc != encDeltaTransposedZstd && enc != encDeltaTransposedS2 {
 		return nil, 0, 0, fmt.Errorf("events block has unknown encoding %d (written by a newer twtop?)", enc)
 	}
-	if sz == 0 || sz > maxRecordSize || (enc == encDeltaTransposedZstd && sz < 8) {
+	if sz == 0 || sz > maxRecordSize || (enc != encTransposedZstd && sz < 8) {
 		return nil, 0, 0, fmt.Errorf("events block has record size %d (limit %d)", sz, maxRecordSize)
 	}
 	if n == 0 || n > maxBatchBytes/sz {
@@ -153,7 +139,12 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	if cap(b.scratch) < want {
 		b.scratch = make([]byte, 0, want)
 	}
-	t, err := b.dec.DecodeAll(p[batchHeadSize:], b.scratch[:0])
+	var t []byte
+	if enc == encDeltaTransposedS2 {
+		t, err = b.s2(p[batchHeadSize:], want)
+	} else {
+		t, err = b.zstd(p[batchHeadSize:])
+	}
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("events block does not decompress: %w", err)
 	}
@@ -166,8 +157,33 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	}
 	recs = b.recs[:want]
 	transpose(recs, t, sz, n)
-	if enc == encDeltaTransposedZstd {
+	if enc != encTransposedZstd {
 		undeltaTimes(recs, n, sz)
 	}
 	return recs, n, sz, nil
+}
+
+// s2 decompresses an S2 block that must hold want bytes; a block claiming
+// another length is refused before anything is allocated.
+func (b *batchDecoder) s2(p []byte, want int) ([]byte, error) {
+	got, err := s2.DecodedLen(p)
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, fmt.Errorf("S2 block holds %d bytes, want %d", got, want)
+	}
+	return s2.Decode(b.scratch[:want], p)
+}
+
+func (b *batchDecoder) zstd(p []byte) ([]byte, error) {
+	if b.zdec == nil {
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBatchBytes),
+			zstd.WithDecoderMaxWindow(maxBatchBytes))
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+		b.zdec = dec
+	}
+	return b.zdec.DecodeAll(p, b.scratch[:0])
 }

@@ -34,11 +34,7 @@ type Reader struct {
 // NewReader reads the preamble and the header. It fails with a
 // *FormatError when r is not a twtop recording this version can read.
 func NewReader(r io.Reader) (*Reader, error) {
-	dec, err := newBatchDecoder()
-	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	rd := &Reader{r: bufio.NewReaderSize(r, 256<<10), dec: dec}
+	rd := &Reader{r: bufio.NewReaderSize(r, 256<<10), dec: &batchDecoder{}}
 	var pre [preambleSize]byte
 	n, err := io.ReadFull(rd.r, pre[:])
 	rd.off += int64(n)

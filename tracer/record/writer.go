@@ -26,17 +26,14 @@ type Writer struct {
 
 // NewWriter writes the preamble and the header block to w.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
-	if h.RecordSize <= 0 || h.RecordSize > maxRecordSize {
-		return nil, fmt.Errorf("record: record size %d out of range", h.RecordSize)
+	// every record starts with its 8-byte time (encDeltaTransposedS2)
+	if h.RecordSize < 8 || h.RecordSize > maxRecordSize {
+		return nil, fmt.Errorf("record: record size %d out of range [8, %d]", h.RecordSize, maxRecordSize)
 	}
 	if h.ByteOrder == "" {
 		h.ByteOrder = "little"
 	}
-	enc, err := newBatchEncoder()
-	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	wr := &Writer{w: w, size: h.RecordSize, enc: enc, recs: make([]byte, 0, batchRecords*h.RecordSize)}
+	wr := &Writer{w: w, size: h.RecordSize, enc: &batchEncoder{}, recs: make([]byte, 0, batchRecords*h.RecordSize)}
 	var pre [preambleSize]byte
 	copy(pre[:], magic[:])
 	le.PutUint32(pre[len(magic):], Version)
