@@ -50,7 +50,7 @@ lint: ## gofmt, go vet and staticcheck
 bench: ## benchmarks that print figures (no timings are asserted)
 	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
 
-bench-overhead: ## churn with no tracer, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
+bench-overhead: ## churn with no tracer, empty hooks, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
 	$(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop
 	$(GO) run ./test/bench -twtop $(BUILD)/twtop-bench
 

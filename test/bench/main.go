@@ -1,8 +1,8 @@
 // Command bench measures what tracing costs a host that churns TCP
 // connections: it runs a loopback connection churn in a fresh network
-// namespace with no tracer, with `twtop --record` and with a bpftrace
-// one-liner on sock:inet_sock_set_state, alternating them over several
-// rounds, and prints connections/s, the ratio to the untraced rate, and
+// namespace with no tracer, with empty programs on twtop's hooks, with
+// `twtop --record`, with the twtop UI and with a bpftrace one-liner on
+// sock:inet_sock_set_state, alternating them over several rounds, and prints connections/s, the ratio to the untraced rate, and
 // twtop's events/s, losses, CPU per event, memory and start latency.
 //
 //	go run ./test/bench -twtop /tmp/twtop-bench [-rounds 5] [-duration 5s] [-short]
