@@ -117,11 +117,7 @@ func (a *app) drawClosers(c canvas) {
 
 	body := c.sub(0, 2, c.w, c.h-2)
 	if len(rows) == 0 {
-		msg := "no closes seen yet"
-		if s.filter != "" {
-			msg = fmt.Sprintf("no row matches %q", s.filter)
-		}
-		body.text(1, 0, msg, th.dim)
+		body.text(1, 0, noRows("no closes seen yet", "row", s.filter), th.dim)
 		return
 	}
 	s.list.fit(len(rows), body.h)

@@ -153,11 +153,7 @@ func (a *app) drawEventTable(c canvas, evs []event.Event, l *eventList, filter s
 	body := c.sub(0, 1, c.w, c.h-1)
 	l.place(keys, body.h)
 	if len(lines) == 0 {
-		msg := "no events yet"
-		if filter != "" {
-			msg = fmt.Sprintf("no event matches %q", filter)
-		}
-		body.text(1, 0, msg, th.dim)
+		body.text(1, 0, noRows("no events yet", "event", filter), th.dim)
 		return
 	}
 	for y := 0; y < body.h && l.top+y < len(lines); y++ {

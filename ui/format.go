@@ -214,3 +214,12 @@ func formatEvent(e *event.Event, first uint64) evLine {
 	}
 	return l
 }
+
+// noRows is what an empty table says: none when nothing was seen yet, or
+// that no row (what) matches the filter.
+func noRows(none, what, filter string) string {
+	if filter == "" {
+		return none
+	}
+	return fmt.Sprintf("no %s matches %q", what, filter)
+}

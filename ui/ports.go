@@ -80,11 +80,7 @@ func (a *app) drawPorts(c canvas) {
 	ws := fitColumns(cols, c.w)
 	a.tableHeader(c, 1, cols, ws, -1)
 	if len(rows) == 0 {
-		msg := "no client connections seen yet"
-		if s.filter != "" {
-			msg = fmt.Sprintf("no destination matches %q", s.filter)
-		}
-		c.text(1, 2, msg, th.dim)
+		c.text(1, 2, noRows("no client connections seen yet", "destination", s.filter), th.dim)
 		return
 	}
 	// the table, then what the selected row means, when there is room
