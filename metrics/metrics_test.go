@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -21,23 +20,13 @@ import (
 	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
-	"github.com/twtop/twtop/tracer/record"
 )
 
 // replay runs a recording through the decoder into a model, as
 // `twtop --replay` does, and returns the model and the report's meta.
 func replay(t *testing.T, path string) (*model.Model, model.Meta) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := record.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ingest.Recording(rd)
+	m, rd, err := ingest.File(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer/model"
-	"github.com/twtop/twtop/tracer/record"
 )
 
 // fakeSource is a Source with a fixed snapshot and status, recording what
@@ -75,18 +73,9 @@ func loadSnapshot(t testing.TB, name string) *model.Snapshot {
 	if s := snapCache[name]; s != nil {
 		return s
 	}
-	f, err := os.Open(filepath.Join("..", "testdata", name+".twrec"))
+	m, _, err := ingest.File(filepath.Join("..", "testdata", name+".twrec"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := record.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ingest.Recording(rd)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
 	}
 	s := m.Snapshot()
 	snapCache[name] = s

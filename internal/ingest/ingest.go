@@ -5,7 +5,9 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
@@ -33,4 +35,24 @@ func Recording(rd *record.Reader) (*model.Model, error) {
 		}
 		m.Apply(e)
 	}
+}
+
+// File replays the recording at path into a new model. The reader it
+// returns has been read to the end: its header and tracer stats stay
+// readable.
+func File(path string) (*model.Model, *record.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open recording: %w", err)
+	}
+	defer f.Close()
+	rd, err := record.NewReader(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read recording %s: %w", path, err)
+	}
+	m, err := Recording(rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay recording %s: %w", path, err)
+	}
+	return m, rd, nil
 }
