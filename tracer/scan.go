@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -56,20 +55,14 @@ func (t *Tracer) drainRing() error {
 	t.reader.SetDeadline(time.Now())
 	t.deadline = time.Time{} // Next sets its own again
 	for {
-		err := t.reader.ReadInto(&t.rec)
+		r, err := t.read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
-		if errors.Is(err, ringbuf.ErrClosed) {
-			return ErrClosed
-		}
 		if err != nil {
-			return fmt.Errorf("read ring buffer: %w", err)
+			return err
 		}
-		if len(t.rec.RawSample) < event.RecordSize {
-			return fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
-		}
-		buf = append(buf, t.rec.RawSample[:event.RecordSize]...)
+		buf = append(buf, r...)
 	}
 	for off := 0; off < len(buf); off += event.RecordSize {
 		t.pending = append(t.pending, buf[off:off+event.RecordSize:off+event.RecordSize])
@@ -170,7 +163,7 @@ func (t *Tracer) openIter(ns string) (io.ReadCloser, error) {
 	// iterator is used; an open iterator keeps working after Close.
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || t.iter == nil {
+	if t.closed.Load() || t.iter == nil {
 		return nil, ErrClosed
 	}
 	it := t.iter

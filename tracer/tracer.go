@@ -67,9 +67,8 @@ type Tracer struct {
 	deadline  time.Time // the reader's deadline
 	reads     uint32
 
-	closing   atomic.Bool // set by Close: Next checks it without the lock
+	closed    atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
-	closed    bool
 	scanNetns []string
 	final     *Stats // counters at Close
 	counts    [event.NumKinds]atomic.Uint64
@@ -270,11 +269,9 @@ func (t *Tracer) release() {
 func (t *Tracer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.closed.Swap(true) {
 		return nil
 	}
-	t.closed = true
-	t.closing.Store(true)
 	if st, err := t.stats(); err == nil {
 		t.final = &st
 	}
@@ -304,7 +301,7 @@ func (t *Tracer) KernelRelease() string { return kernelRelease() }
 // records ending with an event.KindScanEnd record.
 func (t *Tracer) Next() ([]byte, error) {
 	for {
-		if t.closing.Load() {
+		if t.closed.Load() {
 			return nil, ErrClosed
 		}
 		if len(t.pending) > 0 {
@@ -322,7 +319,7 @@ func (t *Tracer) Next() ([]byte, error) {
 		t.reads++
 		if t.clock.After(t.next) {
 			if err := t.scanAll(); err != nil {
-				if t.isClosed() {
+				if t.closed.Load() {
 					return nil, ErrClosed
 				}
 				return nil, err
@@ -335,24 +332,35 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.deadline = earliest(t.next, t.clock.Add(pollEvery))
 			t.reader.SetDeadline(t.deadline)
 		}
-		err := t.reader.ReadInto(&t.rec)
-		switch {
-		case err == nil:
-			if len(t.rec.RawSample) < event.RecordSize {
-				return nil, fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
-			}
-			r := t.rec.RawSample[:event.RecordSize]
-			t.count(r)
-			return r, nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		r, err := t.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			t.clock = time.Now()
 			continue
-		case errors.Is(err, ringbuf.ErrClosed):
-			return nil, ErrClosed
-		default:
-			return nil, fmt.Errorf("read ring buffer: %w", err)
 		}
+		if err != nil {
+			return nil, err
+		}
+		t.count(r)
+		return r, nil
 	}
+}
+
+// read reads the next record from the ring buffer, valid until the next
+// read. It passes os.ErrDeadlineExceeded on and returns ErrClosed once the
+// reader is closed.
+func (t *Tracer) read() ([]byte, error) {
+	err := t.reader.ReadInto(&t.rec)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, err
+	case errors.Is(err, ringbuf.ErrClosed):
+		return nil, ErrClosed
+	case err != nil:
+		return nil, fmt.Errorf("read ring buffer: %w", err)
+	case len(t.rec.RawSample) < event.RecordSize:
+		return nil, fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
+	}
+	return t.rec.RawSample[:event.RecordSize], nil
 }
 
 // wakeupEvery is how many records a CPU writes per wakeup of the reader
@@ -369,12 +377,6 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func (t *Tracer) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
 }
 
 func (t *Tracer) count(r []byte) {
