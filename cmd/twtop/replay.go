@@ -44,7 +44,7 @@ func replay(cfg *config) error {
 	fmt.Fprintf(os.Stderr, "twtop: replaying %s: recorded %s on %s, kernel %s, tier %s\n",
 		cfg.replay, h.Started.Local().Format("2006-01-02 15:04:05"), h.Host, h.Kernel, h.Tier)
 	if cfg.ui {
-		if err := replayUI(cfg.replay, rd, rd, feed); err != nil {
+		if err := replayUI(cfg.replay, rd, feed); err != nil {
 			return replayError(cfg.replay, err)
 		}
 		if tr := rd.Truncated(); tr != nil {

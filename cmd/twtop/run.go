@@ -154,9 +154,7 @@ func live(cfg *config) error {
 // serveModel feeds the model until the tracer is closed, publishing a
 // snapshot for the metrics every publishEvery.
 func serveModel(tr *tracer.Tracer, src *liveSource, m *model.Model, feed *metricsFeed) error {
-	v := newViewSource(ui.Status{Live: true}, m)
-	v.stats = liveStats(tr)
-	v.feed = feed
+	v := newViewSource(ui.Status{Live: true}, m, liveStats(tr), feed)
 	return v.run(context.Background(), src, tr.HZ())
 }
 

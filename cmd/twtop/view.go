@@ -38,8 +38,10 @@ type viewSource struct {
 	version atomic.Uint64
 }
 
-func newViewSource(st ui.Status, m *model.Model) *viewSource {
-	v := &viewSource{m: m, st: st, live: st.Live}
+// newViewSource feeds m; stats reads the tracer's counters so far, and
+// feed, when not nil, also gets every snapshot.
+func newViewSource(st ui.Status, m *model.Model, stats func() record.TracerStats, feed *metricsFeed) *viewSource {
+	v := &viewSource{m: m, st: st, live: st.Live, stats: stats, feed: feed}
 	v.pace.speed = st.Speed
 	return v
 }
@@ -223,22 +225,14 @@ func liveUI(tr *tracer.Tracer, src *liveSource, m *model.Model, feed *metricsFee
 	defer stop()
 	host, _ := os.Hostname()
 	v := newViewSource(ui.Status{Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
-		Inferred: !tr.Tier().Exact(), Live: true, Speed: 1}, m)
-	v.stats = liveStats(tr)
-	v.feed = feed
-	errc := make(chan error, 1)
-	go func() { errc <- v.run(ctx, src, tr.HZ()) }()
-	uerr := ui.Run(ctx, v, nil, uiOptions())
-	tr.Close() // ends the pipeline
-	if err := <-errc; err != nil && uerr == nil {
-		uerr = err
-	}
+		Inferred: !tr.Tier().Exact(), Live: true, Speed: 1}, m, liveStats(tr), feed)
+	err := v.show(ctx, src, tr.HZ(), func() { tr.Close() })
 	printTracerStats(tr)
-	return uerr
+	return err
 }
 
 // replayUI shows the UI on a recording, as fast as it was recorded.
-func replayUI(name string, rd *record.Reader, src event.RawSource, feed *metricsFeed) error {
+func replayUI(name string, rd *record.Reader, feed *metricsFeed) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	h := rd.Header()
@@ -246,14 +240,19 @@ func replayUI(name string, rd *record.Reader, src event.RawSource, feed *metrics
 	rd.OnState = func(s record.State) { ingest.State(m, s) }
 	tier, _ := tracer.ParseTier(h.Tier)
 	v := newViewSource(ui.Status{Host: h.Host, Kernel: h.Kernel, Tier: h.Tier, Inferred: tier == tracer.Tracepoint,
-		File: filepath.Base(name), Speed: 1}, m)
-	v.stats = rd.TracerStats
-	v.feed = feed
-	pctx, cancel := context.WithCancel(ctx)
+		File: filepath.Base(name), Speed: 1}, m, rd.TracerStats, feed)
+	ctx, cancel := context.WithCancel(ctx)
+	return v.show(ctx, rd, h.HZ, cancel)
+}
+
+// show runs the pipeline from src beside the UI until the UI ends (the
+// user quits, or ctx is done); end then stops the pipeline. The UI's error
+// comes first, then the pipeline's.
+func (v *viewSource) show(ctx context.Context, src event.RawSource, hz uint32, end func()) error {
 	errc := make(chan error, 1)
-	go func() { errc <- v.run(pctx, src, h.HZ) }()
+	go func() { errc <- v.run(ctx, src, hz) }()
 	uerr := ui.Run(ctx, v, nil, uiOptions())
-	cancel()
+	end()
 	if err := <-errc; err != nil && uerr == nil {
 		uerr = err
 	}
