@@ -209,7 +209,7 @@ func (c *Collector) netns(ch chan<- prometheus.Metric, rows []model.NetnsStats) 
 		if d := cmp.Compare(b.Created, a.Created); d != 0 {
 			return d
 		}
-		if d := cmp.Compare(closed(b), closed(a)); d != 0 {
+		if d := cmp.Compare(model.Closed(&b.Closes), model.Closed(&a.Closes)); d != 0 {
 			return d
 		}
 		if d := cmp.Compare(b.Open, a.Open); d != 0 {
@@ -242,14 +242,6 @@ func (c *Collector) netns(ch chan<- prometheus.Metric, rows []model.NetnsStats) 
 		put(&o, Other)
 	}
 	return len(rows) - n
-}
-
-func closed(n model.NetnsStats) uint64 {
-	var t uint64
-	for _, v := range n.Closes[model.SideActive:] {
-		t += v
-	}
-	return t
 }
 
 // ports exports the per-destination series: the TopN destinations in the

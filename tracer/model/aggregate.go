@@ -93,13 +93,7 @@ type Closer struct {
 }
 
 // Total is the number of closes counted for the row.
-func (c *Closer) Total() uint64 {
-	var n uint64
-	for _, v := range c.Closes[SideActive:] {
-		n += v
-	}
-	return n
-}
+func (c *Closer) Total() uint64 { return Closed(&c.Closes) }
 
 // ActiveShare is the share of closes where this row's side sent the first
 // FIN (0 when it closed nothing).

@@ -58,6 +58,16 @@ const (
 	SideReset             // ended without the FIN exchange (RST or abort)
 )
 
+// Closed is the number of closes in counts (indexed by Side) whose side
+// was classified, SideNone left out.
+func Closed(counts *[5]uint64) uint64 {
+	var n uint64
+	for _, v := range counts[SideActive:] {
+		n += v
+	}
+	return n
+}
+
 func (s Side) String() string {
 	return [...]string{"none", "active", "passive", "simultaneous", "reset"}[s]
 }

@@ -116,13 +116,7 @@ func (s *Snapshot) DurationSeconds() float64 {
 }
 
 // ClosedSockets is the number of sockets whose close was classified.
-func (s *Snapshot) ClosedSockets() uint64 {
-	var n uint64
-	for _, v := range s.Counters.Closes[SideActive:] {
-		n += v
-	}
-	return n
-}
+func (s *Snapshot) ClosedSockets() uint64 { return Closed(&s.Counters.Closes) }
 
 // TopClosers ranks one ranking's rows by a column, descending when desc,
 // and returns the first n (all when n <= 0) with the rest, and the keys
