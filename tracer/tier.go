@@ -128,6 +128,21 @@ func hooksFor(t Tier) []hook {
 	return append(hs, tierHooks[t]...)
 }
 
+// TracepointTierHooks lists where the tracepoint tier attaches, common
+// hooks included: BTF tracepoints by name, classic tracepoints as
+// "group/name". The iter/tcp scan is not a hook.
+func TracepointTierHooks() (btf, classic []string) {
+	for _, h := range hooksFor(Tracepoint) {
+		switch h.kind {
+		case hookTracing:
+			btf = append(btf, h.target)
+		case hookTracepoint:
+			classic = append(classic, h.target)
+		}
+	}
+	return btf, classic
+}
+
 // keepPrograms is the set of program names a tier loads.
 func keepPrograms(t Tier) map[string]bool {
 	keep := map[string]bool{scanProg: true}

@@ -3,37 +3,29 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/twtop/twtop/tracer"
 )
 
-// floorHooks are the hooks of twtop's tracepoint tier: BTF tracepoints on
-// TCP's state changes, resets and timers, and the bind() syscall
-// tracepoints. The "empty hooks" variant attaches a program that returns
-// at once to each, so that its ratio is what these attachments alone cost
-// the churn: the floor under any tracer that uses them, before it reads a
-// field or writes a record.
-var floorHooks = []struct {
-	name    string
-	syscall bool // a classic syscalls/ tracepoint, else a BTF tracepoint
-}{
-	{"inet_sock_set_state", false},
-	{"tcp_receive_reset", false},
-	{"tcp_send_reset", false},
-	{"timer_start", false},
-	{"timer_cancel", false},
-	{"timer_expire_entry", false},
-	{"sys_enter_bind", true},
-	{"sys_exit_bind", true},
-}
+// The "empty hooks" variant attaches a program that returns at once to
+// every hook of twtop's tracepoint tier (tracer.TracepointTierHooks: the
+// BTF tracepoints on TCP's state changes, resets and timers, and the
+// bind() syscall tracepoints), so that its ratio is what these attachments
+// alone cost the churn: the floor under any tracer that uses them, before
+// it reads a field or writes a record.
 
 // emptyHooks holds the attached empty programs.
 type emptyHooks struct {
 	progs []*ebpf.Program
 	links []link.Link
 }
+
+var ret0 = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 
 func attachEmptyHooks() (h *emptyHooks, err error) {
 	h = &emptyHooks{}
@@ -43,30 +35,48 @@ func attachEmptyHooks() (h *emptyHooks, err error) {
 			h = nil
 		}
 	}()
-	ret0 := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
-	for _, hk := range floorHooks {
-		spec := &ebpf.ProgramSpec{Name: "empty", Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp,
-			AttachTo: hk.name, Instructions: ret0, License: "GPL"}
-		if hk.syscall {
-			spec = &ebpf.ProgramSpec{Name: "empty", Type: ebpf.TracePoint, Instructions: ret0, License: "GPL"}
-		}
-		p, err := ebpf.NewProgram(spec)
+	btf, classic := tracer.TracepointTierHooks()
+	for _, name := range btf {
+		p, err := h.load(&ebpf.ProgramSpec{Name: "empty", Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp,
+			AttachTo: name, Instructions: ret0, License: "GPL"}, name)
 		if err != nil {
-			return h, fmt.Errorf("empty program for %s: %w", hk.name, err)
+			return h, err
 		}
-		h.progs = append(h.progs, p)
-		var l link.Link
-		if hk.syscall {
-			l, err = link.Tracepoint("syscalls", hk.name, p, nil)
-		} else {
-			l, err = link.AttachTracing(link.TracingOptions{Program: p})
+		if err := h.attach(link.AttachTracing(link.TracingOptions{Program: p})); err != nil {
+			return h, fmt.Errorf("attach an empty program to %s: %w", name, err)
 		}
+	}
+	for _, tp := range classic {
+		group, name, ok := strings.Cut(tp, "/")
+		if !ok {
+			return h, fmt.Errorf("tracepoint %q is not group/name", tp)
+		}
+		p, err := h.load(&ebpf.ProgramSpec{Name: "empty", Type: ebpf.TracePoint, Instructions: ret0, License: "GPL"}, tp)
 		if err != nil {
-			return h, fmt.Errorf("attach an empty program to %s: %w", hk.name, err)
+			return h, err
 		}
-		h.links = append(h.links, l)
+		if err := h.attach(link.Tracepoint(group, name, p, nil)); err != nil {
+			return h, fmt.Errorf("attach an empty program to %s: %w", tp, err)
+		}
 	}
 	return h, nil
+}
+
+func (h *emptyHooks) load(spec *ebpf.ProgramSpec, hook string) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgram(spec)
+	if err != nil {
+		return nil, fmt.Errorf("empty program for %s: %w", hook, err)
+	}
+	h.progs = append(h.progs, p)
+	return p, nil
+}
+
+func (h *emptyHooks) attach(l link.Link, err error) error {
+	if err != nil {
+		return err
+	}
+	h.links = append(h.links, l)
+	return nil
 }
 
 // Close detaches and unloads the programs.
