@@ -330,10 +330,14 @@ type list struct {
 	rows     int // rows visible at the last draw
 }
 
+// clamp keeps the selection within n rows (on the first when there are
+// none).
+func (l *list) clamp(n int) { l.sel = min(max(l.sel, 0), max(n-1, 0)) }
+
 // fit clamps the selection to n rows and scrolls it into view in h rows.
 func (l *list) fit(n, h int) {
 	l.rows = h
-	l.sel = min(max(l.sel, 0), max(n-1, 0))
+	l.clamp(n)
 	if l.sel < l.top {
 		l.top = l.sel
 	}
@@ -345,23 +349,31 @@ func (l *list) fit(n, h int) {
 
 // move moves the selection by a navigation key, within n rows.
 func (l *list) move(k tcell.Key, n int) bool {
-	page := max(l.rows-1, 1)
-	switch k {
-	case tcell.KeyUp:
-		l.sel--
-	case tcell.KeyDown:
-		l.sel++
-	case tcell.KeyPgUp:
-		l.sel -= page
-	case tcell.KeyPgDn:
-		l.sel += page
-	case tcell.KeyHome:
-		l.sel = 0
-	case tcell.KeyEnd:
-		l.sel = n - 1
-	default:
+	sel, ok := navigate(k, l.sel, max(l.rows-1, 1), n-1)
+	if !ok {
 		return false
 	}
-	l.sel = min(max(l.sel, 0), max(n-1, 0))
+	l.sel = sel
+	l.clamp(n)
 	return true
+}
+
+// navigate is where a navigation key moves position pos, by one, by page,
+// or to 0 or last (not clamped); false when k is not one.
+func navigate(k tcell.Key, pos, page, last int) (int, bool) {
+	switch k {
+	case tcell.KeyUp:
+		return pos - 1, true
+	case tcell.KeyDown:
+		return pos + 1, true
+	case tcell.KeyPgUp:
+		return pos - page, true
+	case tcell.KeyPgDn:
+		return pos + page, true
+	case tcell.KeyHome:
+		return 0, true
+	case tcell.KeyEnd:
+		return last, true
+	}
+	return pos, false
 }

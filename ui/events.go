@@ -68,23 +68,9 @@ func (l *eventList) place(keys []evKey, h int) {
 
 // scroll acts on a navigation key; false when k is not one.
 func (l *eventList) scroll(k tcell.Key) bool {
-	page := max(l.rows-1, 1)
 	maxTop := max(l.n-l.rows, 0)
-	top := l.top
-	switch k {
-	case tcell.KeyUp:
-		top--
-	case tcell.KeyDown:
-		top++
-	case tcell.KeyPgUp:
-		top -= page
-	case tcell.KeyPgDn:
-		top += page
-	case tcell.KeyHome:
-		top = 0
-	case tcell.KeyEnd:
-		top = maxTop
-	default:
+	top, ok := navigate(k, l.top, max(l.rows-1, 1), maxTop)
+	if !ok {
 		return false
 	}
 	top = min(max(top, 0), maxTop)

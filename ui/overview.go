@@ -335,7 +335,7 @@ func (a *app) drawFindings(c canvas, fs []model.Finding) {
 		return
 	}
 	l := &a.ov.list
-	l.sel = min(max(l.sel, 0), len(fs)-1)
+	l.clamp(len(fs))
 	lines, selStart, selEnd := a.findingLines(fs, c.w)
 	if a.ov.shown != l.sel || selEnd <= l.top || selStart >= l.top+c.h {
 		// a newly selected finding: its title and as much as fits after it

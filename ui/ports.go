@@ -84,7 +84,7 @@ func (a *app) drawPorts(c canvas) {
 		return
 	}
 	// the table, then what the selected row means, when there is room
-	s.list.sel = min(max(s.list.sel, 0), len(rows)-1)
+	s.list.clamp(len(rows))
 	detail := a.portDetail(&rows[s.list.sel], c.w)
 	if c.h-2-len(detail)-1 < min(len(rows), 3) {
 		detail = nil
