@@ -4,14 +4,30 @@
 # packages through apt, kernel images cached under build/) and runs: the
 # lint checks, the check that the committed bpf2go output is current, the
 # unit and privileged tests on this machine's kernel, a short round of the
-# overhead benchmark (fails on lost events), and the same
-# privileged tests inside Debian's 6.1 and 6.12 kernels under qemu, once
-# per attach tier (fentry, kprobe).
+# overhead benchmark (fails on lost events), the tracer's tests again with
+# the older kernels' fallbacks forced, and the same privileged tests inside
+# Debian's 5.10, 6.1 and 6.12 kernels under qemu (see VM_RUNS).
 
 GO          ?= go
 BUILD       := build
-VM_KERNELS  ?= 6.1 6.12
-VM_TIERS    ?= fentry kprobe
+VM_KERNELS  ?= 5.10 6.1 6.12
+# The VM matrix: KERNEL:TIER[:FALLBACKS] (TWTOP_FALLBACK, see twtop
+# --help). Every tier runs on 5.10, the oldest kernel here, and there the
+# fallbacks for kernels older still are forced: the kprobe tier as 5.4 or
+# RHEL 8 would run it (perf buffers, classic tracepoints, sock_diag, BTF
+# from a file) and the tracepoint tier on perf buffers and classic
+# tracepoints. 6.1 and 6.12 run the exact tiers (their programs differ:
+# tcp_timewait_state_process has 3, 4 or 5 arguments, the death row is a
+# pointer from 6.0) and 6.12 the tracepoint tier, which the host's 6.18
+# also runs; the host covers the ring buffer path of classic tracepoints
+# and sock_diag (test-fallbacks). Runs whose kernel is not in VM_KERNELS
+# are left out.
+VM_RUNS     ?= 5.10:fentry 5.10:kprobe 5.10:tracepoint \
+               5.10:kprobe:perf-buffer,no-kernel-btf \
+               5.10:tracepoint:perf-buffer,classic-tracepoints,sock-diag \
+               6.1:fentry 6.1:kprobe 6.12:fentry 6.12:kprobe 6.12:tracepoint
+# Fallbacks forced on the host's kernel by test-fallbacks.
+HOST_FALLBACKS ?= classic-tracepoints,sock-diag perf-buffer
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
 
@@ -23,7 +39,7 @@ PKGS_TEST     := tmux
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench bench-overhead bench-short build fuzz generate check-generated lint recordings test test-host test-deploy test-vm deps-generate deps-test deps-vm help clean
+.PHONY: all bench bench-overhead bench-short build fuzz generate check-generated lint recordings test test-host test-fallbacks test-deploy test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -73,22 +89,34 @@ recordings: build ## re-record testdata/*.twrec from real workloads in network n
 test-host: deps-test ## all Go tests on this machine's kernel (privileged ones need root)
 	$(GO) test -count=1 -timeout 20m ./...
 
+test-fallbacks: ## the tracer's tests on this kernel with older kernels' ways forced (HOST_FALLBACKS; root)
+	@set -e; for f in $(HOST_FALLBACKS); do \
+	  echo "=== host kernel, fallbacks $$f"; \
+	  TWTOP_FALLBACK=$$f $(GO) test -count=1 -timeout 20m ./tracer/ ; \
+	done
+
 # deploy/kubernetes is a module of its own, so that the Kubernetes and
 # Prometheus packages its checks use stay out of twtop's build.
 test-deploy: ## the Kubernetes manifests: strict decoding, least privilege, alerts' PromQL and metric names, capabilities (root)
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) test -count=1 -timeout 10m ./...
 
-# In the VMs, auto must pick fentry: both kernels support it.
-test-vm: deps-vm ## the tracer's privileged tests in qemu: kernels $(VM_KERNELS) x tiers $(VM_TIERS)
+# In the VMs, auto must pick fentry: every kernel of the matrix supports it.
+test-vm: deps-vm ## the tracer's privileged tests in qemu: the runs of VM_RUNS on the kernels of VM_KERNELS
 	@mkdir -p $(BUILD)
 	@for k in $(VM_KERNELS); do test/vm/kernels.sh --dir $(BUILD)/kernels $$k || exit 1; done
-	@set -e; for k in $(VM_KERNELS); do for t in $(VM_TIERS); do \
-	  echo "=== kernel $$k, tier $$t"; \
-	  TWTOP_TIER=$$t TWTOP_EXPECT_TIER=fentry CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m \
-	    -exec "$(CURDIR)/test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels" ./tracer/ ; \
-	done; done
+	CGO_ENABLED=0 $(GO) test -c -o $(BUILD)/tracer.test ./tracer/
+	@set -e; cd tracer; for run in $(VM_RUNS); do \
+	  k=$${run%%:*}; rest=$${run#*:}; t=$${rest%%:*}; f=; \
+	  case $$rest in *:*) f=$${rest#*:} ;; esac; \
+	  case " $(VM_KERNELS) " in *" $$k "*) ;; *) continue ;; esac; \
+	  echo "=== kernel $$k, tier $$t$${f:+, fallbacks $$f}"; \
+	  TWTOP_TIER=$$t TWTOP_FALLBACK=$$f TWTOP_EXPECT_TIER=fentry \
+	    ../test/vm/exec.sh --kernel $$k --kernel-dir $(CURDIR)/$(BUILD)/kernels \
+	    $(CURDIR)/$(BUILD)/tracer.test -test.count=1 -test.timeout 30m \
+	    || { echo "test-vm: FAIL on kernel $$k, tier $$t$${f:+, fallbacks $$f}" >&2; exit 1; }; \
+	done
 
-test: lint check-generated test-host test-deploy fuzz bench-short test-vm ## everything: what CI runs
+test: lint check-generated test-host test-fallbacks test-deploy fuzz bench-short test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)

@@ -15,6 +15,13 @@
  * Everything that differs between kernels goes through CO-RE: field
  * offsets, enum values, the death row counter's name and whether the
  * per-netns death row is a pointer.
+ *
+ * Older kernels get the same records by other means, chosen in user space
+ * before load: a perf event array where the BPF ring buffer is missing
+ * (cfg.perf_buffer; below 5.8), classic tracepoints (the tp_* programs)
+ * where tp_btf cannot attach (no kernel BTF), fexit programs that take the
+ * return value as an argument (bpf_get_func_ret is 5.17+), and a scan over
+ * sock_diag from user space where iter/tcp is missing (below 5.9).
  */
 #include "../vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -47,6 +54,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized by user space */
 } events SEC(".maps");
+
+/* Kernels without the ring buffer: the same records, per CPU
+ * (cfg.perf_buffer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
 
 /* Records that did not fit in the ring buffer, per CPU and per kind. */
 struct {
@@ -242,10 +257,22 @@ struct net___drptr {
 	struct netns_ipv4___drptr ipv4;
 };
 
-/* the namespace reference count: ns.count until 6.17, ns.__ns_ref after */
+/* the namespace reference count: net.count until 5.11, ns.count until
+ * 6.17, ns.__ns_ref after */
 struct ns_common___count {
 	refcount_t count;
 };
+
+struct net___count {
+	refcount_t count;
+};
+
+/* tcp_send_reset's event before 6.10 (class tcp_event_sk_skb) */
+struct trace_event_raw_tcp_event_sk_skb___old {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+} __attribute__((preserve_access_index));
 
 static const __u32 zero = 0;
 
@@ -260,12 +287,16 @@ static const __u32 zero = 0;
  * costs two cache lines the reader writes. So records go in silently, and
  * every (cfg.wakeup_mask + 1)th record of a CPU wakes the reader, which
  * also polls with a short timeout for the rest. wakeup_mask 0: the
- * kernel's default, a wakeup whenever the reader has caught up. */
-static __always_inline void emit(struct event *e)
+ * kernel's default, a wakeup whenever the reader has caught up. With
+ * cfg.perf_buffer the record goes to this CPU's perf buffer instead; the
+ * branch not taken is removed by the verifier, so a kernel without one of
+ * the two helpers loads the program. */
+static __always_inline void emit(void *ctx, struct event *e)
 {
 	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
 	__u32 s = 0;
 	__u64 flags = 0;
+	long err;
 
 	if (seq) {
 		s = *seq;
@@ -274,9 +305,14 @@ static __always_inline void emit(struct event *e)
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
 	e->seq = s;
-	if (cfg.wakeup_mask)
-		flags = (s & cfg.wakeup_mask) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {
+	if (cfg.perf_buffer) {
+		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, e, sizeof(*e));
+	} else {
+		if (cfg.wakeup_mask)
+			flags = (s & cfg.wakeup_mask) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
+		err = bpf_ringbuf_output(&events, e, sizeof(*e), flags);
+	}
+	if (err) {
 		__u32 k = e->kind;
 		__u64 *n = bpf_map_lookup_elem(&lost, &k);
 		if (n)
@@ -407,14 +443,14 @@ static __always_inline void tw_record(struct event *e, __u16 kind, const struct 
 }
 
 /* Build and send a timewait record if it passes the filters. */
-static __always_inline void tw_emit(__u16 kind, const struct inet_timewait_sock *tw)
+static __always_inline void tw_emit(void *ctx, __u16 kind, const struct inet_timewait_sock *tw)
 {
 	struct event e = {};
 
 	tw_record(&e, kind, tw);
 	if (!tw_wanted(&e))
 		return;
-	emit(&e);
+	emit(ctx, &e);
 }
 
 /* The network namespace's timewait death row: count and limit. */
@@ -446,8 +482,10 @@ static __always_inline bool net_dying(const struct inet_timewait_sock *tw)
 
 	if (bpf_core_field_exists(ns->__ns_ref))
 		refs = BPF_CORE_READ(ns, __ns_ref.refs.counter);
-	else
+	else if (bpf_core_field_exists(((struct ns_common___count *)ns)->count))
 		refs = BPF_CORE_READ((struct ns_common___count *)ns, count.refs.counter);
+	else
+		refs = BPF_CORE_READ((struct net___count *)net, count.refs.counter);
 	return refs == 0;
 }
 
@@ -502,18 +540,19 @@ static __always_inline void track_connect(const struct sock *sk, const struct ev
 	}
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
+/* A TCP socket's state change, from the BTF tracepoint (btf: its socket
+ * argument can be read with plain loads) or the classic one. */
+static __always_inline int state_change(void *ctx, const struct sock *sk, int oldstate, int newstate, bool btf)
 {
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-
 	struct event e = {};
 	e.kind = EV_STATE;
 	e.ptr = (__u64)sk;
 	e.oldstate = oldstate;
 	e.newstate = newstate;
-	read_sock_tuple_btf(sk, &e);
+	if (btf)
+		read_sock_tuple_btf(sk, &e);
+	else
+		read_sock_tuple(sk, &e);
 	if (!tuple_wanted(&e))
 		return 0;
 
@@ -582,22 +621,39 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 				o2.aux = count;
 				o2.aux2 = limit;
 				o2.flags |= EVF_INFERRED;
-				emit(&o2);
+				emit(ctx, &o2);
 			}
 		}
 	}
 	if (cfg.tp_tier)
 		track_connect(sk, &e);
-	emit(&e);
+	emit(ctx, &e);
 	if (no_tuple) {
 		e.kind = EV_CONNECT_ERR;
 		e.aux = EADDRNOTAVAIL;
 		e.oldstate = 0;
 		e.newstate = 0;
 		e.flags &= EVF_OWNER;
-		emit(&e);
+		emit(ctx, &e);
 	}
 	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	return state_change(ctx, sk, oldstate, newstate, true);
+}
+
+/* Kernels without BTF for tp_btf: the classic tracepoint. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return state_change(ctx, ctx->skaddr, ctx->oldstate, ctx->newstate, false);
 }
 
 /* ---- bind() errors (every tier) ------------------------------------------ */
@@ -672,7 +728,7 @@ int on_exit_bind(struct trace_event_raw_sys_exit *ctx)
 	current_owner(&o);
 	set_owner(&e, &o);
 	e.ptr = (__u64)sk;
-	emit(&e);
+	emit(ctx, &e);
 	return 0;
 }
 
@@ -710,7 +766,7 @@ int scan_tw(struct bpf_iter__tcp *ctx)
 
 /* ---- shared bodies of the fentry and kprobe tiers ------------------------- */
 
-static __always_inline void twsk_alloc_done(const struct sock *sk, const struct inet_timewait_death_row *dr,
+static __always_inline void twsk_alloc_done(void *ctx, const struct sock *sk, const struct inet_timewait_death_row *dr,
 					    const struct inet_timewait_sock *tw)
 {
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
@@ -728,7 +784,7 @@ static __always_inline void twsk_alloc_done(const struct sock *sk, const struct 
 		if (!tw_wanted(&e))
 			return;
 		death_row_of(dr, &e.aux, &e.aux2);
-		emit(&e);
+		emit(ctx, &e);
 		return;
 	}
 	struct tw_birth b = {.tw = (__u64)tw};
@@ -740,7 +796,7 @@ static __always_inline void twsk_alloc_done(const struct sock *sk, const struct 
 	bpf_map_update_elem(&births, &key, &b, BPF_ANY);
 }
 
-static __always_inline void time_wait_done(const struct sock *sk)
+static __always_inline void time_wait_done(void *ctx, const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct tw_birth *b = bpf_map_lookup_elem(&births, &key);
@@ -763,17 +819,17 @@ static __always_inline void time_wait_done(const struct sock *sk)
 		set_owner(&e, &birth.owner);
 	if (!tw_wanted(&e))
 		return;
-	emit(&e);
+	emit(ctx, &e);
 }
 
-static __always_inline void tw_timer_fired(const struct timer_list *t)
+static __always_inline void tw_timer_fired(void *ctx, const struct timer_list *t)
 {
 	const struct inet_timewait_sock *tw = tw_of_timer(t);
 	__u64 key = (__u64)tw;
 	__u8 one = 1;
 
 	bpf_map_update_elem(&tw_done, &key, &one, BPF_ANY);
-	tw_emit(EV_TW_EXPIRE, tw);
+	tw_emit(ctx, EV_TW_EXPIRE, tw);
 }
 
 static __always_inline void deschedule_enter(const struct inet_timewait_sock *tw)
@@ -789,7 +845,7 @@ static __always_inline void deschedule_enter(const struct inet_timewait_sock *tw
 	bpf_map_update_elem(&kill_stash, &key, &e, BPF_ANY);
 }
 
-static __always_inline void deschedule_exit(__u64 tw)
+static __always_inline void deschedule_exit(void *ctx, __u64 tw)
 {
 	struct event *stashed = bpf_map_lookup_elem(&kill_stash, &tw);
 	if (!stashed)
@@ -807,7 +863,7 @@ static __always_inline void deschedule_exit(__u64 tw)
 	} else if (bpf_map_lookup_elem(&in_purge, &id)) {
 		e.cause = CAUSE_PURGE;
 	}
-	emit(&e);
+	emit(ctx, &e);
 	__u8 one = 1;
 	bpf_map_update_elem(&tw_done, &tw, &one, BPF_ANY);
 }
@@ -815,7 +871,7 @@ static __always_inline void deschedule_exit(__u64 tw)
 /* Every timewait socket passes through tcp_twsk_destructor when it is
  * freed. One whose end no hook reported ended on a path where the kernel
  * inlined inet_twsk_deschedule_put (seen on 6.1: the namespace purge). */
-static __always_inline void tw_destroyed(const struct inet_timewait_sock *tw)
+static __always_inline void tw_destroyed(void *ctx, const struct inet_timewait_sock *tw)
 {
 	__u64 key = (__u64)tw;
 
@@ -837,7 +893,7 @@ static __always_inline void tw_destroyed(const struct inet_timewait_sock *tw)
 	} else if (bpf_map_lookup_elem(&in_purge, &id) || net_dying(tw)) {
 		e.cause = CAUSE_PURGE;
 	}
-	emit(&e);
+	emit(ctx, &e);
 }
 
 static __always_inline void set_cause(__u64 tw, __u8 cause)
@@ -845,7 +901,7 @@ static __always_inline void set_cause(__u64 tw, __u8 cause)
 	bpf_map_update_elem(&tw_cause, &tw, &cause, BPF_ANY);
 }
 
-static __always_inline void twsk_unique_done(const struct sock *sk, const struct sock *sktw, int ret)
+static __always_inline void twsk_unique_done(void *ctx, const struct sock *sk, const struct sock *sktw, int ret)
 {
 	if (ret != 1 || !sktw)
 		return;
@@ -862,7 +918,7 @@ static __always_inline void twsk_unique_done(const struct sock *sk, const struct
 		return;
 	set_owner(&e, &o);
 	e.flags |= EVF_IN_CONNECT;
-	emit(&e);
+	emit(ctx, &e);
 }
 
 /* th->rst, read from the wire header rather than the kernel's bitfield */
@@ -880,7 +936,7 @@ static __always_inline void tw_process_enter(const struct inet_timewait_sock *tw
 		set_cause((__u64)tw, CAUSE_RST_RECEIVED);
 }
 
-static __always_inline void tw_process_done(const struct inet_timewait_sock *tw, bool rst, int status)
+static __always_inline void tw_process_done(void *ctx, const struct inet_timewait_sock *tw, bool rst, int status)
 {
 	__u32 outcome;
 
@@ -905,7 +961,7 @@ static __always_inline void tw_process_done(const struct inet_timewait_sock *tw,
 	e.aux = outcome;
 	if (!tw_wanted(&e))
 		return;
-	emit(&e);
+	emit(ctx, &e);
 }
 
 static __always_inline void purge_mark(bool on)
@@ -921,27 +977,30 @@ static __always_inline void purge_mark(bool on)
 
 /* ---- fentry tier ---------------------------------------------------------- */
 
-SEC("fexit/inet_twsk_alloc")
-int BPF_PROG(fx_twsk_alloc, const struct sock *sk, struct inet_timewait_death_row *dr)
-{
-	__u64 ret = 0;
+/* fexit programs take the return value as the argument after the
+ * function's own (bpf_get_func_ret would need 5.17); where the number of
+ * arguments changed between kernels, user space loads the variant that
+ * matches the function's BTF prototype. */
 
-	bpf_get_func_ret(ctx, &ret);
-	twsk_alloc_done(sk, dr, (void *)ret);
+SEC("fexit/inet_twsk_alloc")
+int BPF_PROG(fx_twsk_alloc, const struct sock *sk, struct inet_timewait_death_row *dr, int state,
+	     struct inet_timewait_sock *ret)
+{
+	twsk_alloc_done(ctx, sk, dr, ret);
 	return 0;
 }
 
 SEC("fexit/tcp_time_wait")
 int BPF_PROG(fx_time_wait, struct sock *sk)
 {
-	time_wait_done(sk);
+	time_wait_done(ctx, sk);
 	return 0;
 }
 
 SEC("fentry/tw_timer_handler")
 int BPF_PROG(fe_tw_timer, struct timer_list *t)
 {
-	tw_timer_fired(t);
+	tw_timer_fired(ctx, t);
 	return 0;
 }
 
@@ -955,17 +1014,14 @@ int BPF_PROG(fe_deschedule, struct inet_timewait_sock *tw)
 SEC("fexit/inet_twsk_deschedule_put")
 int BPF_PROG(fx_deschedule, struct inet_timewait_sock *tw)
 {
-	deschedule_exit((__u64)tw);
+	deschedule_exit(ctx, (__u64)tw);
 	return 0;
 }
 
 SEC("fexit/tcp_twsk_unique")
-int BPF_PROG(fx_twsk_unique, struct sock *sk, struct sock *sktw)
+int BPF_PROG(fx_twsk_unique, struct sock *sk, struct sock *sktw, void *twp, int ret)
 {
-	__u64 ret = 0;
-
-	bpf_get_func_ret(ctx, &ret);
-	twsk_unique_done(sk, sktw, (int)ret);
+	twsk_unique_done(ctx, sk, sktw, ret);
 	return 0;
 }
 
@@ -976,22 +1032,35 @@ int BPF_PROG(fe_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, 
 	return 0;
 }
 
+/* (tw, skb, th) up to 6.9; u32 *tw_isn from 6.10; enum skb_drop_reason *
+ * from about 6.14 */
 SEC("fexit/tcp_timewait_state_process")
-int BPF_PROG(fx_tw_process, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th)
+int BPF_PROG(fx_tw_process3, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th, int ret)
 {
-	__u64 ret = 0;
+	tw_process_done(ctx, tw, th_rst(th), ret);
+	return 0;
+}
 
-	/* the return value follows a number of arguments that depends on the
-	 * kernel (3, 4 or 5): bpf_get_func_ret finds it on all of them */
-	bpf_get_func_ret(ctx, &ret);
-	tw_process_done(tw, th_rst(th), (int)ret);
+SEC("fexit/tcp_timewait_state_process")
+int BPF_PROG(fx_tw_process4, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th,
+	     void *tw_isn, int ret)
+{
+	tw_process_done(ctx, tw, th_rst(th), ret);
+	return 0;
+}
+
+SEC("fexit/tcp_timewait_state_process")
+int BPF_PROG(fx_tw_process5, struct inet_timewait_sock *tw, struct sk_buff *skb, const struct tcphdr *th,
+	     void *tw_isn, void *drop_reason, int ret)
+{
+	tw_process_done(ctx, tw, th_rst(th), ret);
 	return 0;
 }
 
 SEC("fentry/tcp_twsk_destructor")
 int BPF_PROG(fe_tw_destructor, struct sock *sk)
 {
-	tw_destroyed((const void *)sk);
+	tw_destroyed(ctx, (const void *)sk);
 	return 0;
 }
 
@@ -1044,7 +1113,7 @@ int BPF_KRETPROBE(kr_twsk_alloc, struct inet_timewait_sock *tw)
 	struct kargs a;
 
 	if (kargs_take(&a))
-		twsk_alloc_done((void *)a.a0, (void *)a.a1, tw);
+		twsk_alloc_done(ctx, (void *)a.a0, (void *)a.a1, tw);
 	return 0;
 }
 
@@ -1070,14 +1139,14 @@ int BPF_KRETPROBE(kr_time_wait)
 		return 0;
 	__u64 sk = a->a0;
 	bpf_map_delete_elem(&kprobe_args, &id);
-	time_wait_done((void *)sk);
+	time_wait_done(ctx, (void *)sk);
 	return 0;
 }
 
 SEC("kprobe/tw_timer_handler")
 int BPF_KPROBE(kp_tw_timer, struct timer_list *t)
 {
-	tw_timer_fired(t);
+	tw_timer_fired(ctx, t);
 	return 0;
 }
 
@@ -1095,7 +1164,7 @@ int BPF_KRETPROBE(kr_deschedule)
 	struct kargs a;
 
 	if (kargs_take(&a))
-		deschedule_exit(a.a0);
+		deschedule_exit(ctx, a.a0);
 	return 0;
 }
 
@@ -1112,7 +1181,7 @@ int BPF_KRETPROBE(kr_twsk_unique, int ret)
 	struct kargs a;
 
 	if (kargs_take(&a))
-		twsk_unique_done((void *)a.a0, (void *)a.a1, ret);
+		twsk_unique_done(ctx, (void *)a.a0, (void *)a.a1, ret);
 	return 0;
 }
 
@@ -1133,14 +1202,14 @@ int BPF_KRETPROBE(kr_tw_process, int ret)
 	struct kargs a;
 
 	if (kargs_take(&a))
-		tw_process_done((void *)a.a0, a.a1, ret);
+		tw_process_done(ctx, (void *)a.a0, a.a1, ret);
 	return 0;
 }
 
 SEC("kprobe/tcp_twsk_destructor")
 int BPF_KPROBE(kp_tw_destructor, struct sock *sk)
 {
-	tw_destroyed((const void *)sk);
+	tw_destroyed(ctx, (const void *)sk);
 	return 0;
 }
 
@@ -1160,22 +1229,23 @@ int BPF_KRETPROBE(kr_purge)
 
 /* ---- tracepoint tier -------------------------------------------------------- */
 
-static __always_inline const struct inet_timewait_sock *tw_timer(const struct timer_list *t)
+/* The timewait socket of a timer whose callback is fn, NULL for any other
+ * timer: these hooks run for every timer of the host. */
+static __always_inline const struct inet_timewait_sock *tw_of_fn(const void *t, __u64 fn)
 {
-	/* runs for every timer of the host: a plain load of the BTF-typed
-	 * argument, no helper call */
-	if (!cfg.tw_timer_fn || (__u64)t->function != cfg.tw_timer_fn)
+	if (!cfg.tw_timer_fn || fn != cfg.tw_timer_fn)
 		return NULL;
 	return tw_of_timer(t);
 }
 
-SEC("tp_btf/timer_start")
-int BPF_PROG(on_timer_start, struct timer_list *t)
+/* tp_btf: a plain load of the BTF-typed argument, no helper call */
+static __always_inline const struct inet_timewait_sock *tw_timer(const struct timer_list *t)
 {
-	const struct inet_timewait_sock *tw = tw_timer(t);
-	if (!tw)
-		return 0;
+	return tw_of_fn(t, (__u64)t->function);
+}
 
+static __always_inline void timer_started(void *ctx, const struct inet_timewait_sock *tw)
+{
 	struct event e = {};
 	tw_record(&e, EV_TW_ARM, tw);
 	/* remember it for the close that follows on this CPU (overflow test) */
@@ -1183,25 +1253,19 @@ int BPF_PROG(on_timer_start, struct timer_list *t)
 	if (armed)
 		tuple_of(&e, armed);
 	if (!tw_wanted(&e))
-		return 0;
-	emit(&e);
-	return 0;
+		return;
+	emit(ctx, &e);
 }
 
-SEC("tp_btf/timer_cancel")
-int BPF_PROG(on_timer_cancel, struct timer_list *t)
+static __always_inline void timer_cancelled(void *ctx, const struct inet_timewait_sock *tw)
 {
-	const struct inet_timewait_sock *tw = tw_timer(t);
-	if (!tw)
-		return 0;
-
 	__u64 *rst = bpf_map_lookup_elem(&last_rst_tw, &zero);
 	struct connecting *conn = bpf_map_lookup_elem(&connecting, &zero);
 	struct event e = {};
 
 	tw_record(&e, EV_TW_CANCEL, tw);
 	if (!tw_wanted(&e))
-		return 0;
+		return;
 	e.flags = EVF_INFERRED;
 	/* inside connect() to the timewait socket's peer, on the CPU and in
 	 * the task that set SYN_SENT moments ago: the connect reuses its
@@ -1223,7 +1287,24 @@ int BPF_PROG(on_timer_cancel, struct timer_list *t)
 	} else if (net_dying(tw)) {
 		e.cause = CAUSE_PURGE;
 	}
-	emit(&e);
+	emit(ctx, &e);
+}
+
+SEC("tp_btf/timer_start")
+int BPF_PROG(on_timer_start, struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_timer(t);
+	if (tw)
+		timer_started(ctx, tw);
+	return 0;
+}
+
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(on_timer_cancel, struct timer_list *t)
+{
+	const struct inet_timewait_sock *tw = tw_timer(t);
+	if (tw)
+		timer_cancelled(ctx, tw);
 	return 0;
 }
 
@@ -1231,33 +1312,36 @@ SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(on_timer_expire, struct timer_list *t)
 {
 	const struct inet_timewait_sock *tw = tw_timer(t);
-	if (!tw)
-		return 0;
-	tw_emit(EV_TW_EXPIRE, tw);
+	if (tw)
+		tw_emit(ctx, EV_TW_EXPIRE, tw);
 	return 0;
 }
 
 /* An RST received by a full socket: marks its coming CLOSE, so a reset
  * received is told apart from one this host sent (SO_LINGER 0, tcp_abort,
  * a timeout). */
-SEC("tp_btf/tcp_receive_reset")
-int BPF_PROG(on_receive_reset, const struct sock *sk)
+static __always_inline void reset_received(const struct sock *sk)
 {
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
+		return;
 	__u64 key = (__u64)sk;
 	__u8 one = 1;
 	bpf_map_update_elem(&rst_rx, &key, &one, BPF_ANY);
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, const struct sock *sk)
+{
+	reset_received(sk);
 	return 0;
 }
 
 /* From 6.10 on, the RST a timewait socket answers with is traced with the
  * timewait socket; before, only full sockets show up here. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset, const struct sock *sk)
+static __always_inline void reset_sent(void *ctx, const struct sock *sk)
 {
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_TIME_WAIT)
-		return 0;
+		return;
 	const struct inet_timewait_sock *tw = (const void *)sk;
 	__u64 *rst = bpf_map_lookup_elem(&last_rst_tw, &zero);
 	if (rst)
@@ -1267,7 +1351,67 @@ int BPF_PROG(on_send_reset, const struct sock *sk)
 	tw_record(&e, EV_TW_RX, tw);
 	e.aux = TWRX_RST;
 	if (!tw_wanted(&e))
-		return 0;
-	emit(&e);
+		return;
+	emit(ctx, &e);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk)
+{
+	reset_sent(ctx, sk);
+	return 0;
+}
+
+/* ---- classic tracepoints, for kernels where tp_btf cannot attach --------- */
+
+SEC("tracepoint/timer/timer_start")
+int tp_timer_start(struct trace_event_raw_timer_start *ctx)
+{
+	const struct inet_timewait_sock *tw = tw_of_fn(ctx->timer, (__u64)ctx->function);
+	if (tw)
+		timer_started(ctx, tw);
+	return 0;
+}
+
+SEC("tracepoint/timer/timer_cancel")
+int tp_timer_cancel(struct trace_event_raw_timer_class *ctx)
+{
+	const struct timer_list *t = ctx->timer;
+	const struct inet_timewait_sock *tw = tw_of_fn(t, (__u64)BPF_CORE_READ(t, function));
+	if (tw)
+		timer_cancelled(ctx, tw);
+	return 0;
+}
+
+SEC("tracepoint/timer/timer_expire_entry")
+int tp_timer_expire(struct trace_event_raw_timer_expire_entry *ctx)
+{
+	const struct inet_timewait_sock *tw = tw_of_fn(ctx->timer, (__u64)ctx->function);
+	if (tw)
+		tw_emit(ctx, EV_TW_EXPIRE, tw);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	reset_received(ctx->skaddr);
+	return 0;
+}
+
+/* tcp_send_reset has its own event class from 6.10 (with the timewait
+ * socket and a reason); before, it shared tcp_event_sk_skb */
+SEC("tracepoint/tcp/tcp_send_reset")
+int tp_send_reset(void *ctx)
+{
+	const struct sock *sk;
+
+	/* read through a helper: the verifier refuses a context load whose
+	 * offset clang computed in the two branches */
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset))
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_send_reset *)ctx, skaddr);
+	else
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	reset_sent(ctx, sk);
 	return 0;
 }

@@ -93,7 +93,8 @@ struct config {
 	__u8 family;       /* only AF_INET or AF_INET6, 0 = both */
 	__u8 tp_tier;      /* tracepoint tier: infer overflow from close transitions */
 	__u32 wakeup_mask;  /* wake the reader on a CPU's records whose seq & mask is 0; 0 = kernel default */
-	__u32 pad;
+	__u8 perf_buffer;   /* records go to the perf event array (no ring buffer before 5.8) */
+	__u8 pad[3];
 };
 
 #endif /* TWTOP_H */

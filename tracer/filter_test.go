@@ -36,18 +36,22 @@ func drain(t *testing.T, tr *Tracer, d time.Duration) []event.Event {
 func TestInKernelFilters(t *testing.T) {
 	ns := netnstest.New(t)
 	other := netnstest.New(t)
-	tier, err := tierFromEnv()
+	base, err := envOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v6, err := Open(Options{Tier: tier, Netns: ns.Inode(), Family: event.AFInet6, ScanNetns: []string{ns.Path()}})
+	opts := base
+	opts.Netns, opts.Family, opts.ScanNetns = ns.Inode(), event.AFInet6, []string{ns.Path()}
+	v6, err := Open(opts)
 	if err != nil {
-		t.Fatalf("open: %v", err)
+		t.Fatalf("open: %+v", err)
 	}
 	defer v6.Close()
-	nobody, err := Open(Options{Tier: tier, Netns: ns.Inode(), Pid: uint32(os.Getpid()) + 1_000_000, ScanNetns: []string{ns.Path()}})
+	opts = base
+	opts.Netns, opts.Pid, opts.ScanNetns = ns.Inode(), uint32(os.Getpid())+1_000_000, []string{ns.Path()}
+	nobody, err := Open(opts)
 	if err != nil {
-		t.Fatalf("open: %v", err)
+		t.Fatalf("open: %+v", err)
 	}
 	defer nobody.Close()
 

@@ -70,12 +70,51 @@ func tierFromEnv() (Tier, error) {
 	return ParseTier(s)
 }
 
-func openShared() (*sharedTracer, error) {
+// envOptions are the options the environment asks the tests for:
+// TWTOP_TIER, and TWTOP_FALLBACK to force older kernels' ways (with
+// no-kernel-btf, the kernel's own BTF is copied to a file and passed as
+// Options.BTF, as a user would pass a BTFHub file).
+func envOptions() (Options, error) {
 	tier, err := tierFromEnv()
+	if err != nil {
+		return Options{}, err
+	}
+	force, err := ParseFallbacks(os.Getenv("TWTOP_FALLBACK"))
+	if err != nil {
+		return Options{}, err
+	}
+	opts := Options{Tier: tier, Force: force}
+	if force.NoKernelBTF {
+		opts.BTF, err = btfFileCopy()
+	}
+	return opts, err
+}
+
+var btfCopy = sync.OnceValues(func() (string, error) {
+	b, err := os.ReadFile(kernelBTFPath)
+	if err != nil {
+		return "", fmt.Errorf("copy the kernel's BTF: %w", err)
+	}
+	f, err := os.CreateTemp("", "twtop-btf-*")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
+})
+
+func btfFileCopy() (string, error) { return btfCopy() }
+
+func openShared() (*sharedTracer, error) {
+	opts, err := envOptions()
 	if err != nil {
 		return nil, err
 	}
-	tr, err := Open(Options{Tier: tier, ScanInterval: 500 * time.Millisecond})
+	opts.ScanInterval = 500 * time.Millisecond
+	tr, err := Open(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +161,7 @@ func traced(t *testing.T, ns *netns.NS) *watch {
 	netnstest.RequireRoot(t)
 	sharedOnce.Do(func() { shared, sharedErr = openShared() })
 	if sharedErr != nil {
-		t.Fatalf("open tracer: %v", sharedErr)
+		t.Fatalf("open tracer: %+v", sharedErr)
 	}
 	w := &watch{t: t, st: shared, ns: ns, tws: make(map[uint64]bool)}
 	w.cond = sync.NewCond(&w.mu)

@@ -136,13 +136,9 @@ func haveKprobes() bool {
 	return false
 }
 
-// kernelHasFunc reports whether the kernel's BTF describes a function of
-// that name: it was not inlined away, so fentry and kprobes can attach.
-func kernelHasFunc(name string) bool {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return false
-	}
+// specHasFunc reports whether the BTF describes a function of that name:
+// it was not inlined away, so fentry and kprobes can attach.
+func specHasFunc(spec *btf.Spec, name string) bool {
 	var fn *btf.Func
 	if spec.TypeByName(name, &fn) == nil {
 		return true
@@ -150,4 +146,24 @@ func kernelHasFunc(name string) bool {
 	// a tp_btf target: the tracepoint's BTF typedef
 	var tp *btf.Typedef
 	return spec.TypeByName("btf_trace_"+name, &tp) == nil
+}
+
+// funcParams is the number of parameters of a kernel function, -1 when the
+// BTF does not describe it.
+func funcParams(spec *btf.Spec, name string) int {
+	var fn *btf.Func
+	if spec.TypeByName(name, &fn) != nil {
+		return -1
+	}
+	proto, ok := fn.Type.(*btf.FuncProto)
+	if !ok {
+		return -1
+	}
+	return len(proto.Params)
+}
+
+// specHasStruct reports whether the BTF describes a struct of that name.
+func specHasStruct(spec *btf.Spec, name string) bool {
+	var st *btf.Struct
+	return spec.TypeByName(name, &st) == nil
 }

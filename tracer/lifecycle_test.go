@@ -55,10 +55,11 @@ func present[T ~uint32](ids, want []T) int {
 
 // ownIDs are the IDs of the programs and links of tr. Other tracers (the
 // CLI's tests run twtop in parallel packages) may load theirs meanwhile,
-// so the test counts only these.
-func ownIDs(t *testing.T, tr *Tracer) ([]ebpf.ProgramID, []link.ID) {
+// so the test counts only these. Attachments through a perf event (kprobes
+// and classic tracepoints before 5.15) are not BPF links and have no ID:
+// they are counted in perfLinks.
+func ownIDs(t *testing.T, tr *Tracer) (progs []ebpf.ProgramID, links []link.ID, perfLinks int) {
 	t.Helper()
-	var progs []ebpf.ProgramID
 	for name, p := range tr.coll.Programs {
 		info, err := p.Info()
 		if err != nil {
@@ -70,39 +71,58 @@ func ownIDs(t *testing.T, tr *Tracer) ([]ebpf.ProgramID, []link.ID) {
 		}
 		progs = append(progs, id)
 	}
-	var links []link.ID
-	for _, l := range append(slices.Clone(tr.links), tr.iter) {
+	all := slices.Clone(tr.links)
+	if tr.iter != nil {
+		all = append(all, tr.iter)
+	}
+	for _, l := range all {
 		info, err := l.Info()
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			perfLinks++
+			continue
+		}
 		if err != nil {
 			t.Fatalf("link: %v", err)
 		}
 		links = append(links, info.ID)
 	}
-	return progs, links
+	return progs, links, perfLinks
 }
 
 // Not parallel: it runs before the parallel tests open the shared tracer.
 func TestOpenCloseLeavesNothing(t *testing.T) {
 	netnstest.RequireRoot(t)
-	tier, err := tierFromEnv()
+	opts, err := envOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := Open(Options{Tier: tier})
+	tr, err := Open(opts)
 	if err != nil {
-		t.Fatalf("open: %v", err)
+		t.Fatalf("open: %+v", err)
 	}
-	if tier != Auto && tr.Tier() != tier {
-		t.Fatalf("forced tier %s, got %s", tier, tr.Tier())
+	if opts.Tier != Auto && tr.Tier() != opts.Tier {
+		t.Fatalf("forced tier %s, got %s", opts.Tier, tr.Tier())
 	}
-	t.Logf("kernel %s: tier %s, HZ %d; tiers skipped: %q; hooks skipped: %q", tr.KernelRelease(), tr.Tier(), tr.HZ(), tr.Fallbacks(), tr.SkippedHooks())
-	hooks := len(hooksFor(tr.Tier())) - len(tr.SkippedHooks())
-	progs, links := ownIDs(t, tr)
+	if got := tr.Fallbacks().With(opts.Force); got != tr.Fallbacks() {
+		t.Fatalf("forced fallbacks %s, in use %s", opts.Force, tr.Fallbacks())
+	}
+	t.Logf("kernel %s: tier %s, HZ %d, fallbacks %q; tiers skipped: %q; hooks skipped: %q",
+		tr.KernelRelease(), tr.Tier(), tr.HZ(), tr.Fallbacks(), tr.Rejected(), tr.SkippedHooks())
+	// what was attached: the tier's hooks for this kernel less the optional
+	// ones that failed to attach, and the scan iterator unless sock_diag
+	// scans instead
+	selected, unhooked := tr.selectHooks(tr.Tier())
+	hooks := len(selected) - (len(tr.SkippedHooks()) - len(unhooked))
+	iters := 1
+	if tr.Fallbacks().SockDiag {
+		iters = 0
+	}
+	progs, links, perfLinks := ownIDs(t, tr)
 	if got := present(programIDs(t), progs); got < hooks {
 		t.Fatalf("%d programs loaded, want at least %d", got, hooks)
 	}
-	if got := present(linkIDs(t), links); got != hooks+1 {
-		t.Fatalf("%d links, want %d (hooks and the scan iterator)", got, hooks+1)
+	if got := present(linkIDs(t), links) + perfLinks; got != hooks+iters {
+		t.Fatalf("%d links (%d through perf events), want %d (hooks and %d scan iterator)", got, perfLinks, hooks+iters, iters)
 	}
 	if tr.HZ() == 0 {
 		t.Fatal("HZ not measured")
@@ -141,6 +161,6 @@ func TestAutoPicksExpectedTier(t *testing.T) {
 	}
 	defer tr.Close()
 	if tr.Tier().String() != want {
-		t.Fatalf("auto picked %s, want %s (skipped: %q)", tr.Tier(), want, tr.Fallbacks())
+		t.Fatalf("auto picked %s, want %s (skipped: %q)", tr.Tier(), want, tr.Rejected())
 	}
 }

@@ -52,10 +52,16 @@ func (t *Tracer) scanAll() error {
 // namespace's first scan takes it for one that existed before tracing.
 func (t *Tracer) drainRing() error {
 	var buf []byte
-	t.reader.SetDeadline(time.Now())
+	now := time.Now()
+	if t.fallbacks.PerfBuffer {
+		// the merge holds records back for perfSlack: wait that out, so
+		// that everything written before now is read
+		now = now.Add(perfSlack + 5*time.Millisecond)
+	}
+	t.reader.SetDeadline(now)
 	t.deadline = time.Time{} // Next sets its own again
 	for {
-		r, err := t.read()
+		r, err := t.reader.Read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
@@ -102,10 +108,24 @@ func (t *Tracer) RemoveScanNetns(path string) {
 	t.scanNetns = slices.DeleteFunc(t.scanNetns, func(p string) bool { return p == path })
 }
 
-// scan reads one iterator instance created in network namespace ns ("" for
-// our own): an iter/tcp iterator sees only the namespace of the thread that
-// creates it.
+// scan lists the TIME_WAIT sockets of network namespace ns ("" for our
+// own): with a BPF iterator, or over sock_diag where the kernel has none.
 func (t *Tracer) scan(ns string) ([][]byte, error) {
+	if t.fallbacks.SockDiag {
+		inode, err := NetnsInode(ns)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := diagScan(ns, inode, t.hz)
+		return filterScan(recs, t.opts), err
+	}
+	return t.iterScan(ns)
+}
+
+// iterScan reads one iterator instance created in network namespace ns:
+// an iter/tcp iterator sees only the namespace of the thread that creates
+// it.
+func (t *Tracer) iterScan(ns string) ([][]byte, error) {
 	rd, err := t.openIter(ns)
 	if err != nil {
 		return nil, err
@@ -202,7 +222,12 @@ var knownHZ = []uint32{100, 250, 300, 1000}
 // calibrate runs the start-up scan twice, 100 ms apart, and derives HZ from
 // the jiffies and nanoseconds in their end records. The first scan's
 // records are kept: they are the TIME_WAIT sockets that existed at start.
+// A sock_diag scan needs HZ before it can report timers in jiffies: there
+// the kernel's jiffies are read twice instead.
 func (t *Tracer) calibrate() error {
+	if t.fallbacks.SockDiag {
+		return t.calibrateJiffies()
+	}
 	if err := t.scanAll(); err != nil {
 		return err
 	}
@@ -256,4 +281,23 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// calibrateJiffies derives HZ from the kernel's jiffies read 100 ms apart,
+// then runs the start-up scan.
+func (t *Tracer) calibrateJiffies() error {
+	var ends [2][]byte
+	for i := range ends {
+		if i > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		j, err := readJiffies()
+		if err != nil {
+			return err
+		}
+		ends[i] = make([]byte, event.RecordSize)
+		event.Encode(&event.Event{Kind: event.KindScanEnd, Time: monotonicNow(), Ptr: j}, ends[i])
+	}
+	t.hz = estimateHZ(ends[0], ends[1])
+	return t.scanAll()
 }

@@ -13,9 +13,14 @@ import (
 // delivered because a program was already running on that CPU (the BPF
 // recursion guard) are RecursionMisses.
 type Stats struct {
-	Events          [event.NumKinds]uint64 // records read, per kind
-	Lost            [event.NumKinds]uint64 // records dropped, per kind (all CPUs)
-	LostPerCPU      []uint64
+	Events     [event.NumKinds]uint64 // records read, per kind
+	Lost       [event.NumKinds]uint64 // records dropped, per kind (all CPUs)
+	LostPerCPU []uint64
+	// ReaderLost are the records perf buffers reported lost (0 with the
+	// ring buffer). The programs count the same drops by kind in Lost (a
+	// full perf buffer fails their output call), so it is not added to
+	// TotalLost: it is a cross-check.
+	ReaderLost      uint64
 	RecursionMisses map[string]uint64 // per program
 }
 
@@ -79,6 +84,9 @@ func (t *Tracer) stats() (Stats, error) {
 			s.Lost[k] += v
 			s.LostPerCPU[cpu] += v
 		}
+	}
+	if t.reader != nil {
+		s.ReaderLost = t.reader.Lost()
 	}
 	s.RecursionMisses = make(map[string]uint64)
 	for name, p := range t.coll.Programs {

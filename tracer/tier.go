@@ -48,6 +48,18 @@ type hook struct {
 	// optional hooks are skipped where the kernel lacks the function
 	// (inlined or renamed) instead of failing the tier
 	optional bool
+	// nargs, when set, makes this a variant for a function with that many
+	// parameters: only the variant matching the kernel's prototype loads
+	nargs int
+	// classic is the classic tracepoint program ("prog group/name") that
+	// stands in for a tp_btf hook where tp_btf cannot attach
+	classic string
+}
+
+// asClassic returns the classic tracepoint twin of a tp_btf hook.
+func (h hook) asClassic() hook {
+	prog, target, _ := strings.Cut(h.classic, " ")
+	return hook{prog: prog, kind: hookTracepoint, target: target, optional: h.optional}
 }
 
 type hookKind int
@@ -76,63 +88,74 @@ func HookLoss(fn string) string {
 
 // Hooks of every tier. The iter/tcp scan is attached separately.
 var commonHooks = []hook{
-	{"on_state", hookTracing, "inet_sock_set_state", false},
-	{"on_receive_reset", hookTracing, "tcp_receive_reset", true},
-	{"on_enter_bind", hookTracepoint, "syscalls/sys_enter_bind", false},
-	{"on_exit_bind", hookTracepoint, "syscalls/sys_exit_bind", false},
+	{prog: "on_state", kind: hookTracing, target: "inet_sock_set_state", classic: "tp_state sock/inet_sock_set_state"},
+	{prog: "on_receive_reset", kind: hookTracing, target: "tcp_receive_reset", optional: true, classic: "tp_receive_reset tcp/tcp_receive_reset"},
+	{prog: "on_enter_bind", kind: hookTracepoint, target: "syscalls/sys_enter_bind"},
+	{prog: "on_exit_bind", kind: hookTracepoint, target: "syscalls/sys_exit_bind"},
 }
 
 var tierHooks = map[Tier][]hook{
 	Fentry: {
-		{"fx_twsk_alloc", hookTracing, "inet_twsk_alloc", false},
-		{"fx_time_wait", hookTracing, "tcp_time_wait", false},
-		{"fe_tw_timer", hookTracing, "tw_timer_handler", false},
-		{"fe_deschedule", hookTracing, "inet_twsk_deschedule_put", false},
-		{"fx_deschedule", hookTracing, "inet_twsk_deschedule_put", false},
-		{"fx_twsk_unique", hookTracing, "tcp_twsk_unique", false},
-		{"fe_tw_process", hookTracing, "tcp_timewait_state_process", false},
-		{"fx_tw_process", hookTracing, "tcp_timewait_state_process", false},
-		{"fe_purge", hookTracing, "inet_twsk_purge", false},
-		{"fx_purge", hookTracing, "inet_twsk_purge", false},
-		{"fe_tw_destructor", hookTracing, "tcp_twsk_destructor", true},
+		{prog: "fx_twsk_alloc", kind: hookTracing, target: "inet_twsk_alloc", nargs: 3},
+		{prog: "fx_time_wait", kind: hookTracing, target: "tcp_time_wait"},
+		{prog: "fe_tw_timer", kind: hookTracing, target: "tw_timer_handler"},
+		{prog: "fe_deschedule", kind: hookTracing, target: "inet_twsk_deschedule_put"},
+		{prog: "fx_deschedule", kind: hookTracing, target: "inet_twsk_deschedule_put"},
+		{prog: "fx_twsk_unique", kind: hookTracing, target: "tcp_twsk_unique", nargs: 3},
+		{prog: "fe_tw_process", kind: hookTracing, target: "tcp_timewait_state_process"},
+		{prog: "fx_tw_process3", kind: hookTracing, target: "tcp_timewait_state_process", nargs: 3},
+		{prog: "fx_tw_process4", kind: hookTracing, target: "tcp_timewait_state_process", nargs: 4},
+		{prog: "fx_tw_process5", kind: hookTracing, target: "tcp_timewait_state_process", nargs: 5},
+		{prog: "fe_purge", kind: hookTracing, target: "inet_twsk_purge"},
+		{prog: "fx_purge", kind: hookTracing, target: "inet_twsk_purge"},
+		{prog: "fe_tw_destructor", kind: hookTracing, target: "tcp_twsk_destructor", optional: true},
 	},
 	Kprobe: {
-		{"kp_twsk_alloc", hookKprobe, "inet_twsk_alloc", false},
-		{"kr_twsk_alloc", hookKretprobe, "inet_twsk_alloc", false},
-		{"kp_time_wait", hookKprobe, "tcp_time_wait", false},
-		{"kr_time_wait", hookKretprobe, "tcp_time_wait", false},
-		{"kp_tw_timer", hookKprobe, "tw_timer_handler", false},
-		{"kp_deschedule", hookKprobe, "inet_twsk_deschedule_put", false},
-		{"kr_deschedule", hookKretprobe, "inet_twsk_deschedule_put", false},
-		{"kp_twsk_unique", hookKprobe, "tcp_twsk_unique", false},
-		{"kr_twsk_unique", hookKretprobe, "tcp_twsk_unique", false},
-		{"kp_tw_process", hookKprobe, "tcp_timewait_state_process", false},
-		{"kr_tw_process", hookKretprobe, "tcp_timewait_state_process", false},
-		{"kp_purge", hookKprobe, "inet_twsk_purge", false},
-		{"kr_purge", hookKretprobe, "inet_twsk_purge", false},
-		{"kp_tw_destructor", hookKprobe, "tcp_twsk_destructor", true},
+		{prog: "kp_twsk_alloc", kind: hookKprobe, target: "inet_twsk_alloc"},
+		{prog: "kr_twsk_alloc", kind: hookKretprobe, target: "inet_twsk_alloc"},
+		{prog: "kp_time_wait", kind: hookKprobe, target: "tcp_time_wait"},
+		{prog: "kr_time_wait", kind: hookKretprobe, target: "tcp_time_wait"},
+		{prog: "kp_tw_timer", kind: hookKprobe, target: "tw_timer_handler"},
+		{prog: "kp_deschedule", kind: hookKprobe, target: "inet_twsk_deschedule_put"},
+		{prog: "kr_deschedule", kind: hookKretprobe, target: "inet_twsk_deschedule_put"},
+		{prog: "kp_twsk_unique", kind: hookKprobe, target: "tcp_twsk_unique"},
+		{prog: "kr_twsk_unique", kind: hookKretprobe, target: "tcp_twsk_unique"},
+		{prog: "kp_tw_process", kind: hookKprobe, target: "tcp_timewait_state_process"},
+		{prog: "kr_tw_process", kind: hookKretprobe, target: "tcp_timewait_state_process"},
+		{prog: "kp_purge", kind: hookKprobe, target: "inet_twsk_purge"},
+		{prog: "kr_purge", kind: hookKretprobe, target: "inet_twsk_purge"},
+		{prog: "kp_tw_destructor", kind: hookKprobe, target: "tcp_twsk_destructor", optional: true},
 	},
 	Tracepoint: {
-		{"on_timer_start", hookTracing, "timer_start", false},
-		{"on_timer_cancel", hookTracing, "timer_cancel", false},
-		{"on_timer_expire", hookTracing, "timer_expire_entry", false},
-		{"on_send_reset", hookTracing, "tcp_send_reset", false},
+		{prog: "on_timer_start", kind: hookTracing, target: "timer_start", classic: "tp_timer_start timer/timer_start"},
+		{prog: "on_timer_cancel", kind: hookTracing, target: "timer_cancel", classic: "tp_timer_cancel timer/timer_cancel"},
+		{prog: "on_timer_expire", kind: hookTracing, target: "timer_expire_entry", classic: "tp_timer_expire timer/timer_expire_entry"},
+		{prog: "on_send_reset", kind: hookTracing, target: "tcp_send_reset", classic: "tp_send_reset tcp/tcp_send_reset"},
 	},
 }
 
 const scanProg = "scan_tw"
 
-// hooksFor lists the hooks that a tier attaches, common ones first.
-func hooksFor(t Tier) []hook {
+// hooksFor lists the hooks that a tier attaches, common ones first: with
+// classic, the classic tracepoints stand in for the tp_btf ones.
+func hooksFor(t Tier, classic bool) []hook {
 	hs := append([]hook(nil), commonHooks...)
-	return append(hs, tierHooks[t]...)
+	hs = append(hs, tierHooks[t]...)
+	if classic {
+		for i, h := range hs {
+			if h.classic != "" {
+				hs[i] = h.asClassic()
+			}
+		}
+	}
+	return hs
 }
 
 // TracepointTierHooks lists where the tracepoint tier attaches, common
 // hooks included: BTF tracepoints by name, classic tracepoints as
 // "group/name". The iter/tcp scan is not a hook.
 func TracepointTierHooks() (btf, classic []string) {
-	for _, h := range hooksFor(Tracepoint) {
+	for _, h := range hooksFor(Tracepoint, false) {
 		switch h.kind {
 		case hookTracing:
 			btf = append(btf, h.target)
@@ -143,10 +166,11 @@ func TracepointTierHooks() (btf, classic []string) {
 	return btf, classic
 }
 
-// keepPrograms is the set of program names a tier loads.
-func keepPrograms(t Tier) map[string]bool {
-	keep := map[string]bool{scanProg: true}
-	for _, h := range hooksFor(t) {
+// keepPrograms is the set of program names that hooks load, plus the
+// iter/tcp scan unless the scan goes over sock_diag.
+func keepPrograms(hooks []hook, iterScan bool) map[string]bool {
+	keep := map[string]bool{scanProg: iterScan}
+	for _, h := range hooks {
 		keep[h.prog] = true
 	}
 	return keep

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,8 +40,18 @@ type Options struct {
 	// ScanInterval is the period of the scan (default 1 s).
 	ScanInterval time.Duration
 	// RingSize is the ring buffer size in bytes, a power of two (default
-	// 16 MiB: about 150,000 records, half a second of a saturated host).
+	// 16 MiB: about 150,000 records, half a second of a saturated host);
+	// with perf buffers, the sum over all CPUs.
 	RingSize uint32
+
+	// BTF is a BTF file for kernels without /sys/kernel/btf/vmlinux (or
+	// with Force.NoKernelBTF): CO-RE relocates the programs against it.
+	BTF string
+	// Force turns fallbacks on that the kernel would not need.
+	Force Fallbacks
+	// Verbose: a program the kernel refuses has its verifier log written
+	// to stderr (LoadError carries it either way).
+	Verbose bool
 }
 
 // ErrClosed is returned by Next after Close.
@@ -53,13 +64,15 @@ type Tracer struct {
 	tried   []string // why better tiers were not used
 	skipped []string // optional hooks the kernel lacks
 	hz      uint32
+	// the fallbacks in use, and the BTF the programs were compiled against
+	fallbacks Fallbacks
+	types     *btf.Spec
 	// the address of tw_timer_handler, for the tracepoint tier
 	twTimerFn *symbolLookup
 	coll      *ebpf.Collection
 	links     []link.Link
 	iter      *link.Iter
-	reader    *ringbuf.Reader
-	rec       ringbuf.Record
+	reader    recordReader
 	pending   [][]byte // scan records not yet returned
 	scanBuf   []byte
 	next      time.Time // time of the next scan
@@ -93,11 +106,26 @@ func Open(opts Options) (t *Tracer, err error) {
 	if opts.Tier == Tracepoint || (opts.Tier == Auto && !haveKprobes()) {
 		t.twTimerFn = lookupSymbol("tw_timer_handler")
 	}
-	if _, err := btf.LoadKernelSpec(); err != nil {
-		return nil, fmt.Errorf("kernel has no BTF (/sys/kernel/btf/vmlinux): twtop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
+	types, ownBTF, err := kernelTypes(opts.BTF, opts.Force)
+	if err != nil {
+		return nil, err
 	}
-	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-		return nil, fmt.Errorf("kernel too old: twtop needs the BPF ring buffer (Linux 5.8 or later): %w", err)
+	t.types = types
+	t.fallbacks = opts.Force
+	if !ownBTF {
+		t.fallbacks.NoKernelBTF = true
+	}
+	if t.fallbacks.NoKernelBTF {
+		// fentry, tp_btf and iter/tcp all attach by the kernel's own BTF
+		t.fallbacks.ClassicTracepoints = true
+		t.fallbacks.SockDiag = true
+	} else if !specHasStruct(types, "bpf_iter__tcp") {
+		t.fallbacks.SockDiag = true // below 5.9
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); errors.Is(err, ebpf.ErrNotSupported) {
+		t.fallbacks.PerfBuffer = true // below 5.8
+	} else if err != nil {
+		return nil, fmt.Errorf("probe for the BPF ring buffer: %w", err)
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK: %w", err)
@@ -109,6 +137,9 @@ func Open(opts Options) (t *Tracer, err error) {
 	tiers := []Tier{opts.Tier}
 	if opts.Tier == Auto {
 		tiers = []Tier{Fentry, Kprobe, Tracepoint}
+		if t.fallbacks.NoKernelBTF {
+			tiers = tiers[1:]
+		}
 	}
 	var lastErr error
 	for _, tier := range tiers {
@@ -139,28 +170,31 @@ func Open(opts Options) (t *Tracer, err error) {
 // start loads and attaches one tier; on failure everything it made is
 // released.
 func (t *Tracer) start(tier Tier) (err error) {
-	if tier == Kprobe && !haveKprobes() {
+	switch {
+	case tier == Kprobe && !haveKprobes():
 		return errors.New("the kernel has no kprobes (built without CONFIG_KPROBES)")
+	case tier == Fentry && t.fallbacks.NoKernelBTF:
+		return errors.New("fentry needs the kernel's own BTF (/sys/kernel/btf/vmlinux)")
 	}
 	spec, err := loadTwtop()
 	if err != nil {
 		return fmt.Errorf("load program spec: %w", err)
 	}
-	keep := keepPrograms(tier)
-	hooks := hooksFor(tier)
-	var skipped []string
-	for _, h := range hooks {
-		if h.optional && !kernelHasFunc(h.target) {
-			keep[h.prog] = false
-			skipped = append(skipped, h.target)
-		}
-	}
+	hooks, skipped := t.selectHooks(tier)
+	keep := keepPrograms(hooks, !t.fallbacks.SockDiag)
 	for name := range spec.Programs {
 		if !keep[name] {
 			delete(spec.Programs, name)
 		}
 	}
-	spec.Maps["events"].MaxEntries = t.opts.RingSize
+	if t.fallbacks.PerfBuffer {
+		// the ring buffer's helper call is dead code then, but its map
+		// must still exist: a one-slot array stands in
+		spec.Maps["events"] = &ebpf.MapSpec{Name: "events", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+	} else {
+		spec.Maps["events"].MaxEntries = t.opts.RingSize
+		spec.Maps["perf_events"].MaxEntries = 1 // unused
+	}
 
 	cfg := twtopConfig{
 		Netns:  t.opts.Netns,
@@ -170,6 +204,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 		// wake the reader every wakeupEvery records of a CPU; it polls
 		// every pollEvery for the rest
 		WakeupMask: wakeupEvery - 1,
+	}
+	if t.fallbacks.PerfBuffer {
+		cfg.PerfBuffer = 1
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1
@@ -184,16 +221,18 @@ func (t *Tracer) start(tier Tier) (err error) {
 		return fmt.Errorf("set config: %w", err)
 	}
 
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: t.types},
+	})
 	if err != nil {
-		var verr *ebpf.VerifierError
-		switch {
-		case tier == Fentry && errors.Is(err, os.ErrPermission):
+		if tier == Fentry && errors.Is(err, os.ErrPermission) {
 			return errors.New("the kernel refuses fentry/fexit programs (permission denied even with CAP_BPF; a locked-down or restricted kernel)")
-		case errors.As(err, &verr):
-			return fmt.Errorf("kernel refused the programs: %w", verr)
 		}
-		return fmt.Errorf("load programs: %w", err)
+		lerr := newLoadError(tier, err)
+		if t.opts.Verbose {
+			fmt.Fprintf(os.Stderr, "twtop: %+v\n", lerr)
+		}
+		return lerr
 	}
 	t.coll = coll
 	defer func() {
@@ -202,9 +241,6 @@ func (t *Tracer) start(tier Tier) (err error) {
 		}
 	}()
 	for _, h := range hooks {
-		if !keep[h.prog] {
-			continue
-		}
 		l, err := attach(coll.Programs[h.prog], h)
 		if err != nil && h.optional {
 			skipped = append(skipped, h.target)
@@ -216,14 +252,40 @@ func (t *Tracer) start(tier Tier) (err error) {
 		t.links = append(t.links, l)
 	}
 	t.skipped = skipped
-	if t.iter, err = link.AttachIter(link.IterOptions{Program: coll.Programs[scanProg]}); err != nil {
-		return fmt.Errorf("attach TIME_WAIT scan (iter/tcp): %w", err)
+	if !t.fallbacks.SockDiag {
+		if t.iter, err = link.AttachIter(link.IterOptions{Program: coll.Programs[scanProg]}); err != nil {
+			return fmt.Errorf("attach TIME_WAIT scan (iter/tcp): %w", err)
+		}
 	}
-	if t.reader, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
-		return fmt.Errorf("open ring buffer: %w", err)
+	if t.fallbacks.PerfBuffer {
+		t.reader, err = newPerfReader(coll.Maps["perf_events"], int(t.opts.RingSize)/max(1, runtime.NumCPU()))
+	} else {
+		t.reader, err = newRingReader(coll.Maps["events"])
+	}
+	if err != nil {
+		return fmt.Errorf("open the kernel's event buffer: %w", err)
 	}
 	t.tier = tier
 	return nil
+}
+
+// selectHooks lists what a tier attaches on this kernel: classic
+// tracepoints in place of tp_btf ones when those are the fallback, the
+// variant of a program that matches its function's prototype, and no
+// optional hook whose function the kernel lacks (those are returned as
+// skipped).
+func (t *Tracer) selectHooks(tier Tier) (hooks []hook, skipped []string) {
+	for _, h := range hooksFor(tier, t.fallbacks.ClassicTracepoints) {
+		if h.nargs > 0 && funcParams(t.types, h.target) != h.nargs {
+			continue
+		}
+		if h.optional && h.kind != hookTracepoint && !specHasFunc(t.types, h.target) {
+			skipped = append(skipped, h.target)
+			continue
+		}
+		hooks = append(hooks, h)
+	}
+	return hooks, skipped
 }
 
 func attach(prog *ebpf.Program, h hook) (link.Link, error) {
@@ -282,8 +344,11 @@ func (t *Tracer) Close() error {
 // Tier is the tier in use.
 func (t *Tracer) Tier() Tier { return t.tier }
 
-// Fallbacks says why better tiers were skipped (auto only).
-func (t *Tracer) Fallbacks() []string { return t.tried }
+// Rejected says why better tiers were skipped (auto only).
+func (t *Tracer) Rejected() []string { return t.tried }
+
+// Fallbacks are the older kernels' ways in use, forced or needed.
+func (t *Tracer) Fallbacks() Fallbacks { return t.fallbacks }
 
 // SkippedHooks lists the optional kernel functions the tier could not hook
 // on this kernel (inlined or renamed); what they add is then missing.
@@ -332,7 +397,7 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.deadline = earliest(t.next, t.clock.Add(pollEvery))
 			t.reader.SetDeadline(t.deadline)
 		}
-		r, err := t.read()
+		r, err := t.reader.Read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			t.clock = time.Now()
 			continue
@@ -345,11 +410,40 @@ func (t *Tracer) Next() ([]byte, error) {
 	}
 }
 
-// read reads the next record from the ring buffer, valid until the next
-// read. It passes os.ErrDeadlineExceeded on and returns ErrClosed once the
-// reader is closed.
-func (t *Tracer) read() ([]byte, error) {
-	err := t.reader.ReadInto(&t.rec)
+// recordReader is where kernel records come from: the ring buffer or, on
+// kernels without one, the per-CPU perf buffers merged by time. Read and
+// SetDeadline are called from one goroutine; Close from any.
+type recordReader interface {
+	// Read returns the next record (event.RecordSize bytes, valid until
+	// the next Read). It returns an error wrapping os.ErrDeadlineExceeded
+	// when the deadline passed with nothing to return, and ErrClosed once
+	// Close was called.
+	Read() ([]byte, error)
+	// SetDeadline bounds how long Read blocks; the zero time means none.
+	SetDeadline(time.Time)
+	// Close makes a blocked Read return ErrClosed; safe to call twice.
+	Close() error
+	// Lost counts records the reader learned the kernel dropped beyond
+	// the programs' own count (perf's lost-samples records).
+	Lost() uint64
+}
+
+// ringReader reads the BPF ring buffer.
+type ringReader struct {
+	rd  *ringbuf.Reader
+	rec ringbuf.Record
+}
+
+func newRingReader(m *ebpf.Map) (*ringReader, error) {
+	rd, err := ringbuf.NewReader(m)
+	if err != nil {
+		return nil, err
+	}
+	return &ringReader{rd: rd}, nil
+}
+
+func (r *ringReader) Read() ([]byte, error) {
+	err := r.rd.ReadInto(&r.rec)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, err
@@ -357,11 +451,15 @@ func (t *Tracer) read() ([]byte, error) {
 		return nil, ErrClosed
 	case err != nil:
 		return nil, fmt.Errorf("read ring buffer: %w", err)
-	case len(t.rec.RawSample) < event.RecordSize:
-		return nil, fmt.Errorf("short ring buffer record: %d bytes", len(t.rec.RawSample))
+	case len(r.rec.RawSample) < event.RecordSize:
+		return nil, fmt.Errorf("short ring buffer record: %d bytes", len(r.rec.RawSample))
 	}
-	return t.rec.RawSample[:event.RecordSize], nil
+	return r.rec.RawSample[:event.RecordSize], nil
 }
+
+func (r *ringReader) SetDeadline(d time.Time) { r.rd.SetDeadline(d) }
+func (r *ringReader) Close() error            { return r.rd.Close() }
+func (r *ringReader) Lost() uint64            { return 0 }
 
 // wakeupEvery is how many records a CPU writes per wakeup of the reader
 // (a power of two): 112 KiB, a small part of the ring even with many CPUs

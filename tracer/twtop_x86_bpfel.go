@@ -22,7 +22,8 @@ type twtopConfig struct {
 	Family     uint8
 	TpTier     uint8
 	WakeupMask uint32
-	Pad        uint32
+	PerfBuffer uint8
+	Pad        [3]uint8
 	_          [4]byte
 }
 
@@ -67,6 +68,7 @@ const (
 	twtopMapLastRstTw       = "last_rst_tw"
 	twtopMapLost            = "lost"
 	twtopMapOwners          = "owners"
+	twtopMapPerfEvents      = "perf_events"
 	twtopMapPidTuples       = "pid_tuples"
 	twtopMapRstRx           = "rst_rx"
 	twtopMapSeqs            = "seqs"
@@ -80,7 +82,9 @@ const (
 	twtopProgFxDeschedule   = "fx_deschedule"
 	twtopProgFxPurge        = "fx_purge"
 	twtopProgFxTimeWait     = "fx_time_wait"
-	twtopProgFxTwProcess    = "fx_tw_process"
+	twtopProgFxTwProcess3   = "fx_tw_process3"
+	twtopProgFxTwProcess4   = "fx_tw_process4"
+	twtopProgFxTwProcess5   = "fx_tw_process5"
 	twtopProgFxTwskAlloc    = "fx_twsk_alloc"
 	twtopProgFxTwskUnique   = "fx_twsk_unique"
 	twtopProgKpDeschedule   = "kp_deschedule"
@@ -106,6 +110,12 @@ const (
 	twtopProgOnTimerExpire  = "on_timer_expire"
 	twtopProgOnTimerStart   = "on_timer_start"
 	twtopProgScanTw         = "scan_tw"
+	twtopProgTpReceiveReset = "tp_receive_reset"
+	twtopProgTpSendReset    = "tp_send_reset"
+	twtopProgTpState        = "tp_state"
+	twtopProgTpTimerCancel  = "tp_timer_cancel"
+	twtopProgTpTimerExpire  = "tp_timer_expire"
+	twtopProgTpTimerStart   = "tp_timer_start"
 	twtopVarCfg             = "cfg"
 	twtopVarUnusedConfig    = "unused_config"
 	twtopVarUnusedEvent     = "unused_event"
@@ -161,7 +171,9 @@ type twtopProgramSpecs struct {
 	FxDeschedule   *ebpf.ProgramSpec `ebpf:"fx_deschedule"`
 	FxPurge        *ebpf.ProgramSpec `ebpf:"fx_purge"`
 	FxTimeWait     *ebpf.ProgramSpec `ebpf:"fx_time_wait"`
-	FxTwProcess    *ebpf.ProgramSpec `ebpf:"fx_tw_process"`
+	FxTwProcess3   *ebpf.ProgramSpec `ebpf:"fx_tw_process3"`
+	FxTwProcess4   *ebpf.ProgramSpec `ebpf:"fx_tw_process4"`
+	FxTwProcess5   *ebpf.ProgramSpec `ebpf:"fx_tw_process5"`
 	FxTwskAlloc    *ebpf.ProgramSpec `ebpf:"fx_twsk_alloc"`
 	FxTwskUnique   *ebpf.ProgramSpec `ebpf:"fx_twsk_unique"`
 	KpDeschedule   *ebpf.ProgramSpec `ebpf:"kp_deschedule"`
@@ -187,6 +199,12 @@ type twtopProgramSpecs struct {
 	OnTimerExpire  *ebpf.ProgramSpec `ebpf:"on_timer_expire"`
 	OnTimerStart   *ebpf.ProgramSpec `ebpf:"on_timer_start"`
 	ScanTw         *ebpf.ProgramSpec `ebpf:"scan_tw"`
+	TpReceiveReset *ebpf.ProgramSpec `ebpf:"tp_receive_reset"`
+	TpSendReset    *ebpf.ProgramSpec `ebpf:"tp_send_reset"`
+	TpState        *ebpf.ProgramSpec `ebpf:"tp_state"`
+	TpTimerCancel  *ebpf.ProgramSpec `ebpf:"tp_timer_cancel"`
+	TpTimerExpire  *ebpf.ProgramSpec `ebpf:"tp_timer_expire"`
+	TpTimerStart   *ebpf.ProgramSpec `ebpf:"tp_timer_start"`
 }
 
 // twtopMapSpecs contains maps before they are loaded into the kernel.
@@ -204,6 +222,7 @@ type twtopMapSpecs struct {
 	LastRstTw  *ebpf.MapSpec `ebpf:"last_rst_tw"`
 	Lost       *ebpf.MapSpec `ebpf:"lost"`
 	Owners     *ebpf.MapSpec `ebpf:"owners"`
+	PerfEvents *ebpf.MapSpec `ebpf:"perf_events"`
 	PidTuples  *ebpf.MapSpec `ebpf:"pid_tuples"`
 	RstRx      *ebpf.MapSpec `ebpf:"rst_rx"`
 	Seqs       *ebpf.MapSpec `ebpf:"seqs"`
@@ -251,6 +270,7 @@ type twtopMaps struct {
 	LastRstTw  *ebpf.Map `ebpf:"last_rst_tw"`
 	Lost       *ebpf.Map `ebpf:"lost"`
 	Owners     *ebpf.Map `ebpf:"owners"`
+	PerfEvents *ebpf.Map `ebpf:"perf_events"`
 	PidTuples  *ebpf.Map `ebpf:"pid_tuples"`
 	RstRx      *ebpf.Map `ebpf:"rst_rx"`
 	Seqs       *ebpf.Map `ebpf:"seqs"`
@@ -271,6 +291,7 @@ func (m *twtopMaps) Close() error {
 		m.LastRstTw,
 		m.Lost,
 		m.Owners,
+		m.PerfEvents,
 		m.PidTuples,
 		m.RstRx,
 		m.Seqs,
@@ -300,7 +321,9 @@ type twtopPrograms struct {
 	FxDeschedule   *ebpf.Program `ebpf:"fx_deschedule"`
 	FxPurge        *ebpf.Program `ebpf:"fx_purge"`
 	FxTimeWait     *ebpf.Program `ebpf:"fx_time_wait"`
-	FxTwProcess    *ebpf.Program `ebpf:"fx_tw_process"`
+	FxTwProcess3   *ebpf.Program `ebpf:"fx_tw_process3"`
+	FxTwProcess4   *ebpf.Program `ebpf:"fx_tw_process4"`
+	FxTwProcess5   *ebpf.Program `ebpf:"fx_tw_process5"`
 	FxTwskAlloc    *ebpf.Program `ebpf:"fx_twsk_alloc"`
 	FxTwskUnique   *ebpf.Program `ebpf:"fx_twsk_unique"`
 	KpDeschedule   *ebpf.Program `ebpf:"kp_deschedule"`
@@ -326,6 +349,12 @@ type twtopPrograms struct {
 	OnTimerExpire  *ebpf.Program `ebpf:"on_timer_expire"`
 	OnTimerStart   *ebpf.Program `ebpf:"on_timer_start"`
 	ScanTw         *ebpf.Program `ebpf:"scan_tw"`
+	TpReceiveReset *ebpf.Program `ebpf:"tp_receive_reset"`
+	TpSendReset    *ebpf.Program `ebpf:"tp_send_reset"`
+	TpState        *ebpf.Program `ebpf:"tp_state"`
+	TpTimerCancel  *ebpf.Program `ebpf:"tp_timer_cancel"`
+	TpTimerExpire  *ebpf.Program `ebpf:"tp_timer_expire"`
+	TpTimerStart   *ebpf.Program `ebpf:"tp_timer_start"`
 }
 
 func (p *twtopPrograms) Close() error {
@@ -338,7 +367,9 @@ func (p *twtopPrograms) Close() error {
 		p.FxDeschedule,
 		p.FxPurge,
 		p.FxTimeWait,
-		p.FxTwProcess,
+		p.FxTwProcess3,
+		p.FxTwProcess4,
+		p.FxTwProcess5,
 		p.FxTwskAlloc,
 		p.FxTwskUnique,
 		p.KpDeschedule,
@@ -364,6 +395,12 @@ func (p *twtopPrograms) Close() error {
 		p.OnTimerExpire,
 		p.OnTimerStart,
 		p.ScanTw,
+		p.TpReceiveReset,
+		p.TpSendReset,
+		p.TpState,
+		p.TpTimerCancel,
+		p.TpTimerExpire,
+		p.TpTimerStart,
 	)
 }
 

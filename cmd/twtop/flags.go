@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -86,6 +87,20 @@ Flags:
   --pid N            only sockets owned by process N (their TIME_WAIT too)
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
+  --probe            print what the running kernel offers (BTF, ring buffer,
+                     fentry, kprobes, iter/tcp, the timewait functions) and
+                     the tier and fallbacks twtop would use, then exit; as
+                     root it loads and unloads the programs to be sure
+  --btf FILE         the kernel's BTF, for kernels without
+                     /sys/kernel/btf/vmlinux (a BTFHub file for this release,
+                     or a vmlinux with a .BTF section); only the kprobe and
+                     tracepoint tiers work then
+  --fallback LIST    force older kernels' ways even where the kernel has the
+                     newer ones (testing, or a vendor kernel with holes):
+                     perf-buffer, classic-tracepoints, sock-diag,
+                     no-kernel-btf, comma-separated (default: $TWTOP_FALLBACK)
+  --verbose          say why better tiers were not used, and print the
+                     verifier's log when the kernel refuses a program
   --version          print the version
   --help             this text
 
@@ -95,8 +110,9 @@ tw_rx, tw_overflow, connect_error, bind_error, scan_tw, scan_end.
 Exit status: 0 ok, 1 failure or a failed --check, 2 bad usage or an unreadable
 recording.
 
-Tracing needs root (or CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN for --netns) and a
-kernel with BTF (5.8+); replaying needs neither.
+Tracing needs root (or CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN for --netns) and
+Linux 5.8 or later with BTF, or older kernels (RHEL 8's 4.18, 5.4) with --btf;
+see the README's kernel table. Replaying needs neither.
 `
 
 type config struct {
@@ -117,17 +133,23 @@ type config struct {
 	metrics    string // --metrics ADDR, as given
 	metricsTop int
 	noUI       bool
+
+	probe     bool
+	btf       string
+	fallbacks tracer.Fallbacks
+	verbose   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("twtop", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		cfg    config
-		attach string
-		pid    uint
-		port   uint
-		v4, v6 bool
+		cfg      config
+		attach   string
+		pid      uint
+		port     uint
+		v4, v6   bool
+		fallback string
 	)
 	fs.StringVar(&cfg.events, "events", "", "")
 	fs.StringVar(&cfg.report, "report", "", "")
@@ -152,6 +174,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.metrics, "metrics", "", "")
 	fs.IntVar(&cfg.metricsTop, "metrics-top", metrics.DefaultTopN, "")
 	fs.BoolVar(&cfg.noUI, "no-ui", false, "")
+	fs.BoolVar(&cfg.probe, "probe", false, "")
+	fs.StringVar(&cfg.btf, "btf", "", "")
+	fs.StringVar(&fallback, "fallback", os.Getenv("TWTOP_FALLBACK"), "")
+	fs.BoolVar(&cfg.verbose, "verbose", false, "")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stderr, usageText)
@@ -169,10 +195,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.tier, err = tracer.ParseTier(attach); err != nil {
 		return nil, &usageError{err.Error()}
 	}
+	if cfg.fallbacks, err = tracer.ParseFallbacks(fallback); err != nil {
+		return nil, &usageError{"--fallback: " + err.Error()}
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.replay != "" {
-		for _, name := range []string{"record", "duration", "attach", "netns", "pid", "port", "4", "6"} {
+		for _, name := range []string{"record", "duration", "attach", "netns", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
 			if set[name] {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}
@@ -202,6 +231,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if v4 && v6 {
 		return nil, &usageError{"-4 and -6 exclude each other; give neither for both"}
+	}
+	if cfg.probe {
+		return &cfg, nil
 	}
 	if cfg.replay == "" && cfg.events == "" && cfg.report == "" && cfg.record == "" && !cfg.noUI {
 		cfg.ui = true

@@ -62,7 +62,10 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 		WallOffsetNs: now.UnixNano() - int64(monotonicNow()), Started: now.UTC().Truncate(time.Second),
 		Filters: record.Filters{Netns: opts.Netns, Pid: opts.Pid, Port: opts.Port, Family: opts.Family},
 	}
-	h.Notes = append(h.Notes, tr.Fallbacks()...)
+	h.Notes = append(h.Notes, tr.Rejected()...)
+	if f := tr.Fallbacks().String(); f != "" {
+		h.Notes = append(h.Notes, "fallbacks: "+f)
+	}
 	for _, fn := range tr.SkippedHooks() {
 		h.Notes = append(h.Notes, fn+" cannot be hooked on this kernel: "+tracer.HookLoss(fn))
 	}

@@ -33,12 +33,15 @@ func run(args []string) error {
 	if cfg.replay != "" {
 		return replay(cfg)
 	}
+	if cfg.probe {
+		return probe(cfg, os.Stdout)
+	}
 	return live(cfg)
 }
 
 // live traces the kernel until Ctrl-C, SIGTERM or --duration.
 func live(cfg *config) error {
-	opts := tracer.Options{Tier: cfg.tier, Pid: cfg.pid, Port: cfg.port, Family: cfg.family}
+	opts := traceOptions(cfg)
 	if cfg.netns != "" {
 		inode, path, err := resolveNetns(cfg.netns)
 		if err != nil {
@@ -60,8 +63,10 @@ func live(cfg *config) error {
 		return err
 	}
 	defer tr.Close()
-	for _, why := range tr.Fallbacks() {
-		fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
+	if cfg.verbose {
+		for _, why := range tr.Rejected() {
+			fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
+		}
 	}
 	for _, fn := range tr.SkippedHooks() {
 		fmt.Fprintf(os.Stderr, "twtop: note: %s cannot be hooked on this kernel: %s\n", fn, tracer.HookLoss(fn))
@@ -96,7 +101,7 @@ func live(cfg *config) error {
 	if feed != nil {
 		feed.publish(m.Publish(), liveStats(tr)()) // the settings, before the first event
 	}
-	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()))
+	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()), fallbackNote(tr.Fallbacks()))
 	if cfg.ui {
 		return liveUI(tr, src, m, feed)
 	}
@@ -163,4 +168,17 @@ func inferredNote(t tracer.Tier) string {
 		return ""
 	}
 	return " (TIME_WAIT ends and causes inferred)"
+}
+
+func fallbackNote(f tracer.Fallbacks) string {
+	if s := f.String(); s != "" {
+		return ", fallbacks " + s
+	}
+	return ""
+}
+
+// traceOptions are the tracer options the flags ask for.
+func traceOptions(cfg *config) tracer.Options {
+	return tracer.Options{Tier: cfg.tier, Pid: cfg.pid, Port: cfg.port, Family: cfg.family,
+		BTF: cfg.btf, Force: cfg.fallbacks, Verbose: cfg.verbose}
 }

@@ -255,3 +255,24 @@ func parseDiagMsg(p []byte) (Socket, error) {
 	s.Inode = ne.Uint32(rest[16:])
 	return s, nil
 }
+
+// TimewaitSockets dumps the IPv4 and IPv6 timewait sockets, whatever their
+// substate, of the network namespace of the calling thread. A caller that
+// joined another namespace must have locked its goroutine to the thread.
+func TimewaitSockets() ([]Socket, error) {
+	// the state filter matches a timewait socket's substate
+	mask := StateMask(TimeWait, FinWait2)
+	var out []Socket
+	for _, f := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		socks, err := dumpTCP(f, mask)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range socks {
+			if s.IsTimewaitSock() {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}

@@ -83,7 +83,8 @@ type Result struct {
 	Attempts int
 	// Closing counts the sides that passed through CLOSING
 	// (SimultaneousClose): 2 when the two FINs crossed, 1 when one side
-	// saw its FIN acknowledged before the peer's FIN arrived.
+	// saw its FIN acknowledged before the peer's FIN arrived, -1 when the
+	// kernel cannot tell (before 5.19 its counters move at expiry).
 	Closing int
 	// ReuseAddrBind reports that BindInUse's second bind(), with
 	// SO_REUSEADDR, succeeded next to the TIME_WAIT socket.

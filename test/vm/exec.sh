@@ -2,7 +2,7 @@
 # Run a statically linked test binary inside a Debian kernel under qemu.
 #
 # Usage:
-#   test/vm/exec.sh [--kernel 6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
+#   test/vm/exec.sh [--kernel 5.10|6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
 #                   [--smp N] [--tcg-thread single|multi] [--kernel-dir DIR]
 #                   [--] BINARY [ARGS...]
 #
@@ -32,7 +32,7 @@ die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat >&2 <<EOF
-usage: ${0##*/} [--kernel 6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
+usage: ${0##*/} [--kernel 5.10|6.1|6.12|PATH] [--mem MiB] [--timeout SECONDS]
        [--smp N] [--tcg-thread single|multi] [--kernel-dir DIR]
        [--] BINARY [ARGS...]
 EOF
@@ -137,7 +137,7 @@ esac
 # --- kernel -----------------------------------------------------------------
 
 case "$kernel" in
-6.1 | 6.12)
+5.10 | 6.1 | 6.12)
 	if [ ! -s "$kernel_dir/$kernel/vmlinuz" ] || [ ! -s "$kernel_dir/$kernel/VERSION" ] ||
 		[ ! -s "$kernel_dir/$kernel/modules/order" ]; then
 		"$script_dir/kernels.sh" --dir "$kernel_dir" "$kernel"
@@ -147,7 +147,7 @@ case "$kernel" in
 	release=$(cat "$kernel_dir/$kernel/VERSION")
 	;;
 *)
-	[ -f "$kernel" ] || die "--kernel must be 6.1, 6.12 or a path to a kernel image, got '$kernel'"
+	[ -f "$kernel" ] || die "--kernel must be 5.10, 6.1, 6.12 or a path to a kernel image, got '$kernel'"
 	vmlinuz=$kernel
 	modules="$(dirname "$kernel")/modules"
 	if [ -s "$(dirname "$kernel")/VERSION" ]; then

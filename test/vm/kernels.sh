@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Fetch Debian's packaged cloud kernels and cache them for the VM test harness.
 #
-# Usage: test/vm/kernels.sh [--dir DIR] [6.1|6.12|all]
+# Usage: test/vm/kernels.sh [--dir DIR] [5.10|6.1|6.12|all]
+#
+# 5.10 is Debian 11's (bullseye) cloud kernel. It comes through a private
+# apt configuration under DIR/apt (its own sources list, lists and cache),
+# so the system's apt sources are never touched.
 #
 # Layout of the cache (DIR defaults to build/kernels under the repo root):
 #   DIR/<series>/vmlinuz   the kernel image
@@ -23,7 +27,7 @@ log() { printf 'kernels: %s\n' "$*" >&2; }
 die() { printf 'kernels: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	printf 'usage: %s [--dir DIR] [6.1|6.12|all]\n' "${0##*/}" >&2
+	printf 'usage: %s [--dir DIR] [5.10|6.1|6.12|all]\n' "${0##*/}" >&2
 	exit 2
 }
 
@@ -32,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--dir) [ $# -ge 2 ] || usage; kdir=$2; shift 2 ;;
 	--dir=*) kdir=${1#--dir=}; shift ;;
 	-h | --help) usage ;;
-	6.1 | 6.12 | all) which=$1; shift ;;
+	5.10 | 6.1 | 6.12 | all) which=$1; shift ;;
 	*) usage ;;
 	esac
 done
@@ -40,6 +44,7 @@ done
 # Debian metapackage tracking each kernel series.
 metapkg() {
 	case "$1" in
+	5.10) echo linux-image-cloud-amd64 ;;
 	6.1) echo linux-image-cloud-amd64 ;;
 	6.12) echo linux-image-6.12-cloud-amd64 ;;
 	*) die "unknown kernel series: $1" ;;
@@ -54,15 +59,46 @@ need_tools() {
 	[ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]}"
 }
 
+# apt options of a series: bullseye's kernel comes from a private
+# configuration (sources list, lists, cache and status under $kdir/apt),
+# the others from the system's.
+apt_opts=()
+apt_setup() {
+	apt_opts=()
+	case "$1" in
+	5.10)
+		local a="$kdir/apt"
+		mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/etc/preferences.d" "$a/etc/sources.list.d"
+		printf 'deb http://deb.debian.org/debian bullseye main\n' >"$a/etc/sources.list"
+		: >"$a/status"
+		apt_opts=(-o "Dir::Etc::SourceList=$a/etc/sources.list"
+			-o "Dir::Etc::SourceParts=$a/etc/sources.list.d"
+			-o "Dir::Etc::Preferences=$a/etc/preferences"
+			-o "Dir::Etc::PreferencesParts=$a/etc/preferences.d"
+			-o "Dir::State::Lists=$a/lists"
+			-o "Dir::State::Status=$a/status"
+			-o "Dir::Cache=$a/cache")
+		if [ -z "$(find "$a/lists" -maxdepth 1 -name '*bullseye*Packages*' -print -quit)" ]; then
+			log "[$1] apt-get update (bullseye main, private lists in $a)"
+			apt-get "${apt_opts[@]}" update -qq >&2 || die "apt-get update of bullseye main failed"
+		fi
+		;;
+	esac
+}
+
+apt_update() {
+	apt-get "${apt_opts[@]}" update -qq >&2 || die "apt-get update failed"
+}
+
 # Print the real linux-image package the metapackage depends on.
 resolve_image_pkg() {
 	local meta=$1 dep
-	dep=$(apt-cache depends "$meta" 2>/dev/null |
+	dep=$(apt-cache "${apt_opts[@]}" depends "$meta" 2>/dev/null |
 		awk '$1 ~ /Depends:$/ && $2 ~ /^linux-image-/ { print $2; exit }')
 	if [ -z "$dep" ]; then
 		log "$meta unknown to apt; running apt-get update"
-		apt-get update -qq >&2 || die "apt-get update failed"
-		dep=$(apt-cache depends "$meta" 2>/dev/null |
+		apt_update
+		dep=$(apt-cache "${apt_opts[@]}" depends "$meta" 2>/dev/null |
 			awk '$1 ~ /Depends:$/ && $2 ~ /^linux-image-/ { print $2; exit }')
 	fi
 	[ -n "$dep" ] || die "cannot resolve the kernel image package behind $meta"
@@ -78,6 +114,7 @@ fetch_series() {
 
 	local meta pkg tmp deb release
 	meta=$(metapkg "$series")
+	apt_setup "$series"
 	log "[$series] resolving $meta"
 	pkg=$(resolve_image_pkg "$meta")
 
@@ -85,11 +122,11 @@ fetch_series() {
 	cleanup_dirs+=("$tmp")
 
 	log "[$series] downloading $pkg"
-	if ! (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+	if ! (cd "$tmp" && apt-get "${apt_opts[@]}" download -q "$pkg" >/dev/null 2>&1); then
 		log "[$series] $pkg not downloadable; running apt-get update"
-		apt-get update -qq >&2 || die "apt-get update failed"
+		apt_update
 		pkg=$(resolve_image_pkg "$meta")
-		(cd "$tmp" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+		(cd "$tmp" && apt-get "${apt_opts[@]}" download -q "$pkg" >&2) || die "apt-get download $pkg failed"
 	fi
 	deb=$(find "$tmp" -maxdepth 1 -name '*.deb' -print -quit)
 	[ -n "$deb" ] || die "apt-get download produced no .deb for $pkg"
@@ -142,6 +179,6 @@ if command -v flock >/dev/null; then
 fi
 
 case "$which" in
-all) fetch_series 6.1; fetch_series 6.12 ;;
+all) fetch_series 5.10; fetch_series 6.1; fetch_series 6.12 ;;
 *) fetch_series "$which" ;;
 esac

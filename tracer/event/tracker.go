@@ -1,5 +1,11 @@
 package event
 
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
 // Go-only flags, set by the Tracker on the events it derives.
 const (
 	// FlagExisting: the timewait socket existed before tracing started; its
@@ -40,6 +46,9 @@ const (
 //     shows but no record created, or one the scan no longer shows but no
 //     record ended, is created or ended with FlagReconciled, one scan late
 //     so that records racing the scan have arrived.
+//   - It matches the records of a scan through sock_diag, which carry
+//     synthetic ptrs (IsSyntheticPtr), to the kernel's records by tuple:
+//     see resolve.
 type Tracker struct {
 	hz   uint32
 	now  uint64
@@ -51,6 +60,7 @@ type Tracker struct {
 	scanned  map[uint32]bool              // netns scanned at least once
 	prev     map[uint32]*scanResult       // per netns: the last complete scan, to settle one scan late
 	owners   map[uint64]ownerInfo         // sockets' owners by address (owners.go)
+	diag     *diagIndex                   // nil until a record with a synthetic ptr came
 
 	// Untracked counts timewait sockets not tracked for lack of room.
 	Untracked uint64
@@ -87,6 +97,12 @@ func (t *Tracker) Open() int { return len(t.open) }
 // Add feeds one decoded record and calls emit for every event it yields
 // (zero or more; the *Event is valid only during the call).
 func (t *Tracker) Add(e *Event, emit func(*Event)) {
+	if t.diag == nil && e.Kind == KindScanTW && IsSyntheticPtr(e.Ptr) {
+		t.startDiag()
+	}
+	if t.diag != nil {
+		e = t.resolve(e)
+	}
 	if e.Time > t.now {
 		t.now = e.Time
 	}
@@ -187,6 +203,12 @@ func (t *Tracker) create(e *Event, emit func(*Event)) {
 	if !st.existing {
 		st.created = e.Time
 	}
+	if t.diag != nil {
+		if old, ok := t.open[e.Ptr]; ok {
+			t.diag.forget(e.Ptr, old)
+		}
+		t.diag.add(e.Ptr, st)
+	}
 	t.open[e.Ptr] = st
 	emit(e)
 }
@@ -219,6 +241,9 @@ func (t *Tracker) end(e *Event, emit func(*Event)) {
 	if st, ok := t.open[e.Ptr]; ok {
 		if out.Family == 0 {
 			out.Family, out.Src, out.Dst, out.Netns = st.ev.Family, st.ev.Src, st.ev.Dst, st.ev.Netns
+		}
+		if t.diag != nil {
+			t.diag.forget(e.Ptr, st)
 		}
 		delete(t.open, e.Ptr)
 	}
@@ -283,8 +308,12 @@ func (t *Tracker) settleSyn(e *Event, emit func(*Event)) {
 
 // matchSyn: a server socket born on the tuple of a timewait socket killed
 // just before took it over with its SYN.
+//
+// The new socket's tuple is read at its SYN_RECV, or where that record does
+// not carry the peer yet (5.10 traces the child socket's SYN_RECV before
+// its addresses are set), at its move to ESTABLISHED.
 func (t *Tracker) matchSyn(e *Event, emit func(*Event)) {
-	if e.NewState != SynRecv || len(t.synWait) == 0 {
+	if (e.NewState != SynRecv && e.OldState != SynRecv) || len(t.synWait) == 0 {
 		return
 	}
 	for i, k := range t.synWait {
@@ -295,6 +324,17 @@ func (t *Tracker) matchSyn(e *Event, emit func(*Event)) {
 			return
 		}
 	}
+}
+
+// awaitingSyn reports whether the timewait socket at ptr was killed and
+// waits in synWait for a SYN takeover to settle its cause.
+func (t *Tracker) awaitingSyn(ptr uint64) bool {
+	for _, k := range t.synWait {
+		if k.Ptr == ptr {
+			return true
+		}
+	}
+	return false
 }
 
 // scanEnd settles the previous scan of this netns and records this one.
@@ -322,6 +362,9 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 
 	if p := t.prev[ns]; p != nil {
 		for _, ptr := range p.missing {
+			if t.awaitingSyn(ptr) {
+				continue // its kill is known; its cause is being settled
+			}
 			if st, ok := t.open[ptr]; ok {
 				end := st.ev
 				end.Kind = KindTWKill
@@ -364,4 +407,148 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 	}
 	t.prev[ns] = r
 	emit(e)
+}
+
+// syntheticBits mark a synthetic ptr: bit 0, which no kernel object's
+// address has (they are at least 8-byte aligned), and bit 63, so that small
+// odd numbers, as tests use for addresses, are not taken for one.
+const syntheticBits = 1<<63 | 1
+
+// IsSyntheticPtr reports whether ptr, the Ptr of a timewait record, is a
+// synthetic key (SyntheticPtr) rather than a kernel address. A scan through
+// sock_diag (kernels without iter/tcp) sees no addresses and keys each
+// timewait socket by its cookie instead.
+func IsSyntheticPtr(ptr uint64) bool { return ptr&syntheticBits == syntheticBits }
+
+// SyntheticPtr is the synthetic Ptr of the timewait socket with the given
+// sock_diag cookie: stable for the socket across scans, never a kernel
+// address. Cookies are counters far below 2^62.
+func SyntheticPtr(cookie uint64) uint64 { return syntheticBits | cookie<<1 }
+
+// tupleKey identifies a connection in a network namespace; the family is
+// implied by the addresses.
+type tupleKey struct {
+	netns    uint32
+	src, dst netip.AddrPort
+}
+
+func keyOf(e *Event) tupleKey { return tupleKey{e.Netns, e.Src, e.Dst} }
+
+// diagIndex matches synthetic-ptr scan records and kernel records by tuple.
+// The Tracker builds it at the first synthetic ptr and keeps it in step
+// with open from then on; a stream of kernel addresses only never has one.
+//
+// A timewait socket keeps the ptr it was created under, so that every event
+// about it carries the same Ptr: one the scan found first stays under its
+// synthetic ptr, and the kernel's records about it are translated to that
+// (alias).
+type diagIndex struct {
+	real  map[tupleKey]uint64 // open sockets keyed by kernel address, by tuple
+	synth map[tupleKey]uint64 // open sockets keyed by synthetic ptr, by tuple
+	alias map[uint64]uint64   // kernel address -> the synthetic ptr it is open under
+	back  map[uint64]uint64   // the reverse of alias
+	ev    Event               // a record with its ptr rewritten, valid during Add
+}
+
+// startDiag builds the index from the open sockets, in creation order so
+// that a tuple held twice (an end that no record showed) maps to the newer.
+func (t *Tracker) startDiag() {
+	d := &diagIndex{
+		real:  make(map[tupleKey]uint64),
+		synth: make(map[tupleKey]uint64),
+		alias: make(map[uint64]uint64),
+		back:  make(map[uint64]uint64),
+	}
+	ptrs := make([]uint64, 0, len(t.open))
+	for p := range t.open {
+		ptrs = append(ptrs, p)
+	}
+	slices.SortFunc(ptrs, func(a, b uint64) int {
+		return cmp.Or(cmp.Compare(t.open[a].ev.Time, t.open[b].ev.Time), cmp.Compare(a, b))
+	})
+	for _, p := range ptrs {
+		d.add(p, t.open[p])
+	}
+	t.diag = d
+}
+
+// add indexes the socket opened under ptr.
+func (d *diagIndex) add(ptr uint64, st *twState) {
+	if IsSyntheticPtr(ptr) {
+		d.synth[keyOf(&st.ev)] = ptr
+	} else {
+		d.real[keyOf(&st.ev)] = ptr
+	}
+}
+
+// forget drops the socket open under ptr from the index.
+func (d *diagIndex) forget(ptr uint64, st *twState) {
+	m := d.real
+	if IsSyntheticPtr(ptr) {
+		m = d.synth
+		if a, ok := d.back[ptr]; ok {
+			delete(d.alias, a)
+			delete(d.back, ptr)
+		}
+	}
+	if k := keyOf(&st.ev); m[k] == ptr {
+		delete(m, k)
+	}
+}
+
+// with is e under ptr.
+func (d *diagIndex) with(e *Event, ptr uint64) *Event {
+	d.ev = *e
+	d.ev.Ptr = ptr
+	return &d.ev
+}
+
+// resolve puts e under the ptr its timewait socket is open under:
+//
+//   - a scan record with a synthetic ptr whose tuple is open under a kernel
+//     address is that socket's; with none, the synthetic ptr stands (the
+//     first scan: a socket from before tracing; later: reconciled);
+//   - a kernel record whose address is not open, while a socket with its
+//     tuple is open under a synthetic ptr, is about that socket (found by
+//     the scan before any record showed it): the address becomes an alias
+//     of the synthetic ptr until the socket ends, so that it ends once,
+//     by this record or a later one, and not also as vanished.
+func (t *Tracker) resolve(e *Event) *Event {
+	d := t.diag
+	switch e.Kind {
+	case KindScanTW:
+		if !IsSyntheticPtr(e.Ptr) {
+			return e
+		}
+		if _, ok := t.open[e.Ptr]; ok {
+			return e
+		}
+		if p, ok := d.real[keyOf(e)]; ok {
+			return d.with(e, p)
+		}
+	case KindTWCreate, KindTWArm, KindTWCancel, KindTWExpire, KindTWKill, KindTWRx, KindTWReuse:
+		if IsSyntheticPtr(e.Ptr) {
+			return e
+		}
+		if s, ok := d.alias[e.Ptr]; ok {
+			if st := t.open[s]; st != nil && keyOf(&st.ev) == keyOf(e) {
+				return d.with(e, s)
+			}
+			// the address holds another socket now
+			delete(d.alias, e.Ptr)
+			delete(d.back, s)
+		}
+		if _, ok := t.open[e.Ptr]; ok {
+			return e
+		}
+		if s, ok := d.synth[keyOf(e)]; ok {
+			if old, ok := d.back[s]; ok {
+				delete(d.alias, old) // the socket's record came from another address
+			}
+			d.alias[e.Ptr] = s
+			d.back[s] = e.Ptr
+			return d.with(e, s)
+		}
+	}
+	return e
 }

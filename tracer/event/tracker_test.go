@@ -146,6 +146,31 @@ func TestTrackerTracepointTier(t *testing.T) {
 		},
 		want: []string{"tw_create a", "tw_kill a syn 2000ms inferred", "state b"},
 	}, {
+		name: "a SYN takeover matches at ESTABLISHED where SYN_RECV lacks the peer (5.10)",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(1, 3000*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(1, 3000*ms+100, KindState, 0xb, func(e *Event) {
+				e.OldState, e.NewState = Listen, SynRecv
+				e.Dst = netip.MustParseAddrPort("0.0.0.0:0")
+			})
+			s.add(1, 3000*ms+200, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = SynRecv, Established })
+		},
+		want: []string{"tw_create a", "state b", "tw_kill a syn 2000ms inferred", "state b"},
+	}, {
+		name: "a scan that misses a socket whose kill awaits a SYN does not end it again",
+		build: func(s *stream) {
+			scanEnd := func(e *Event) { e.Family = 0; e.Src, e.Dst = netip.AddrPort{}, netip.AddrPort{} }
+			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
+			s.add(0, 1500*ms, KindScanTW, 0xa, nil)
+			s.add(0, 1500*ms, KindScanEnd, 0, scanEnd)
+			s.add(1, 3000*ms, KindTWCancel, 0xa, inferred(CauseUnknown))
+			s.add(0, 3000*ms+2*ms, KindScanEnd, 0, scanEnd) // 0xa missing
+			s.add(0, 3500*ms, KindScanEnd, 0, scanEnd)      // settles it
+			s.add(1, 3600*ms, KindState, 0xb, func(e *Event) { e.OldState, e.NewState = SynRecv, Established })
+		},
+		want: []string{"tw_create a", "scan_end 0", "scan_end 0", "scan_end 0", "tw_kill a syn 2000ms inferred", "state b"},
+	}, {
 		name: "unknown kill without a new connection stays unknown after the window",
 		build: func(s *stream) {
 			s.add(0, 1000*ms, KindTWArm, 0xa, nil)
