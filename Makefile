@@ -23,7 +23,7 @@ VM_KERNELS  ?= 5.10 6.1 6.12
 # and sock_diag (test-fallbacks). Runs whose kernel is not in VM_KERNELS
 # are left out.
 VM_RUNS     ?= 5.10:fentry 5.10:kprobe 5.10:tracepoint \
-               5.10:kprobe:perf-buffer,no-kernel-btf \
+               5.10:kprobe:perf-buffer,no-kernel-btf,old-helpers \
                5.10:tracepoint:perf-buffer,classic-tracepoints,sock-diag \
                6.1:fentry 6.1:kprobe 6.12:fentry 6.12:kprobe 6.12:tracepoint
 # Fallbacks forced on the host's kernel by test-fallbacks.

@@ -46,6 +46,41 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load. */
 const volatile struct config cfg = {};
 
+/* Kernels before 5.5 have neither bpf_probe_read_kernel nor
+ * bpf_probe_read_user (nor bpf_jiffies64): with cfg.old_helpers every read
+ * goes through bpf_probe_read, which reads either on x86. The branch not
+ * taken is removed by the verifier. The name is redirected below, so the
+ * CO-RE read macros use this too. */
+static __always_inline long probe_read_kernel(void *dst, __u32 size, const void *src)
+{
+	if (cfg.old_helpers)
+		return bpf_probe_read(dst, size, src);
+	return bpf_probe_read_kernel(dst, size, src);
+}
+
+static __always_inline long probe_read_user(void *dst, __u32 size, const void *src)
+{
+	if (cfg.old_helpers)
+		return bpf_probe_read(dst, size, src);
+	return bpf_probe_read_user(dst, size, src);
+}
+
+#define bpf_probe_read_kernel probe_read_kernel
+#define bpf_probe_read_user probe_read_user
+
+/* jiffies_64: with cfg.old_helpers, read at the address user space found
+ * in /proc/kallsyms */
+static __always_inline __u64 jiffies_now(void)
+{
+	__u64 j = 0;
+
+	if (cfg.old_helpers) {
+		bpf_probe_read(&j, sizeof(j), (const void *)cfg.jiffies_addr);
+		return j;
+	}
+	return bpf_jiffies64();
+}
+
 /* Types for bpf2go -type. */
 const struct event *unused_event __attribute__((unused));
 const struct config *unused_config __attribute__((unused));
@@ -420,7 +455,7 @@ static __always_inline void set_owner(struct event *e, const struct owner *o)
 static __always_inline __u32 timer_left(const struct inet_timewait_sock *tw)
 {
 	__u64 expires = BPF_CORE_READ(tw, tw_timer.expires);
-	__u64 now = bpf_jiffies64();
+	__u64 now = jiffies_now();
 
 	/* jiffies wrap at 32 bits on 32-bit kernels only; compare as signed */
 	__s64 left = (__s64)(expires - now);

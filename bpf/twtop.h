@@ -94,7 +94,9 @@ struct config {
 	__u8 tp_tier;      /* tracepoint tier: infer overflow from close transitions */
 	__u32 wakeup_mask;  /* wake the reader on a CPU's records whose seq & mask is 0; 0 = kernel default */
 	__u8 perf_buffer;   /* records go to the perf event array (no ring buffer before 5.8) */
-	__u8 pad[3];
+	__u8 old_helpers;   /* bpf_probe_read for kernel and user memory (before 5.5) */
+	__u8 pad[2];
+	__u64 jiffies_addr; /* with old_helpers: the address of jiffies_64 (no bpf_jiffies64) */
 };
 
 #endif /* TWTOP_H */

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 )
@@ -25,19 +26,26 @@ type Fallbacks struct {
 	// of a BPF iter/tcp program (missing before 5.9).
 	SockDiag bool
 	// NoKernelBTF: compile against Options.BTF as if the kernel had no
-	// /sys/kernel/btf/vmlinux. Implies the three others and rules out the
-	// fentry tier: fentry, tp_btf and iterators need the kernel's BTF.
+	// /sys/kernel/btf/vmlinux. Implies ClassicTracepoints and SockDiag and
+	// rules out the fentry tier: fentry, tp_btf and iterators need the
+	// kernel's BTF.
 	NoKernelBTF bool
+	// OldHelpers: bpf_probe_read instead of bpf_probe_read_kernel and
+	// bpf_probe_read_user, and jiffies read from jiffies_64 (the helpers
+	// are 5.5+). Implies ClassicTracepoints and SockDiag and rules out the
+	// fentry tier, which came with them.
+	OldHelpers bool
 }
 
-var fallbackNames = []string{"perf-buffer", "classic-tracepoints", "sock-diag", "no-kernel-btf"}
+var fallbackNames = []string{"perf-buffer", "classic-tracepoints", "sock-diag", "no-kernel-btf", "old-helpers"}
 
 func (f *Fallbacks) fields() []*bool {
-	return []*bool{&f.PerfBuffer, &f.ClassicTracepoints, &f.SockDiag, &f.NoKernelBTF}
+	return []*bool{&f.PerfBuffer, &f.ClassicTracepoints, &f.SockDiag, &f.NoKernelBTF, &f.OldHelpers}
 }
 
 // ParseFallbacks parses a comma-separated list of perf-buffer,
-// classic-tracepoints, sock-diag and no-kernel-btf ("" for none).
+// classic-tracepoints, sock-diag, no-kernel-btf and old-helpers ("" for
+// none).
 func ParseFallbacks(s string) (Fallbacks, error) {
 	var f Fallbacks
 	fs := f.fields()
@@ -117,9 +125,10 @@ type Features struct {
 	Release   string
 	KernelBTF bool  // /sys/kernel/btf/vmlinux exists
 	RingBuf   *bool // BPF_MAP_TYPE_RINGBUF (5.8+); nil: unknown
-	Tracing   *bool // fentry/fexit/tp_btf program type (5.5+); nil: unknown
-	Kprobes   bool
-	IterTCP   bool // the kernel's BTF describes the iter/tcp context (5.9+)
+	// ProbeReadKernel: bpf_probe_read_kernel (5.5+); nil: unknown
+	ProbeReadKernel *bool
+	Kprobes         bool
+	IterTCP         bool // the kernel's BTF describes the iter/tcp context (5.9+)
 	// Missing are the timewait functions the kernel's BTF does not
 	// describe (inlined or renamed): their hooks cannot attach.
 	Missing []string
@@ -144,7 +153,7 @@ func ProbeFeatures() Features {
 		return &b
 	}
 	f.RingBuf = probe(features.HaveMapType(ebpf.RingBuf))
-	f.Tracing = probe(features.HaveProgramType(ebpf.Tracing))
+	f.ProbeReadKernel = probe(features.HaveProgramHelper(ebpf.Kprobe, asm.FnProbeReadKernel))
 	if spec, err := btf.LoadKernelSpec(); err == nil {
 		var s *btf.Struct
 		f.IterTCP = spec.TypeByName("bpf_iter__tcp", &s) == nil
@@ -163,12 +172,14 @@ func ProbeFeatures() Features {
 	return f
 }
 
-// Needed says which fallbacks the features call for.
+// Needed says which fallbacks the features call for, as Open decides them.
 func (f Features) Needed() Fallbacks {
+	old := f.ProbeReadKernel != nil && !*f.ProbeReadKernel
 	return Fallbacks{
 		PerfBuffer:         f.RingBuf != nil && !*f.RingBuf,
-		ClassicTracepoints: !f.KernelBTF || (f.Tracing != nil && !*f.Tracing),
-		SockDiag:           !f.KernelBTF || !f.IterTCP,
+		ClassicTracepoints: !f.KernelBTF || old,
+		SockDiag:           !f.KernelBTF || !f.IterTCP || old,
 		NoKernelBTF:        !f.KernelBTF,
+		OldHelpers:         old,
 	}
 }

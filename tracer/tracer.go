@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
@@ -67,6 +68,7 @@ type Tracer struct {
 	// the fallbacks in use, and the BTF the programs were compiled against
 	fallbacks Fallbacks
 	types     *btf.Spec
+	jiffies   uint64 // address of jiffies_64, with OldHelpers
 	// the address of tw_timer_handler, for the tracepoint tier
 	twTimerFn *symbolLookup
 	coll      *ebpf.Collection
@@ -115,8 +117,14 @@ func Open(opts Options) (t *Tracer, err error) {
 	if !ownBTF {
 		t.fallbacks.NoKernelBTF = true
 	}
-	if t.fallbacks.NoKernelBTF {
-		// fentry, tp_btf and iter/tcp all attach by the kernel's own BTF
+	if err := features.HaveProgramHelper(ebpf.Kprobe, asm.FnProbeReadKernel); errors.Is(err, ebpf.ErrNotSupported) {
+		t.fallbacks.OldHelpers = true // below 5.5
+	} else if err != nil {
+		return nil, fmt.Errorf("probe for bpf_probe_read_kernel: %w", err)
+	}
+	if t.fallbacks.NoKernelBTF || t.fallbacks.OldHelpers {
+		// fentry, tp_btf and iter/tcp all attach by the kernel's own BTF,
+		// and came after the old helpers
 		t.fallbacks.ClassicTracepoints = true
 		t.fallbacks.SockDiag = true
 	} else if !specHasStruct(types, "bpf_iter__tcp") {
@@ -126,6 +134,11 @@ func Open(opts Options) (t *Tracer, err error) {
 		t.fallbacks.PerfBuffer = true // below 5.8
 	} else if err != nil {
 		return nil, fmt.Errorf("probe for the BPF ring buffer: %w", err)
+	}
+	if t.fallbacks.OldHelpers {
+		if t.jiffies, err = kallsym("jiffies_64"); err != nil {
+			return nil, fmt.Errorf("without bpf_jiffies64 (before 5.5) twtop reads jiffies_64, which needs a kernel with CONFIG_KALLSYMS_ALL: %w", err)
+		}
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK: %w", err)
@@ -137,7 +150,7 @@ func Open(opts Options) (t *Tracer, err error) {
 	tiers := []Tier{opts.Tier}
 	if opts.Tier == Auto {
 		tiers = []Tier{Fentry, Kprobe, Tracepoint}
-		if t.fallbacks.NoKernelBTF {
+		if t.fallbacks.NoKernelBTF || t.fallbacks.OldHelpers {
 			tiers = tiers[1:]
 		}
 	}
@@ -175,6 +188,8 @@ func (t *Tracer) start(tier Tier) (err error) {
 		return errors.New("the kernel has no kprobes (built without CONFIG_KPROBES)")
 	case tier == Fentry && t.fallbacks.NoKernelBTF:
 		return errors.New("fentry needs the kernel's own BTF (/sys/kernel/btf/vmlinux)")
+	case tier == Fentry && t.fallbacks.OldHelpers:
+		return errors.New("fentry needs Linux 5.5 or later")
 	}
 	spec, err := loadTwtop()
 	if err != nil {
@@ -207,6 +222,10 @@ func (t *Tracer) start(tier Tier) (err error) {
 	}
 	if t.fallbacks.PerfBuffer {
 		cfg.PerfBuffer = 1
+	}
+	if t.fallbacks.OldHelpers {
+		cfg.OldHelpers = 1
+		cfg.JiffiesAddr = t.jiffies
 	}
 	if tier == Tracepoint {
 		cfg.TpTier = 1

@@ -14,17 +14,19 @@ import (
 )
 
 type twtopConfig struct {
-	_          structs.HostLayout
-	TwTimerFn  uint64
-	Netns      uint32
-	Pid        uint32
-	Port       uint16
-	Family     uint8
-	TpTier     uint8
-	WakeupMask uint32
-	PerfBuffer uint8
-	Pad        [3]uint8
-	_          [4]byte
+	_           structs.HostLayout
+	TwTimerFn   uint64
+	Netns       uint32
+	Pid         uint32
+	Port        uint16
+	Family      uint8
+	TpTier      uint8
+	WakeupMask  uint32
+	PerfBuffer  uint8
+	OldHelpers  uint8
+	Pad         [2]uint8
+	_           [4]byte
+	JiffiesAddr uint64
 }
 
 type twtopEvent struct {

@@ -235,6 +235,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--record", "-", "--report", "json"},
 		{"--record", "f", "--events", "json"},
 		{"--replay", "f", "--check", "timewait.created == sum(kernel.tw)"},
+		{"--fallback", "perf-buffers", "--events", "json"},
+		{"--replay", "f", "--btf", "vmlinux"},
+		{"--replay", "f", "--fallback", "sock-diag"},
 	} {
 		err := run(args)
 		if _, ok := err.(*usageError); !ok {
@@ -276,14 +279,21 @@ func TestUnprivilegedOneLineError(t *testing.T) {
 }
 
 // `twtop --report json` over real traffic: its figures equal the
-// namespace's counters.
+// namespace's counters, also with the older kernels' ways forced.
 func TestReportJSONMatchesCounters(t *testing.T) {
+	for _, fallbacks := range []string{"", "perf-buffer,classic-tracepoints,sock-diag"} {
+		t.Run("fallbacks="+fallbacks, func(t *testing.T) { testReportJSON(t, fallbacks) })
+	}
+}
+
+func testReportJSON(t *testing.T, fallbacks string) {
 	ns := netnstest.New(t)
 	before := netnstest.Counters(t, ns)
-	_, stdout, wait := startTwtop(t, "--report", "json", "--netns", ns.Path(), "--duration", "6s")
+	_, stdout, wait := startTwtop(t, "--report", "json", "--netns", ns.Path(), "--duration", "6s", "--fallback", fallbacks)
 	for _, run := range []func() (*scenario.Result, error){
 		func() (*scenario.Result, error) { return scenario.ClientCloses(ns, 3, unix.AF_INET) },
 		func() (*scenario.Result, error) { return scenario.ServerCloses(ns, 2, unix.AF_INET) },
+		func() (*scenario.Result, error) { return scenario.ClientCloses(ns, 2, unix.AF_INET6) },
 		func() (*scenario.Result, error) { return scenario.Linger0(ns, 1) },
 	} {
 		r, err := run()
@@ -311,19 +321,47 @@ func TestReportJSONMatchesCounters(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("report: %v\n%s", err, out)
 	}
-	if tw := netnstest.Delta(t, before, after, "TcpExt.TW"); rep.Timewait.Created != uint64(tw) || tw != 5 {
-		t.Errorf("timewait.created %d, TcpExt.TW delta %d (want 5)", rep.Timewait.Created, tw)
+	if tw := netnstest.Delta(t, before, after, "TcpExt.TW"); rep.Timewait.Created != uint64(tw) || tw != 7 {
+		t.Errorf("timewait.created %d, TcpExt.TW delta %d (want 7)", rep.Timewait.Created, tw)
 	}
-	if rep.Timewait.OpenAtEnd != 5 {
-		t.Errorf("timewait.open_at_end %d, want 5", rep.Timewait.OpenAtEnd)
+	if rep.Timewait.OpenAtEnd != 7 {
+		t.Errorf("timewait.open_at_end %d, want 7", rep.Timewait.OpenAtEnd)
 	}
-	// each connection has both ends in the namespace: 5 active and 5
+	// each connection has both ends in the namespace: 7 active and 7
 	// passive closes, and the abort resets both ends
-	if rep.Closes.Active != 5 || rep.Closes.Passive != 5 || rep.Closes.Reset != 2 || rep.Closes.Simultaneous != 0 {
-		t.Errorf("closes %+v, want 5 active, 5 passive, 2 reset", rep.Closes)
+	if rep.Closes.Active != 7 || rep.Closes.Passive != 7 || rep.Closes.Reset != 2 || rep.Closes.Simultaneous != 0 {
+		t.Errorf("closes %+v, want 7 active, 7 passive, 2 reset", rep.Closes)
 	}
 	if rep.Lost != 0 {
 		t.Errorf("lost %d", rep.Lost)
+	}
+}
+
+// --probe says what the kernel offers; as root it loads the programs and
+// names the tier, without root it says what root would add.
+func TestProbe(t *testing.T) {
+	netnstest.RequireRoot(t)
+	out, err := exec.Command(twtopBinary(t), "--probe").CombinedOutput()
+	if err != nil {
+		t.Fatalf("twtop --probe: %v\n%s", err, out)
+	}
+	for _, want := range []string{"kernel ", "kernel BTF", "ring buffer", "iter/tcp", "fallbacks", "(loaded and attached; --attach auto)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--probe output lacks %q:\n%s", want, out)
+		}
+	}
+	forced, err := exec.Command(twtopBinary(t), "--probe", "--fallback", "perf-buffer,sock-diag").CombinedOutput()
+	if err != nil {
+		t.Fatalf("twtop --probe --fallback: %v\n%s", err, forced)
+	}
+	if !strings.Contains(string(forced), "fallbacks used") || !strings.Contains(string(forced), "perf-buffer,") {
+		t.Errorf("--probe --fallback perf-buffer,sock-diag does not say it used them:\n%s", forced)
+	}
+	cmd := exec.Command(twtopBinary(t), "--probe")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "run as root") {
+		t.Errorf("unprivileged --probe: %v\n%s", err, out)
 	}
 }
 

@@ -98,7 +98,8 @@ Flags:
   --fallback LIST    force older kernels' ways even where the kernel has the
                      newer ones (testing, or a vendor kernel with holes):
                      perf-buffer, classic-tracepoints, sock-diag,
-                     no-kernel-btf, comma-separated (default: $TWTOP_FALLBACK)
+                     no-kernel-btf, old-helpers, comma-separated (default:
+                     $TWTOP_FALLBACK)
   --verbose          say why better tiers were not used, and print the
                      verifier's log when the kernel refuses a program
   --version          print the version
@@ -110,9 +111,10 @@ tw_rx, tw_overflow, connect_error, bind_error, scan_tw, scan_end.
 Exit status: 0 ok, 1 failure or a failed --check, 2 bad usage or an unreadable
 recording.
 
-Tracing needs root (or CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN for --netns) and
-Linux 5.8 or later with BTF, or older kernels (RHEL 8's 4.18, 5.4) with --btf;
-see the README's kernel table. Replaying needs neither.
+Tracing needs root (or CAP_BPF and CAP_PERFMON; CAP_SYS_ADMIN for --netns). It
+runs on Linux 5.10 and later as is; older kernels (5.4, RHEL 8's 4.18) or ones
+without BTF through older ways to the same events and --btf FILE. twtop --probe
+says what a host offers and what twtop would use. Replaying needs neither.
 `
 
 type config struct {

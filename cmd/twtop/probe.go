@@ -25,7 +25,7 @@ func probe(cfg *config, w io.Writer) error {
 		row("kernel BTF", "no: pass --btf FILE; fentry, tp_btf and iter/tcp need it, so kprobe or tracepoint tier with classic tracepoints and a sock_diag scan")
 	}
 	row("ring buffer", yesNo(f.RingBuf, "yes", "no: per-CPU perf buffers instead (below 5.8)"))
-	row("fentry, tp_btf", yesNo(f.Tracing, "yes (if the kernel allows them: some refuse fentry)", "no: kprobe tier, classic tracepoints"))
+	row("bpf_probe_read_kernel", yesNo(f.ProbeReadKernel, "yes", "no: bpf_probe_read, jiffies from jiffies_64 (below 5.5)"))
 	row("kprobes", yesNo(&f.Kprobes, "yes", "no (CONFIG_KPROBES off): fentry or tracepoint tier"))
 	row("iter/tcp", yesNo(&f.IterTCP, "yes", "no: the TIME_WAIT scan goes over sock_diag (below 5.9, or no kernel BTF)"))
 	if f.KernelBTF {
@@ -48,7 +48,7 @@ func probe(cfg *config, w io.Writer) error {
 	opts := traceOptions(cfg)
 	tr, err := tracer.Open(opts)
 	if err != nil {
-		row("tier", "none: "+err.Error())
+		row("tier", "none")
 		tw.Flush()
 		return fmt.Errorf("no attach tier works on this kernel: %w", err)
 	}
