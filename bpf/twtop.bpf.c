@@ -200,12 +200,14 @@ struct {
 } tw_done SEC(".maps");
 
 /* Full sockets that just received an RST: tcp_reset() traces
- * tcp_receive_reset, then tcp_done() moves the socket to CLOSE. */
+ * tcp_receive_reset, then tcp_done() moves the socket to CLOSE. The value
+ * is the socket's ports (sport << 16 | dport): a mark left behind (its
+ * CLOSE missed) does not flag the next socket at that address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, __u32);
 } rst_rx SEC(".maps");
 
 /* Why a timewait socket is about to be killed, set where the kernel shows
@@ -622,8 +624,10 @@ static __always_inline int state_change(void *ctx, const struct sock *sk, int ol
 	if (newstate == TCP_CLOSE) {
 		if (cfg.pid)
 			bpf_map_delete_elem(&owners, &key);
-		if (bpf_map_lookup_elem(&rst_rx, &key)) {
-			e.flags |= EVF_RST_RX;
+		__u32 *ports = bpf_map_lookup_elem(&rst_rx, &key);
+		if (ports) {
+			if (*ports == ((__u32)e.sport << 16 | e.dport))
+				e.flags |= EVF_RST_RX;
 			bpf_map_delete_elem(&rst_rx, &key);
 		}
 	}
@@ -1357,11 +1361,18 @@ int BPF_PROG(on_timer_expire, struct timer_list *t)
  * a timeout). */
 static __always_inline void reset_received(const struct sock *sk)
 {
+	struct event e = {};
+
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
+	/* a socket the filters drop has its CLOSE dropped too, which would
+	 * never clear the mark */
+	read_sock_tuple(sk, &e);
+	if (!tuple_wanted(&e))
+		return;
 	__u64 key = (__u64)sk;
-	__u8 one = 1;
-	bpf_map_update_elem(&rst_rx, &key, &one, BPF_ANY);
+	__u32 ports = (__u32)e.sport << 16 | e.dport;
+	bpf_map_update_elem(&rst_rx, &key, &ports, BPF_ANY);
 }
 
 SEC("tp_btf/tcp_receive_reset")
