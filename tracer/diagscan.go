@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -118,8 +117,7 @@ func timerJiffies(left time.Duration, hz uint32) uint32 {
 }
 
 // timewaitSocketsIn dumps the timewait sockets of namespace ns ("" for our
-// own). Another namespace is joined by a throwaway thread: it stays locked
-// and dies with its goroutine, so nothing else ever runs in that namespace.
+// own), joined as inNetns does.
 func timewaitSocketsIn(ns string) ([]netns.Socket, error) {
 	dump := func() ([]netns.Socket, error) {
 		socks, err := netns.TimewaitSockets()
@@ -132,31 +130,7 @@ func timewaitSocketsIn(ns string) ([]netns.Socket, error) {
 		}
 		return socks, nil
 	}
-	if ns == "" {
-		return dump()
-	}
-	target, err := os.Open(ns)
-	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", ns, err)
-	}
-	defer target.Close()
-
-	type result struct {
-		socks []netns.Socket
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{nil, fmt.Errorf("join network namespace %s: %w", ns, err)}
-			return
-		}
-		socks, err := dump()
-		done <- result{socks, err}
-	}()
-	r := <-done
-	return r.socks, r.err
+	return inNetns(ns, dump)
 }
 
 // timerList has the kernel's jiffies; only root may read it.

@@ -187,33 +187,39 @@ func (t *Tracer) openIter(ns string) (io.ReadCloser, error) {
 		return nil, ErrClosed
 	}
 	it := t.iter
+	return inNetns(ns, it.Open)
+}
+
+// inNetns runs f in network namespace ns ("" for our own). Another
+// namespace is joined by a throwaway thread: it runs f and dies with the
+// namespace still set, so no other goroutine ever runs there.
+func inNetns[T any](ns string, f func() (T, error)) (T, error) {
+	var zero T
 	if ns == "" {
-		return it.Open()
+		return f()
 	}
 	target, err := os.Open(ns)
 	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", ns, err)
+		return zero, fmt.Errorf("open network namespace %s: %w", ns, err)
 	}
 	defer target.Close()
 
 	type result struct {
-		rd  io.ReadCloser
+		v   T
 		err error
 	}
 	done := make(chan result, 1)
-	// a throwaway thread: it joins the namespace, opens the iterator and
-	// dies with the namespace still set, so no other goroutine runs there
 	go func() {
 		runtime.LockOSThread()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{nil, fmt.Errorf("join network namespace %s: %w", ns, err)}
+			done <- result{zero, fmt.Errorf("join network namespace %s: %w", ns, err)}
 			return
 		}
-		rd, err := it.Open()
-		done <- result{rd, err}
+		v, err := f()
+		done <- result{v, err}
 	}()
 	r := <-done
-	return r.rd, r.err
+	return r.v, r.err
 }
 
 // Known kernel HZ values (CONFIG_HZ).
