@@ -117,11 +117,23 @@ func testCloser(t *testing.T, n, family int, serverCloses bool) {
 	}
 	r := must[*scenario.Result](t)(run(ns, n, family))
 	closeResult(t, r)
+	var closers []scenario.Tuple
+	for _, c := range r.Conns {
+		if serverCloses {
+			closers = append(closers, c.ServerSide())
+		} else {
+			closers = append(closers, c.ClientSide())
+		}
+	}
+	finWait1 := func(e *event.Event) bool {
+		return e.Kind == event.KindState && e.NewState == event.FinWait1 && e.Owned() && e.Pid == uint32(os.Getpid())
+	}
 	// The scenario returns once sock_diag shows every socket in TIME_WAIT,
-	// but records may wait up to the reader's poll period in the ring:
-	// wait for the substate moves too, not only the creations.
-	evs := w.until("timewait creations in TIME_WAIT", func(evs []event.Event) bool {
-		return atLeast(n, created)(evs) && allInTimeWait(evs)
+	// but records may wait up to the reader's poll period in the ring (and
+	// perf buffers deliver another CPU's records up to their merge's slack
+	// late): wait for the closers' FIN_WAIT1 and the substate moves too.
+	evs := w.until("timewait creations in TIME_WAIT and the closers' FIN_WAIT1", func(evs []event.Event) bool {
+		return atLeast(n, created)(evs) && allInTimeWait(evs) && len(tuplesOf(evs, finWait1)) >= len(closers)
 	})
 	after := netnstest.Counters(t, ns)
 
@@ -130,17 +142,7 @@ func testCloser(t *testing.T, n, family int, serverCloses bool) {
 	got := tuplesOf(evs, created)
 	sameTuples(t, "tw_create tuples vs the scenario's TIME_WAIT sockets", got, r.TimeWait)
 	sameTuples(t, "tw_create tuples vs sock_diag", got, diagTimewait(t, ns, family))
-	for _, c := range r.Conns {
-		closer := c.ClientSide()
-		if serverCloses {
-			closer = c.ServerSide()
-		}
-		if got := tuplesOf(evs, func(e *event.Event) bool {
-			return e.Kind == event.KindState && e.NewState == event.FinWait1 && e.Owned() && e.Pid == uint32(os.Getpid())
-		}); !slices.Contains(got, closer) {
-			t.Errorf("no ESTABLISHED->FIN_WAIT1 event owned by this process for the closer %v", closer)
-		}
-	}
+	sameTuples(t, "ESTABLISHED->FIN_WAIT1 events owned by this process vs the closers", tuplesOf(evs, finWait1), closers)
 	// A closer that has already close()d its socket becomes a timewait
 	// socket in the FIN_WAIT2 substate as soon as its FIN is acknowledged
 	// (tcp_fin_timeout, 60 s here, is not above TCP_TIMEWAIT_LEN); the
