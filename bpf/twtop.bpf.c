@@ -797,7 +797,7 @@ int scan_tw(struct bpf_iter__tcp *ctx)
 	 * (the TCP side of Go's default listeners) fail. */
 	const struct inet_timewait_sock *tw = (const void *)skc;
 	tw_record(&e, EV_SCAN_TW, tw);
-	if (!tuple_wanted(&e))
+	if (!tw_wanted(&e)) /* with --pid: the process's closed sockets only */
 		return 0;
 	bpf_seq_write(seq, &e, sizeof(e));
 	return 0;

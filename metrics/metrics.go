@@ -105,7 +105,7 @@ var (
 	famPortsHeld     = newFamily("twtop_ports_held", "Local ports a client holds towards a destination, by the state of their socket (connecting, established, closing, time_wait).", gauge, "netns", "src", "dst", "state")
 	famPortsConns    = newFamily("twtop_ports_connections_total", "Connections established towards a destination.", counter, "netns", "src", "dst")
 	famPortsUsage    = newFamily("twtop_ports_usage_ratio", "Ports held towards a destination over the size of ip_local_port_range (where the namespace's range is known; the other series holds the largest).", gauge, "netns", "src", "dst")
-	famPortsExhaust  = newFamily("twtop_ports_exhaustion_seconds", "Time until the ports held towards a destination fill ip_local_port_range at the current growth (where they grow; the other series holds the smallest).", gauge, "netns", "src", "dst")
+	famPortsExhaust  = newFamily("twtop_ports_exhaustion_seconds", "Time until the ports held towards a destination fill ip_local_port_range, where the current rate's steady state exceeds it; 0 while connect() fails with EADDRNOTAVAIL (the other series holds the smallest).", gauge, "netns", "src", "dst")
 	famMaxBuckets    = newFamily("twtop_settings_tcp_max_tw_buckets", "The namespace's net.ipv4.tcp_max_tw_buckets.", gauge, "netns")
 	famTwReuse       = newFamily("twtop_settings_tcp_tw_reuse", "The namespace's net.ipv4.tcp_tw_reuse (0, 1 or 2).", gauge, "netns")
 	famPortRange     = newFamily("twtop_settings_ip_local_port_range_size", "The number of ports in the namespace's net.ipv4.ip_local_port_range.", gauge, "netns")

@@ -65,12 +65,13 @@ func diagScan(ns string, inode uint32, hz uint32) ([][]byte, error) {
 	return recs, nil
 }
 
-// filterScan applies o's tuple filters (Family, Netns, Port) to a scan's
-// records as scan_tw does in the kernel (tuple_wanted): diagScan lists
+// filterScan applies o's filters to a scan's records as scan_tw does in
+// the kernel (tw_wanted): the tuple filters (Family, Netns, Port), and with
+// Pid, owned says whether that process closed the socket. diagScan lists
 // every timewait socket of the namespace. The end record's count becomes
 // the number kept. recs is filtered in place.
-func filterScan(recs [][]byte, o Options) [][]byte {
-	if o.Family == 0 && o.Netns == 0 && o.Port == 0 {
+func filterScan(recs [][]byte, o Options, owned func(*event.Event) bool) [][]byte {
+	if o.Family == 0 && o.Netns == 0 && o.Port == 0 && o.Pid == 0 {
 		return recs
 	}
 	out := recs[:0]
@@ -78,7 +79,7 @@ func filterScan(recs [][]byte, o Options) [][]byte {
 	for _, r := range recs {
 		switch event.RawKind(r) {
 		case event.KindScanTW:
-			if event.Decode(r, &e) == nil && !tupleWanted(&e, o) {
+			if event.Decode(r, &e) == nil && (!tupleWanted(&e, o) || (o.Pid != 0 && !owned(&e))) {
 				continue
 			}
 		case event.KindScanEnd:
@@ -90,6 +91,28 @@ func filterScan(recs [][]byte, o Options) [][]byte {
 		out = append(out, r)
 	}
 	return out
+}
+
+// pidTuple is the kernel's struct tuple, the key of pid_tuples.
+type pidTuple struct {
+	Saddr, Daddr [16]byte
+	Netns        uint32
+	Sport, Dport uint16
+	Family       uint8
+	_            [7]byte
+}
+
+// closedByPid reports whether the --pid process closed the socket whose
+// timewait socket e is (tw_wanted in bpf/twtop.bpf.c).
+func (t *Tracer) closedByPid(e *event.Event) bool {
+	k := pidTuple{Netns: e.Netns, Sport: e.Src.Port(), Dport: e.Dst.Port(), Family: e.Family}
+	src, dst := e.Src.Addr().AsSlice(), e.Dst.Addr().AsSlice()
+	copy(k.Saddr[:], src)
+	copy(k.Daddr[:], dst)
+	var v uint8
+	t.mu.Lock() // Close may release the maps meanwhile
+	defer t.mu.Unlock()
+	return t.coll != nil && t.coll.Maps["pid_tuples"].Lookup(&k, &v) == nil
 }
 
 // tupleWanted is tuple_wanted in bpf/twtop.bpf.c.

@@ -277,7 +277,7 @@ func TestDiagFilterScan(t *testing.T) {
 		{"other netns", Options{Netns: 8}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			recs := filterScan(build(), tc.o)
+			recs := filterScan(build(), tc.o, func(*event.Event) bool { return false })
 			var got []uint64
 			var e event.Event
 			for i, r := range recs {

@@ -45,7 +45,7 @@ func tableKeys(t *testing.T, scr tcell.SimulationScreen) []string {
 func TestSwitchScreens(t *testing.T) {
 	a, _, scr := replayApp(t, "nginx-proxy", 80, 24)
 	marks := map[view]string{
-		viewOverview: "Findings", viewClosers: "Who closes first", viewPorts: "Local ports held", viewEvents: "Latest events",
+		viewOverview: "Findings", viewClosers: "Who closes first", viewPorts: "Ports held per destination", viewEvents: "Latest events",
 	}
 	shows := func(v view) {
 		t.Helper()

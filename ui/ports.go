@@ -55,9 +55,10 @@ var portCols = []column{
 	{title: "CLOSING", w: 7, right: true, drop: 4},
 	{title: "TW", w: 6, right: true},
 	{title: "NEW/S", w: 6, right: true},
-	{title: "NEEDED", w: 7, right: true},
-	{title: "GROWTH/S", w: 8, right: true},
+	{title: "STEADY", w: 7, right: true},
+	{title: "GROWTH/S", w: 8, right: true, drop: 2},
 	{title: "EXHAUST", w: 7, right: true},
+	{title: "FAILED", w: 6, right: true, drop: 1},
 	{title: "REUSE", w: 5},
 }
 
@@ -68,7 +69,7 @@ func (a *app) drawPorts(c canvas) {
 	th := &a.th
 	rows := a.portRows()
 	s := &a.po
-	c.text(0, 0, "Local ports held per destination; NEEDED = new/s × 60 s of TIME_WAIT", th.dim)
+	c.text(0, 0, "Ports held per destination; STEADY = held once TIME_WAIT levels off at this rate", th.dim)
 	cols := append([]column(nil), portCols...)
 	if c.w >= 140 { // room for a longer bar
 		cols[2].w = 21
@@ -128,9 +129,13 @@ func (a *app) drawPorts(c canvas) {
 				exhaust = plain(seconds(e))
 			}
 		}
-		needed := plain(count(p.NeededAtRate))
+		steady := plain(count(p.SteadyHeld))
 		if p.RangeSize > 0 {
-			needed = styled(count(p.NeededAtRate), th.level(float64(p.NeededAtRate)/float64(p.RangeSize)))
+			steady = styled(count(p.SteadyHeld), th.level(float64(p.SteadyHeld)/float64(p.RangeSize)))
+		}
+		failed := plain(count(p.ConnectEAddrNotAvail))
+		if p.ConnectEAddrNotAvail > 0 {
+			failed = styled(count(p.ConnectEAddrNotAvail), th.crit)
 		}
 		reuse := plain("?")
 		if p.ReuseApplies != nil {
@@ -147,7 +152,7 @@ func (a *app) drawPorts(c canvas) {
 		cells := []cell{
 			plain(printable(p.Dst)), plain(printable(p.Src)), usage, plain(count(p.Held)),
 			plain(count(p.Connecting)), plain(count(p.Established)), plain(count(p.Closing)), plain(count(p.TimeWait)),
-			plain(rate(p.NewPerSec)), pick(needed), plain(growth), pick(exhaust), pick(reuse),
+			plain(rate(p.NewPerSec)), pick(steady), plain(growth), pick(exhaust), pick(failed), pick(reuse),
 		}
 		body.tableRow(y, cols, ws, cells, st)
 		if p.RangeSize > 0 && ws[2] > 0 {
@@ -200,38 +205,47 @@ func (a *app) portDetail(p *model.PortPressure, w int) [][]seg {
 		}
 	}
 	held := fmt.Sprintf("%d connecting, %d established, %d closing, %d in TIME_WAIT", p.Connecting, p.Established, p.Closing, p.TimeWait)
+	reuse := p.ReuseApplies != nil && *p.ReuseApplies
 	if p.RangeSize > 0 {
 		para(fmt.Sprintf("%d of %d local ports held: %s.", p.Held, p.RangeSize, held), th.normal)
-		l := fmt.Sprintf("At %s new connections/s, 60 s of TIME_WAIT keeps %d ports", rate(p.NewPerSec), p.NeededAtRate)
-		if p.NeededAtRate > int64(p.RangeSize) {
-			l += fmt.Sprintf(": %.1f× the range", float64(p.NeededAtRate)/float64(p.RangeSize))
-		}
-		para(l+".", th.normal)
 	} else {
 		para(fmt.Sprintf("%d local ports held: %s; the size of ip_local_port_range is not known.", p.Held, held), th.normal)
 	}
+	l := fmt.Sprintf("%s new connections/s and %s new TIME_WAIT sockets/s over the last %s",
+		rate(p.NewPerSec), rate(p.TimewaitPerS), seconds(p.RateWindowS))
+	if reuse {
+		l += fmt.Sprintf("; connect() can take over those in TIME_WAIT, so %d held outside TIME_WAIT is what counts", p.SteadyHeld)
+	} else {
+		l += fmt.Sprintf("; TIME_WAIT lasts 60 s, so at this rate the ports held level off at about %d", p.SteadyHeld)
+		if p.RangeSize > 0 {
+			l += fmt.Sprintf(" (%s of the range)", percent(float64(p.SteadyHeld)/float64(p.RangeSize)))
+		}
+	}
+	para(l+".", th.normal)
 	if p.ReuseApplies != nil {
 		word, st := "cannot", th.normal
 		if *p.ReuseApplies {
 			word, st = "can", th.good
 		}
-		para(fmt.Sprintf("tcp_tw_reuse %s apply: %s.", word, printable(p.ReuseNote)), st)
+		note := fmt.Sprintf("tcp_tw_reuse %s apply: %s.", word, printable(p.ReuseNote))
+		if p.ConnectReuse > 0 {
+			note += fmt.Sprintf(" connect() took over %d TIME_WAIT tuples towards it.", p.ConnectReuse)
+		}
+		para(note, st)
+	}
+	if p.ConnectEAddrNotAvail > 0 {
+		para(fmt.Sprintf("%d connect() calls towards it failed with EADDRNOTAVAIL.", p.ConnectEAddrNotAvail), th.crit)
 	}
 	switch {
-	case p.ExhaustionS == nil && p.GrowthPerS <= 0:
-		para("The ports held are not growing.", th.normal)
-	case p.ExhaustionS == nil && p.ReuseApplies != nil && *p.ReuseApplies:
-		para(fmt.Sprintf("The ports held grow by %.1f/s, but connect() can take over those in TIME_WAIT and the others are not growing.", p.GrowthPerS), th.normal)
+	case p.ExhaustionS == nil && p.RangeSize > 0 && reuse:
+		para("Only the ports held outside TIME_WAIT can run the range out, and they stay within it.", th.normal)
+	case p.ExhaustionS == nil && p.RangeSize > 0:
+		para("At the current rate the ports held stay within the range.", th.normal)
 	case p.ExhaustionS == nil:
-		para(fmt.Sprintf("The ports held grow by %.1f/s.", p.GrowthPerS), th.normal)
 	case *p.ExhaustionS <= 0:
 		para("The range is full: connect() fails with EADDRNOTAVAIL unless it can take over a TIME_WAIT tuple.", th.crit)
 	default:
-		st := th.normal
-		if *p.ExhaustionS < 600 {
-			st = th.warn
-		}
-		para(fmt.Sprintf("At %+.1f ports/s the range runs out in %s.", p.GrowthPerS, seconds(*p.ExhaustionS)), st)
+		para(fmt.Sprintf("At the current rate the range runs out in %s, as the TIME_WAIT sockets held now expire and more replace them.", seconds(*p.ExhaustionS)), th.crit)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twtop/twtop/metrics"
@@ -61,6 +62,7 @@ Flags:
                        FN   max, min, sum, count (of no values: 0)
                        KEY  dotted report keys; through a list a key reaches
                             every element, {k=v,k!=v} keeps matching elements
+                     A key the report cannot have is bad usage (exit 2).
                      e.g. timewait.overflow == 0, lost == 0,
                           max(ports.usage) < 0.8,
                           top_closers{by=port,port=80}.active_share < 0.5,
@@ -157,16 +159,31 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.report, "report", "", "")
 	fs.StringVar(&cfg.record, "record", "", "")
 	fs.StringVar(&cfg.replay, "replay", "", "")
+	// flag words its own errors ("invalid value … for flag -x: …"); the
+	// values parsed here keep theirs whole, as usage errors.
+	var valueErr error
 	fs.Func("check", "", func(s string) error {
 		c, err := check.Parse(s)
+		if err == nil {
+			err = c.Validate(reportKeys)
+		}
 		if err != nil {
+			valueErr = err
 			return err
 		}
 		cfg.checks = append(cfg.checks, c)
 		return nil
 	})
 	fs.BoolVar(&cfg.version, "version", false, "")
-	fs.DurationVar(&cfg.duration, "duration", 0, "")
+	fs.Func("duration", "", func(s string) error {
+		d, err := parseDuration(s)
+		if err != nil {
+			valueErr = err
+			return err
+		}
+		cfg.duration = d
+		return nil
+	})
 	fs.StringVar(&attach, "attach", "auto", "")
 	fs.StringVar(&cfg.netns, "netns", "", "")
 	fs.UintVar(&pid, "pid", 0, "")
@@ -184,6 +201,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stderr, usageText)
 			return nil, err
+		}
+		if valueErr != nil {
+			return nil, &usageError{valueErr.Error()}
 		}
 		return nil, &usageError{err.Error()}
 	}
@@ -257,6 +277,22 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		cfg.family = event.AFInet6
 	}
 	return &cfg, nil
+}
+
+// parseDuration parses --duration, naming the units when they are missing.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		return d, nil
+	}
+	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+		ex := s + "s"
+		if strings.HasPrefix(s, "-") {
+			ex = "30s"
+		}
+		return 0, fmt.Errorf("--duration %s: give a unit, e.g. %s, 2m, 1h", s, ex)
+	}
+	return 0, fmt.Errorf("--duration %s: not a duration; give a number and a unit, e.g. 30s, 5m, 1h30m", s)
 }
 
 // metricsFlags checks --metrics, --metrics-top and --no-ui.

@@ -30,6 +30,7 @@ type liveSource struct {
 	rec     *recording
 
 	n         uint64 // records returned
+	matched   bool   // a record came from a kernel hook, not the scan
 	lastState time.Time
 	warned    map[string]bool
 }
@@ -43,7 +44,9 @@ func (l *liveSource) Next() ([]byte, error) {
 		return nil, err
 	}
 	l.n++
-	if (l.n%4096 == 0 || event.RawKind(b) == event.KindScanEnd) && time.Since(l.lastState) >= stateEvery {
+	k := event.RawKind(b)
+	l.matched = l.matched || k != event.KindScanTW && k != event.KindScanEnd
+	if (l.n%4096 == 0 || k == event.KindScanEnd) && time.Since(l.lastState) >= stateEvery {
 		if err := l.readStates(); err != nil {
 			return nil, err
 		}
@@ -89,6 +92,15 @@ func (l *liveSource) readStates() error {
 		}
 	}
 	return nil
+}
+
+// noteUnmatched says so at the end when --pid N let nothing through. The
+// scan's own records (its end markers come whatever the filters) do not
+// count.
+func (l *liveSource) noteUnmatched(pid uint32) {
+	if pid != 0 && !l.matched {
+		fmt.Fprintf(os.Stderr, "twtop: nothing matched --pid %d\n", pid)
+	}
 }
 
 // tracerStats are the tracer's own counters in the form recordings carry

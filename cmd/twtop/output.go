@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/twtop/twtop/tracer"
@@ -84,6 +85,10 @@ func writeReport(r *model.Report, format string, w io.Writer) error {
 	}
 	return r.WriteText(w)
 }
+
+// reportKeys are the keys of the JSON report, which --check expressions
+// name.
+var reportKeys = check.KeysOf(reflect.TypeFor[model.Report]())
 
 // checksFailed is returned when a --check fails (exit status 1).
 type checksFailed struct{ failed, total int }

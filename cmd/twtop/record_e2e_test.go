@@ -168,7 +168,8 @@ func TestRecordSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
-// Damaged or foreign input: one line naming the offset, exit status 2.
+// Damaged, foreign or missing input, or a directory: one line naming the
+// offset or what is wrong, exit status 2.
 func TestReplayBadInput(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
@@ -182,11 +183,11 @@ func TestReplayBadInput(t *testing.T) {
 		{"text", write("text", []byte("not a recording\n")), "offset 0: not a twtop recording"},
 		{"empty", write("empty", nil), "empty file"},
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"directory", dir, "a directory"},
 	} {
 		_, stderr, code := replayBinary(t, tc.file, "--report", "text")
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
-		if (tc.name != "missing" && code != 2) || (tc.name == "missing" && code != 1) ||
-			!strings.Contains(lines[len(lines)-1], tc.want) {
+		if code != 2 || !strings.Contains(lines[len(lines)-1], tc.want) {
 			t.Errorf("%s: exit %d, stderr %q; want %q", tc.name, code, stderr, tc.want)
 		}
 	}

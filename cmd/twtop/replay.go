@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -117,17 +118,31 @@ func replayError(name string, err error) error {
 }
 
 // openReplay opens the recording ("-" is stdin) and returns its size when
-// known (for the progress display).
+// known (for the progress display). A file that cannot be opened, or a
+// directory, is an unreadable recording.
 func openReplay(path string) (io.ReadCloser, int64, error) {
 	if path == "-" {
 		return io.NopCloser(os.Stdin), 0, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open recording: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named below
+		}
+		return nil, 0, &badRecording{fmt.Errorf("--replay %s: %w", path, err)}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, &badRecording{fmt.Errorf("--replay %s: %w", path, err)}
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, 0, &badRecording{fmt.Errorf("--replay %s: a directory; give a recording file (twtop --record FILE makes one)", path)}
 	}
 	var size int64
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+	if fi.Mode().IsRegular() {
 		size = fi.Size()
 	}
 	return f, size, nil

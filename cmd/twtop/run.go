@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/twtop/twtop/internal/ingest"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
@@ -42,6 +44,9 @@ func run(args []string) error {
 // live traces the kernel until Ctrl-C, SIGTERM or --duration.
 func live(cfg *config) error {
 	opts := traceOptions(cfg)
+	if cfg.pid != 0 && unix.Kill(int(cfg.pid), 0) == unix.ESRCH {
+		return &usageError{fmt.Sprintf("--pid %d: no such process", cfg.pid)}
+	}
 	if cfg.netns != "" {
 		inode, path, err := resolveNetns(cfg.netns)
 		if err != nil {
@@ -103,7 +108,9 @@ func live(cfg *config) error {
 	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()), fallbackNote(tr.Fallbacks()))
 	if cfg.ui {
-		return liveUI(tr, src, m, feed)
+		err := liveUI(tr, src, m, feed)
+		src.noteUnmatched(cfg.pid)
+		return err
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -144,6 +151,7 @@ func live(cfg *config) error {
 		err = rec.finish(tr, err)
 	}
 	ts, _ := printTracerStats(tr)
+	src.noteUnmatched(cfg.pid)
 	if err != nil || m == nil {
 		return err
 	}

@@ -151,6 +151,24 @@ type pacer struct {
 	last     uint64    // event time of the last event let through
 	baseEv   uint64    // event time at baseWall
 	baseWall time.Time // zero: not started
+
+	// the clock, for tests (nil: time.Now and sleepCtx)
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) bool
+}
+
+func (p *pacer) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
+}
+
+func (p *pacer) pause(ctx context.Context, d time.Duration) bool {
+	if p.sleep != nil {
+		return p.sleep(ctx, d)
+	}
+	return sleepCtx(ctx, d)
 }
 
 // wait blocks until the event at time t is due, or ctx is done (false).
@@ -158,13 +176,14 @@ func (p *pacer) wait(ctx context.Context, t uint64) bool {
 	for {
 		p.mu.Lock()
 		if !p.paused {
+			now := p.clock()
 			if p.baseWall.IsZero() || t < p.baseEv {
-				p.baseEv, p.baseWall = t, time.Now()
+				p.baseEv, p.baseWall = t, now
 			}
 			var d time.Duration
 			if p.speed > 0 {
 				due := p.baseWall.Add(time.Duration(float64(t-p.baseEv) / p.speed))
-				d = time.Until(due)
+				d = due.Sub(now)
 			}
 			if d <= 0 {
 				p.last = t
@@ -172,13 +191,13 @@ func (p *pacer) wait(ctx context.Context, t uint64) bool {
 				return true
 			}
 			p.mu.Unlock()
-			if !sleepCtx(ctx, min(d, 50*time.Millisecond)) {
+			if !p.pause(ctx, min(d, 50*time.Millisecond)) {
 				return false
 			}
 			continue
 		}
 		p.mu.Unlock()
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !p.pause(ctx, 50*time.Millisecond) {
 			return false
 		}
 	}
@@ -187,7 +206,7 @@ func (p *pacer) wait(ctx context.Context, t uint64) bool {
 // rebase restarts the clock at the last event (caller holds mu).
 func (p *pacer) rebase() {
 	if !p.baseWall.IsZero() {
-		p.baseEv, p.baseWall = p.last, time.Now()
+		p.baseEv, p.baseWall = p.last, p.clock()
 	}
 }
 

@@ -79,6 +79,8 @@ type Result struct {
 	Reused int
 	// listenProto is the listener's protocol (0: IPPROTO_TCP).
 	listenProto int
+	// listenPort is the listener's port (0: one the kernel picks).
+	listenPort uint16
 	// Attempts counts the connections SimultaneousClose needed (see there).
 	Attempts int
 	// Closing counts the sides that passed through CLOSING
@@ -183,7 +185,7 @@ func closes(ns *netns.NS, r *Result, n int, order closeOrder) error {
 		proto = unix.IPPROTO_TCP
 	}
 	err := ns.Do(func() error {
-		lfd, laddr, err := listenProto(r.Family, proto, 0, false)
+		lfd, laddr, err := listenProto(r.Family, proto, r.listenPort, false)
 		if err != nil {
 			return err
 		}
@@ -238,6 +240,24 @@ func ClientCloses(ns *netns.NS, n, family int) (*Result, error) {
 	}
 	if err := closes(ns, r, n, clientFirst); err != nil {
 		return r, fmt.Errorf("scenario: client closes: %w", err)
+	}
+	return r, nil
+}
+
+// ClientClosesOn is ClientCloses with the listener on port, chosen ahead
+// (say, for a tracer's port filter); one outside ip_local_port_range is
+// never a client's port as well.
+func ClientClosesOn(ns *netns.NS, port uint16, n, family int) (*Result, error) {
+	r := newResult("ClientClosesOn", family)
+	if err := checkCount(r.Scenario, n, 1); err != nil {
+		return nil, err
+	}
+	if port == 0 {
+		return nil, fmt.Errorf("scenario: %s: port 0; use ClientCloses", r.Scenario)
+	}
+	r.listenPort = port
+	if err := closes(ns, r, n, clientFirst); err != nil {
+		return r, fmt.Errorf("scenario: client closes on port %d: %w", port, err)
 	}
 	return r, nil
 }

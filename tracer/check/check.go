@@ -15,7 +15,9 @@
 // findings, …) a path reaches every element; selectors keep the elements
 // whose key equals (or differs from) the value. A bare path that reaches
 // several numbers passes only if every one passes, and fails when it
-// reaches none; max, min and sum of no numbers are 0.
+// reaches none; max, min and sum of no numbers are 0. Validate checks the
+// keys against those the report's type can have (KeysOf), so that a
+// misspelt key is caught before any evaluation.
 //
 //	timewait.overflow == 0
 //	lost == 0

@@ -2,6 +2,7 @@ package check
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -93,6 +94,88 @@ func TestParseErrors(t *testing.T) {
 		_, err := Parse(tc.expr)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) = %v, want an error containing %q", tc.expr, err, tc.want)
+		}
+	}
+}
+
+type testReport struct {
+	Tier     string `json:"tier"`
+	Lost     uint64 `json:"lost"`
+	Timewait struct {
+		Created uint64 `json:"created"`
+		Ended   struct {
+			Expired uint64 `json:"expired"`
+		} `json:"ended"`
+	} `json:"timewait"`
+	TopClosers []struct {
+		By          string  `json:"by"`
+		Port        uint16  `json:"port,omitempty"`
+		ActiveShare float64 `json:"active_share"`
+	} `json:"top_closers"`
+	Ports []struct {
+		Usage        float64  `json:"usage,omitempty"`
+		ExhaustionS  *float64 `json:"exhaustion_s,omitempty"`
+		ReuseApplies *bool    `json:"reuse_applies,omitempty"`
+		Range        [2]int   `json:"range"`
+	} `json:"ports"`
+	Inferred []string       `json:"inferred"`
+	Extra    map[string]any `json:"extra"`
+	Hidden   int            `json:"-"`
+}
+
+// Validate knows the keys from the report's type: a misspelt key is an
+// error naming the key meant, before any report exists.
+func TestValidate(t *testing.T) {
+	keys := KeysOf(reflect.TypeFor[testReport]())
+	for _, expr := range []string{
+		"lost == 0", "timewait.created > 1", "timewait.ended.expired >= 0",
+		"top_closers{by=port,port=80}.active_share < 0.5", "count(top_closers{by!=port}) == 0",
+		"max(ports.usage) < 0.8", "min(ports.exhaustion_s) > 60", "ports.reuse_applies == 1",
+		"max(ports.range) > 0", "count(inferred) == 0", "count(ports) == 0",
+		"extra.anything.below == 1", // a map: any key
+	} {
+		c, err := Parse(expr)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", expr, err)
+		}
+		if err := c.Validate(keys); err != nil {
+			t.Errorf("Validate(%q): %v", expr, err)
+		}
+	}
+	for _, tc := range []struct{ expr, want string }{
+		{"timewait.craeted == 0", "no key timewait.craeted in the report; did you mean timewait.created?"},
+		{"lots == 0", "no key lots in the report; did you mean lost?"},
+		{"created == 0", "no key created in the report; did you mean timewait.created?"},
+		{"expired == 0", "did you mean timewait.ended.expired?"},
+		{"timewait.expired == 0", "no key timewait.expired in the report; did you mean timewait.ended.expired?"},
+		{"top_closers{by=port}.activeshare < 1", "no key top_closers{by=port}.activeshare in the report; did you mean top_closers{by=port}.active_share?"},
+		{"top_closers{bye=port}.active_share < 1", "no key bye in top_closers; did you mean by?"},
+		{"max(ports.usgae) < 1", "did you mean ports.usage?"},
+		{"nothing == 0", "its keys: tier, lost, timewait, top_closers, ports, inferred, extra"},
+		{"hidden == 0", "no key hidden"},
+		{"timewait == 0", "timewait is not a number; name one of its keys: created, ended"},
+		{"max(top_closers.by) > 0", "top_closers.by is text, not a number"},
+		{"tier.x == 0", "tier has no keys"},
+		{"inferred{a=b}.x == 0", "inferred has no keys to select on"},
+	} {
+		c, err := Parse(tc.expr)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.expr, err)
+		}
+		err = c.Validate(keys)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "check ") {
+			t.Errorf("Validate(%q) = %v, want an error containing %q", tc.expr, err, tc.want)
+		}
+	}
+}
+
+func TestDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"created", "created", 0}, {"craeted", "created", 1}, {"creatd", "created", 1}, {"crated", "created", 1}, {"lost", "lots", 1}, {"", "ab", 2}, {"abc", "xyz", 3}} {
+		if d := distance(tc.a, tc.b); d != tc.d {
+			t.Errorf("distance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
 		}
 	}
 }

@@ -28,9 +28,7 @@ const (
 	activeShareThreshold = 0.5  // a server closing first on more than this share
 	portUsageWarning     = 0.5  // share of the port range held towards one destination
 	portUsageCritical    = 0.85 // likewise, close to EADDRNOTAVAIL
-	exhaustionWarningS   = 600  // forecast seconds until the ports towards one destination run out
-	exhaustionCriticalS  = 60   // likewise, within a TIME_WAIT period
-	neededShareWarning   = 0.5  // share of the port range the connection rate keeps in TIME_WAIT
+	neededShareWarning   = 0.5  // share of the port range the current rate holds at its steady state
 )
 
 // SetSettings gives the model a namespace's TIME_WAIT settings (read at
@@ -43,8 +41,10 @@ func (m *Model) SetSettings(s settings.Settings) {
 	m.settings[s.Netns] = s
 	if n := s.PortRangeSize(); n > 0 {
 		m.portRange[s.Netns] = n
+		m.ephemeral[s.Netns] = portBounds{uint16(s.PortLow), uint16(s.PortHigh)}
 	} else {
 		delete(m.portRange, s.Netns)
+		delete(m.ephemeral, s.Netns)
 	}
 }
 
@@ -104,74 +104,132 @@ func lingerZeroFindings(s *Snapshot) []Finding {
 	return out
 }
 
-// A service that closes its connections first keeps their TIME_WAIT sockets
-// (HTTP/1.0 or keep-alive disabled on the server).
+// longConnection is the duration (ns) from which a connection a service
+// closed first more likely carried many requests than one.
+const longConnection = 1e9
+
+// A service that closes its connections first keeps their TIME_WAIT
+// sockets. With HTTP that is keep-alive off, a client asking for
+// Connection: close, or keep-alive on with a low request limit or idle
+// timeout: twtop cannot count requests per connection, so the advice
+// names both and says how long the connections lasted, the evidence it
+// has.
 func (m *Model) serverClosesFirst(s *Snapshot) []Finding {
 	var out []Finding
 	for _, row := range s.Closers[ByPort] {
 		if row.Key == otherKey || row.TimewaitCreated < minTimewaitForAdvice || row.ActiveShare() <= activeShareThreshold {
 			continue
 		}
+		ev := []string{
+			fmt.Sprintf("%.0f%% of %d closes on this port were active (the server's)", 100*row.ActiveShare(), row.Total()),
+			fmt.Sprintf("%d TIME_WAIT sockets created, %d open", row.TimewaitCreated, row.TimewaitOpen),
+		}
+		advice := "The server sends the first FIN, so every connection leaves a TIME_WAIT socket on the server for 60 s. " +
+			"Either keep-alive is off (or clients ask for Connection: close), or it is on and its request limit or idle timeout is low (nginx keepalive_requests, keepalive_timeout); " +
+			"twtop cannot count requests per connection, "
+		d := m.served[portKey{row.Netns, row.Port}]
+		switch {
+		case d == nil || d.total == 0:
+			advice += "nor did it see how long they lasted. Let clients close first (keep-alive, no forced Connection: close), or raise the keep-alive request limit. "
+			ev = append(ev, "how long its connections lasted is not known (none was seen from its handshake to its FIN)")
+		default:
+			p50, p90 := d.quantile(0.5), d.quantile(0.9)
+			ev = append(ev, fmt.Sprintf("the connections it closed lasted p50 about %s, p90 about %s from the handshake to its FIN (%d measured)",
+				durationText(p50), durationText(p90), d.total))
+			if p50 >= longConnection {
+				advice += "but its connections last long, which fits keep-alive on and ending them: raise its request limit or idle timeout, or let clients close first. "
+			} else {
+				advice += "but its connections are short, which fits one request each: enable keep-alive or stop forcing Connection: close (if keep-alive is on, raise its request limit). "
+			}
+		}
+		advice += "Server-side TIME_WAIT costs memory but not ports; it becomes a problem near tcp_max_tw_buckets."
 		out = append(out, Finding{
 			ID:       "server_closes_first",
 			Severity: "warning",
 			Title:    fmt.Sprintf("Service %s closes first and keeps the TIME_WAIT sockets", row.Key),
-			Advice: "The server sends the first FIN, so every connection leaves a TIME_WAIT socket on the server for 60 s. " +
-				"Let clients close first: enable HTTP keep-alive, stop forcing Connection: close, or have the protocol's client end the session. " +
-				"Server-side TIME_WAIT costs memory but not ports; it becomes a problem near tcp_max_tw_buckets.",
-			Evidence: []string{
-				fmt.Sprintf("%.0f%% of %d closes on this port were active (the server's)", 100*row.ActiveShare(), row.Total()),
-				fmt.Sprintf("%d TIME_WAIT sockets created, %d open", row.TimewaitCreated, row.TimewaitOpen),
-			},
+			Advice:   advice,
+			Evidence: ev,
 		})
 	}
 	return out
 }
 
+// durationText formats a duration (ns) for evidence, to two significant
+// digits: ms below a second, s from there.
+func durationText(ns uint64) string {
+	v, unit := float64(ns)/1e6, "ms"
+	if v >= 1000 {
+		v, unit = v/1000, "s"
+	}
+	if v <= 0 {
+		return "0 " + unit
+	}
+	mag := int(math.Floor(math.Log10(v)))
+	scale := math.Pow(10, float64(1-mag))
+	return strconv.FormatFloat(math.Round(v*scale)/scale, 'f', max(0, 1-mag), 64) + " " + unit
+}
+
 // Ports towards one destination: a client making short connections to one
 // backend can sustain at most range/60 s new connections per second
 // without tcp_tw_reuse. The advisor speaks when the ports held are a large
-// share of the range, when connect() already failed, when the ports held
-// grow fast enough to fill the range within minutes, or when the
-// connection rate alone keeps half the range in TIME_WAIT.
+// share of the range, when connect() towards it already failed, or when
+// the current rate holds half the range once its TIME_WAIT sockets have
+// saturated (and runs it out, when that is more than the range). Titles
+// say what is held; needed_at_rate appears only as a projection, and not
+// when tcp_tw_reuse is taking TIME_WAIT tuples over towards it.
 func (m *Model) portFindings(s *Snapshot) []Finding {
 	var out []Finding
-	errs := s.Counters.ConnectAddrNotAvail
 	for _, p := range s.Ports {
 		if p.Dst == otherKey || p.RangeSize == 0 {
 			continue
 		}
-		rangeSize := p.RangeSize
+		rangeSize := int64(p.RangeSize)
 		usage := p.Usage
-		forecast := p.ExhaustionS != nil && *p.ExhaustionS < exhaustionWarningS
-		needed := float64(p.NeededAtRate) >= neededShareWarning*float64(rangeSize)
-		if usage < portUsageWarning && errs == 0 && !forecast && !needed {
+		errs := p.ConnectEAddrNotAvail
+		forecast := p.ExhaustionS != nil && *p.ExhaustionS > 0
+		full := p.ExhaustionS != nil && *p.ExhaustionS == 0
+		steady := float64(p.SteadyHeld) >= neededShareWarning*float64(rangeSize)
+		if usage < portUsageWarning && errs == 0 && !full && !steady {
 			continue
 		}
 		reuse := p.ReuseApplies != nil && *p.ReuseApplies
 		limit := float64(rangeSize) / timewaitSeconds
+		// what is held and what the kernel said first, then the rates
+		// and what they lead to
 		ev := []string{
 			fmt.Sprintf("%d of %d local ports held towards %s from %s (%d in TIME_WAIT)", p.Held, rangeSize, p.Dst, p.Src, p.TimeWait),
-			fmt.Sprintf("%.1f new connections/s; without reuse one destination sustains %d ports / %d s = %.3g/s", p.NewPerSec, rangeSize, timewaitSeconds, limit),
 		}
-		if p.NeededAtRate > 0 && (needed || forecast) {
-			// how far TIME_WAIT alone takes the ports held at this rate
-			ev = append(ev, fmt.Sprintf("at %.1f new connections/s, %d s of TIME_WAIT holds %d of %d ports",
-				p.NewPerSec, timewaitSeconds, p.NeededAtRate, rangeSize))
+		if errs > 0 {
+			ev = append(ev, fmt.Sprintf("%d connect() calls towards %s failed with EADDRNOTAVAIL", errs, p.Dst))
 		}
-		if forecast {
+		switch {
+		case full && p.forecastHeld >= rangeSize:
 			what := "held"
 			if reuse {
 				what = "held outside TIME_WAIT (tcp_tw_reuse can take TIME_WAIT tuples over)"
 			}
-			if *p.ExhaustionS == 0 {
-				ev = append(ev, fmt.Sprintf("%s: %d, the whole range of %d", what, p.forecastHeld, rangeSize))
-			} else {
-				ev = append(ev, fmt.Sprintf("%s grows %s/s: %d reached in ~%s s", what, shortNum(p.forecastGrowth), rangeSize, shortNum(*p.ExhaustionS)))
-			}
+			ev = append(ev, fmt.Sprintf("%s: %d, the whole range of %d", what, p.forecastHeld, rangeSize))
+		case full:
+			ev = append(ev, "the last connect() towards it failed with EADDRNOTAVAIL: the kernel found no free local port, whatever the count above says")
 		}
-		if errs > 0 {
-			ev = append(ev, fmt.Sprintf("%d connect() calls failed with EADDRNOTAVAIL", errs))
+		ev = append(ev, fmt.Sprintf("%.1f new connections/s and %.1f new TIME_WAIT sockets/s towards it over the last %s s; without reuse one destination sustains %d ports / %d s = %.3g/s",
+			p.NewPerSec, p.TimewaitPerS, shortNum(p.RateWindowS), rangeSize, timewaitSeconds, limit))
+		if reuse {
+			ev = append(ev, fmt.Sprintf("tcp_tw_reuse can take over the %d in TIME_WAIT; %d held outside TIME_WAIT", p.TimeWait, p.forecastHeld))
+		} else if p.TimewaitPerS > 0 {
+			ev = append(ev, fmt.Sprintf("at %.1f TIME_WAIT sockets/s the ports held level off at about %d of %d (%d outside TIME_WAIT + %d s of TIME_WAIT at that rate)",
+				p.TimewaitPerS, p.SteadyHeld, rangeSize, p.Held-p.TimeWait, timewaitSeconds))
+		}
+		if forecast {
+			ev = append(ev, fmt.Sprintf("held grows towards %d as the TIME_WAIT sockets held now expire and new ones replace them: %d reached in ~%s s",
+				p.SteadyHeld, rangeSize, shortNum(*p.ExhaustionS)))
+		}
+		if p.NeededAtRate > 0 && !(reuse && p.ConnectReuse > 0) {
+			ev = append(ev, fmt.Sprintf("projection (needed_at_rate): if each of the %.1f new connections/s left a TIME_WAIT socket here and none was reused, %d s of TIME_WAIT would hold %d ports",
+				p.NewPerSec, timewaitSeconds, p.NeededAtRate))
+		}
+		if p.ConnectReuse > 0 {
+			ev = append(ev, fmt.Sprintf("%d TIME_WAIT tuples towards it taken over by connect() (tcp_tw_reuse)", p.ConnectReuse))
 		}
 		advice := "Reuse connections to the backend (keep-alive / a connection pool); widen net.ipv4.ip_local_port_range; add source addresses or backend ports (each destination tuple has its own port space)."
 		if p.ReuseApplies != nil {
@@ -183,17 +241,16 @@ func (m *Model) portFindings(s *Snapshot) []Finding {
 			}
 		}
 		sev := "warning"
-		if usage >= portUsageCritical || errs > 0 || (forecast && *p.ExhaustionS < exhaustionCriticalS) {
+		if usage >= portUsageCritical || errs > 0 || full || forecast {
 			sev = "critical"
 		}
 		title := fmt.Sprintf("Ephemeral ports towards %s are %.0f%% used", p.Dst, 100*usage)
 		switch {
-		case usage >= portUsageWarning || errs > 0:
+		case full:
 		case forecast:
-			title = fmt.Sprintf("Ephemeral ports towards %s run out in ~%s s at the current growth", p.Dst, shortNum(*p.ExhaustionS))
-		default:
-			title = fmt.Sprintf("The connection rate towards %s keeps %.0f%% of the ephemeral ports in TIME_WAIT",
-				p.Dst, 100*float64(p.NeededAtRate)/float64(rangeSize))
+			title += fmt.Sprintf(" and run out in ~%s s at the current rate", shortNum(*p.ExhaustionS))
+		case steady && usage < portUsageWarning:
+			title += fmt.Sprintf(", heading for %.0f%% at the current rate", 100*float64(p.SteadyHeld)/float64(rangeSize))
 		}
 		out = append(out, Finding{
 			ID: "ephemeral_ports", Severity: sev,

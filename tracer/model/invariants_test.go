@@ -110,7 +110,7 @@ func checkModel(t *testing.T, m *Model) {
 		want[s.held]++
 	}
 	for _, tw := range m.tws {
-		if tw.dest != nil {
+		if tw.client {
 			want[heldTimewait]++
 		}
 	}

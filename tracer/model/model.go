@@ -77,14 +77,32 @@ type sock struct {
 	src, dst netip.AddrPort
 	side     Side
 	owner    owner
-	server   bool // accepted from a listener (its local port is a service port)
+	role     role // client, server, or not known yet
 	// twTaken: a TIME_WAIT socket already took this socket's attribution
 	// (reported before the CLOSE transition), so the close leaves none
 	// behind for another one on the same tuple
 	twTaken bool
 	held    portGroup
 	dest    destKey
+	// estab is the event time the socket became ESTABLISHED, 0 when not
+	// seen (for the duration of the connections a service closes)
+	estab uint64
 }
+
+// role says which end of its connection a socket is.
+type role uint8
+
+const (
+	roleUnknown role = iota
+	// roleClient: it called connect() (CLOSE -> SYN_SENT), or, first seen
+	// with its connection open, its local port is in the namespace's
+	// ephemeral range and the remote one is not
+	roleClient
+	// roleServer: a child of a listener (SYN_RECV), or, first seen with
+	// its connection open, the remote port is in the ephemeral range and
+	// the local one is not
+	roleServer
+)
 
 type owner struct {
 	pid  uint32
@@ -97,8 +115,15 @@ type tw struct {
 	created  uint64
 	closer   *closerKeys // aggregates charged with this TIME_WAIT
 	substate event.State
-	dest     *destKey // the client destination whose port it holds
+	// client: the socket is a connection's client side, so it holds its
+	// local port towards its destination, destKey{netns, src.Addr(), dst},
+	// until it ends
+	client bool
 }
+
+// dest is the destination whose local port a client TIME_WAIT socket
+// holds.
+func (t *tw) dest() destKey { return destKey{t.netns, t.src.Addr(), t.dst} }
 
 // closerKeys are the aggregate entries one closing socket counts under, by
 // ranking; nil where the socket has no key of that ranking.
@@ -124,6 +149,8 @@ type Model struct {
 	netns     map[uint32]*NetnsStats
 	dests     map[destKey]*dest
 	portRange map[uint32]int
+	ephemeral map[uint32]portBounds  // ip_local_port_range by netns, from the settings
+	served    map[portKey]*durations // how long the connections a service closed first lasted
 	settings  map[uint32]settings.Settings
 	kernel    map[uint32]*kernelReading
 	openTW    series // TIME_WAIT sockets open, per second
@@ -133,9 +160,8 @@ type Model struct {
 
 // closed is what a just-closed socket leaves for its TIME_WAIT socket.
 type closed struct {
-	keys   closerKeys
-	dest   destKey
-	client bool
+	keys closerKeys
+	role role
 }
 
 type tupleKey struct {
@@ -155,6 +181,8 @@ func New(cfg Config) *Model {
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destKey]*dest),
 		portRange: make(map[uint32]int),
+		ephemeral: make(map[uint32]portBounds),
+		served:    make(map[portKey]*durations),
 		settings:  make(map[uint32]settings.Settings),
 		kernel:    make(map[uint32]*kernelReading),
 	}
@@ -186,6 +214,9 @@ func (m *Model) Apply(e *event.Event) {
 		}
 	case event.KindTWReuse:
 		m.c.ReuseConnect++
+		// connect() took over a client TIME_WAIT tuple: the port stays
+		// held towards the same destination, by the new connection
+		m.destOf(destKey{e.Netns, e.Src.Addr(), e.Dst}).reused++
 		m.markInferred(e, &m.c.Inferred.Reuse)
 		if e.Lifetime >= 0 {
 			m.reuseAge.Record(uint64(e.Lifetime))
@@ -208,6 +239,9 @@ func (m *Model) Apply(e *event.Event) {
 		}
 		m.aggs.peer.get(e.Dst).ConnectErrors++
 		m.aggs.netns.get(e.Netns).ConnectErrors++
+		// the kernel found no free local port towards this destination
+		// (its source address is set before the port is picked)
+		m.destOf(destKey{e.Netns, e.Src.Addr(), e.Dst}).addrNotAvail()
 	case event.KindBindErr:
 		m.c.BindAddrInUse++
 		if p := m.processOf(e); p != nil {
@@ -264,10 +298,21 @@ func (m *Model) state(e *event.Event) {
 	}
 	if e.OldState == event.Close && e.NewState == event.SynSent {
 		m.c.Connects++ // a connect(): the base of the share that reused a tuple
+		s.role = roleClient
 	}
 	if e.NewState == event.SynRecv {
-		s.server = true // a child of a listener: its local port is a service
+		s.role = roleServer // a child of a listener: its local port is a service
 	}
+	if s.role == roleUnknown && s.src.Port() != 0 && s.dst.Port() != 0 {
+		// first seen with its connection open (before tracing began, or
+		// its first transitions were lost): no history says which end
+		// it is, the ports may
+		s.role = m.roleByPorts(s.netns, s.src.Port(), s.dst.Port())
+	}
+	if e.NewState == event.Established && s.estab == 0 {
+		s.estab = e.Time
+	}
+	wasHeld := s.held
 	m.hold(s, e.NewState)
 	if e.Src.Port() != 0 && e.Dst.Port() != 0 {
 		m.byTuple[tupleKey{s.netns, s.src, s.dst}] = e.Ptr
@@ -276,6 +321,9 @@ func (m *Model) state(e *event.Event) {
 	switch {
 	case e.OldState == event.Established && e.NewState == event.FinWait1:
 		s.side = SideActive
+		if s.role == roleServer && s.estab != 0 && e.Time >= s.estab {
+			m.servedBy(portKey{s.netns, s.src.Port()}).record(e.Time - s.estab)
+		}
 	case e.OldState == event.Established && e.NewState == event.CloseWait:
 		s.side = SidePassive
 	case e.OldState == event.FinWait1 && e.NewState == event.Closing:
@@ -301,6 +349,8 @@ func (m *Model) state(e *event.Event) {
 		}
 		if pending {
 			m.remember(k, m.leftBy(s, keys))
+		} else if wasHeld != heldNone && !s.twTaken {
+			m.destOf(s.dest).freed() // closed without TIME_WAIT: its port is free
 		}
 		delete(m.socks, e.Ptr)
 	}
@@ -357,17 +407,20 @@ func (m *Model) countClose(s *sock, keys *closerKeys, rstRx bool) {
 
 // closerOf returns the aggregate entries a socket counts under: its
 // process when an event in its context named it, its service port when it
-// is a server-side socket, its peer when it is a client, and its network
-// namespace.
+// is a server-side socket, its peer when it is a client (neither when
+// which end it is is not known), and its network namespace.
 func (m *Model) closerOf(s *sock) closerKeys {
 	var out closerKeys
 	if s.owner.pid != 0 {
 		out[ByProcess] = m.aggs.process.get(procKey{s.owner.pid, s.owner.comm})
 	}
-	if s.server {
+	switch s.role {
+	case roleServer:
 		out[ByPort] = m.aggs.port.get(portKey{s.netns, s.src.Port()})
-	} else if s.dst.IsValid() {
-		out[ByPeer] = m.aggs.peer.get(s.dst)
+	case roleClient:
+		if s.dst.IsValid() {
+			out[ByPeer] = m.aggs.peer.get(s.dst)
+		}
 	}
 	out[ByNetns] = m.aggs.netns.get(s.netns)
 	return out
@@ -392,11 +445,7 @@ func (m *Model) closerFor(k tupleKey) (closed, bool) {
 
 // leftBy is what a closing socket passes on to its TIME_WAIT socket.
 func (m *Model) leftBy(s *sock, keys closerKeys) closed {
-	return closed{
-		keys:   keys,
-		dest:   destKey{s.netns, s.src.Addr(), s.dst},
-		client: !s.server && s.src.Port() != 0 && s.dst.IsValid(),
-	}
+	return closed{keys: keys, role: s.role}
 }
 
 func (m *Model) twCreate(e *event.Event) {
@@ -430,19 +479,31 @@ func (m *Model) twCreate(e *event.Event) {
 	if !existing {
 		t.created = e.Time
 	}
+	r := roleUnknown
 	if left, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
+		r = left.role
 		keys := left.keys
 		t.closer = &keys
-		if left.client {
-			d := left.dest
-			t.dest = &d
-			m.destOf(d).change(heldTimewait, 1, m.now)
-		}
 		for _, c := range keys {
 			if c != nil {
 				c.TimewaitCreated++
 				c.TimewaitOpen++
 			}
+		}
+	}
+	if r == roleUnknown && e.Src.Port() != 0 && e.Dst.Port() != 0 {
+		// no closing socket says which end it is (it existed before
+		// tracing, the scan found it, or its socket was not tracked)
+		r = m.roleByPorts(e.Netns, e.Src.Port(), e.Dst.Port())
+	}
+	if r == roleClient && e.Src.Addr().IsValid() && e.Src.Port() != 0 && e.Dst.IsValid() {
+		// the client's TIME_WAIT socket keeps its local port towards the
+		// destination until it ends
+		t.client = true
+		d := m.destOf(t.dest())
+		d.change(heldTimewait, 1, m.now)
+		if !existing {
+			d.timewaitCreated(m.now)
 		}
 	}
 	m.tws[e.Ptr] = t
@@ -480,8 +541,10 @@ func (m *Model) twEnd(e *event.Event) {
 func (m *Model) release(ptr uint64, t *tw) {
 	delete(m.tws, ptr)
 	m.ns(t.netns).Open--
-	if t.dest != nil {
-		m.destOf(*t.dest).change(heldTimewait, -1, m.now)
+	if t.client {
+		d := m.destOf(t.dest())
+		d.change(heldTimewait, -1, m.now)
+		d.freed()
 	}
 	if t.closer != nil {
 		for _, c := range t.closer {

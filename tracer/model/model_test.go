@@ -382,17 +382,22 @@ func TestPortPressure(t *testing.T) {
 	}
 	p := ports[0]
 	// 21 ports held now, none at the start (1.000001 s), now is 3.900036 s:
-	// 21 / 2.900035 s = 7.241/s, and the 79 ports left last 10.91 s
-	if p.ExhaustionS == nil || *p.ExhaustionS != 10.91 {
-		t.Fatalf("exhaustion_s %v, want 10.91", fmtPtr(p.ExhaustionS))
+	// growth 21 / 2.900035 s = 7.241/s. The rates are over the time since
+	// the first connection (established at 1.000003 s): 32 connections and
+	// 30 client TIME_WAIT sockets in 2.900033 s, 11.034/s and 10.345/s. At
+	// that rate TIME_WAIT levels off at 621 ports (620.68), plus the one
+	// established: 622 > 100, so the range runs out, in
+	// 60 s × (100 - 21) / (622 - 21) = 7.887 s
+	if p.ExhaustionS == nil || *p.ExhaustionS != 7.887 {
+		t.Fatalf("exhaustion_s %v, want 7.887", fmtPtr(p.ExhaustionS))
 	}
 	if p.ReuseApplies != nil || p.ReuseNote != "" {
 		t.Fatalf("reuse %v %q without settings", fmtPtr(p.ReuseApplies), p.ReuseNote)
 	}
-	p.ExhaustionS, p.forecastHeld, p.forecastGrowth = nil, 0, 0
+	p.ExhaustionS, p.forecastHeld = nil, 0
 	want := PortPressure{Netns: nsA, Src: "10.0.0.1", Dst: "10.0.0.2:80", Established: 1, TimeWait: 20,
-		Held: 21, NewPerSec: 3.2, Connections: 32, RangeSize: 100, Usage: 0.21,
-		GrowthPerS: 7.241, NeededAtRate: 192}
+		Held: 21, NewPerSec: 11.034, Connections: 32, RangeSize: 100, Usage: 0.21,
+		GrowthPerS: 7.241, NeededAtRate: 662, RateWindowS: 2.9, TimewaitPerS: 10.345, SteadyHeld: 622}
 	if p != want {
 		t.Fatalf("ports row\n got %+v\nwant %+v", p, want)
 	}

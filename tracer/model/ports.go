@@ -51,11 +51,23 @@ func groupOf(st event.State) portGroup {
 const rateSeconds = 10
 
 type dest struct {
-	held    [heldGroups]int64
+	held [heldGroups]int64
+	// per second of the window: connections established, and client
+	// TIME_WAIT sockets created while tracing
 	counts  [rateSeconds]uint64
+	twNew   [rateSeconds]uint64
 	lastSec uint64
-	total   uint64
-	ring    growthRing
+	// since is the event time of the first connection or TIME_WAIT
+	// socket created towards it (0 before): its rates are over the time
+	// since then, within the window
+	since  uint64
+	total  uint64
+	reused uint64 // TIME_WAIT tuples taken over by connect()
+	errors uint64 // connect() calls that failed with EADDRNOTAVAIL
+	// exhausted: the last connect() towards it failed with EADDRNOTAVAIL,
+	// and no port towards it has been freed nor connection made since
+	exhausted bool
+	ring      growthRing
 }
 
 // heldCount is a destination's held ports: all of them, and those outside
@@ -78,34 +90,72 @@ func (d *dest) change(g portGroup, delta int64, now uint64) {
 	d.held[g] += delta
 }
 
+// connected counts a connection established towards it at event time now:
+// connect() found a local port.
 func (d *dest) connected(now uint64) {
 	sec := now / 1e9
-	d.advance(sec)
+	d.advance(sec, now)
 	d.counts[sec%rateSeconds]++
 	d.total++
+	d.exhausted = false
 }
 
-// advance zeroes the seconds between the last count and sec.
-func (d *dest) advance(sec uint64) {
+// timewaitCreated counts a client TIME_WAIT socket created towards it.
+func (d *dest) timewaitCreated(now uint64) {
+	sec := now / 1e9
+	d.advance(sec, now)
+	d.twNew[sec%rateSeconds]++
+}
+
+// addrNotAvail counts a connect() towards it that found no free local port.
+func (d *dest) addrNotAvail() {
+	d.errors++
+	d.exhausted = true
+}
+
+// freed notes that a port held towards it was let go.
+func (d *dest) freed() { d.exhausted = false }
+
+// advance zeroes the seconds between the last count and sec, and notes
+// the first count's time.
+func (d *dest) advance(sec, now uint64) {
+	if d.since == 0 {
+		d.since = now
+	}
 	if sec <= d.lastSec {
 		return
 	}
 	for s := d.lastSec + 1; s <= sec && s <= d.lastSec+rateSeconds; s++ {
 		d.counts[s%rateSeconds] = 0
+		d.twNew[s%rateSeconds] = 0
 	}
 	d.lastSec = sec
 }
 
-// rate is new connections per second over the window ending at now.
-func (d *dest) rate(now uint64) float64 {
+// rates are the new connections and the new client TIME_WAIT sockets per
+// second over the window ending at now, and the seconds they are over:
+// from the start of the window's first second, or from the first count
+// when it came later (before it nothing went towards the destination), or
+// from first, the trace's start, when nothing was counted; a second at
+// least.
+func (d *dest) rates(now, first uint64) (conns, timewait, span float64) {
 	lo := windowStart(now / 1e9)
-	var n uint64
+	from := max(lo*1e9, first)
+	if d.since != 0 {
+		from = max(lo*1e9, d.since)
+	}
+	span = 1
+	if now > from {
+		span = max(float64(now-from)/1e9, 1)
+	}
+	var n, tw uint64
 	for s := lo; s <= d.lastSec; s++ {
 		if s+rateSeconds > d.lastSec { // still in the ring
 			n += d.counts[s%rateSeconds]
+			tw += d.twNew[s%rateSeconds]
 		}
 	}
-	return float64(n) / rateSeconds
+	return float64(n) / span, float64(tw) / span, span
 }
 
 // windowStart is the first second of the window ending in second sec.
@@ -174,25 +224,32 @@ func (d *dest) growth(now, first uint64) (all, live float64) {
 // PortPressure is one row of the "ports" report: the local ports a client
 // holds towards one destination.
 type PortPressure struct {
-	Netns       uint32  `json:"netns"`
-	Src         string  `json:"src"`
-	Dst         string  `json:"dst"`
-	Connecting  int64   `json:"connecting"`
-	Established int64   `json:"established"`
-	Closing     int64   `json:"closing"`
-	TimeWait    int64   `json:"time_wait"`
-	Held        int64   `json:"held"`
+	Netns       uint32 `json:"netns"`
+	Src         string `json:"src"`
+	Dst         string `json:"dst"`
+	Connecting  int64  `json:"connecting"`
+	Established int64  `json:"established"`
+	Closing     int64  `json:"closing"`
+	// TimeWait counts every client TIME_WAIT socket towards Dst the model
+	// knows of: created while tracing, found by the scan, or existing
+	// before tracing began.
+	TimeWait int64 `json:"time_wait"`
+	Held     int64 `json:"held"`
+	// NewPerSec is the connections established towards Dst per second
+	// over RateWindowS.
 	NewPerSec   float64 `json:"new_per_s"`
 	Connections uint64  `json:"connections"`
 	// RangeSize and Usage are set when the namespace's ip_local_port_range
-	// is known.
+	// is known. Usage is Held / RangeSize, or 1 while connect() towards
+	// Dst fails with EADDRNOTAVAIL (the kernel found no free port).
 	RangeSize int     `json:"range_size,omitempty"`
 	Usage     float64 `json:"usage,omitempty"`
 	// GrowthPerS is the net change of Held per second over the last 10 s of
 	// event time.
 	GrowthPerS float64 `json:"growth_per_s"`
-	// NeededAtRate is NewPerSec × 60 s (TCP_TIMEWAIT_LEN): the ports the
-	// current connection rate keeps in TIME_WAIT when none is reused.
+	// NeededAtRate is NewPerSec × 60 s (TCP_TIMEWAIT_LEN): a projection of
+	// the ports the connection rate would keep in TIME_WAIT if every
+	// connection left a TIME_WAIT socket on this side and none was reused.
 	NeededAtRate int64 `json:"needed_at_rate"`
 	// ReuseApplies and ReuseNote say whether connect() towards Dst can take
 	// over TIME_WAIT tuples (tcp_tw_reuse), when the namespace's settings
@@ -200,15 +257,35 @@ type PortPressure struct {
 	ReuseApplies *bool  `json:"reuse_applies,omitempty"`
 	ReuseNote    string `json:"reuse_note,omitempty"`
 	// ExhaustionS is the time, in seconds, until the held ports reach the
-	// range at the current growth: set when the range is known and the
-	// ports held grow, 0 when they fill it already. When tcp_tw_reuse
-	// applies, TIME_WAIT ports do not count (connect() can take them over):
-	// the forecast is on the ports held outside TIME_WAIT and their growth.
+	// range: set when the range is known and SteadyHeld exceeds it, 0
+	// when the ports fill it already or connect() towards Dst fails with
+	// EADDRNOTAVAIL. The ports held approach SteadyHeld within a
+	// TIME_WAIT period (60 s), as the TIME_WAIT sockets held now expire
+	// and the current rate's replace them: taking the ones held now as
+	// evenly aged, Held grows by (SteadyHeld - Held) / 60 s a second.
 	ExhaustionS *float64 `json:"exhaustion_s,omitempty"`
 
-	// the count and growth the forecast used, for the advisor's evidence
-	forecastHeld   int64
-	forecastGrowth float64
+	// RateWindowS is the span of event time, in seconds, NewPerSec and
+	// TimewaitPerS are over: the last 10 s, or since the first connection
+	// towards Dst when that is later, 1 s at least.
+	RateWindowS float64 `json:"rate_window_s"`
+	// TimewaitPerS is the client TIME_WAIT sockets created towards Dst per
+	// second over RateWindowS.
+	TimewaitPerS float64 `json:"timewait_per_s"`
+	// SteadyHeld is the ports the current rate holds once TIME_WAIT has
+	// saturated: those held outside TIME_WAIT plus TimewaitPerS × 60 s;
+	// when tcp_tw_reuse applies, those held outside TIME_WAIT only
+	// (connect() can take the others over).
+	SteadyHeld int64 `json:"steady_held"`
+	// ConnectReuse is the TIME_WAIT tuples towards Dst that connect() took
+	// over (tcp_tw_reuse at work).
+	ConnectReuse uint64 `json:"connect_reuse"`
+	// ConnectEAddrNotAvail is the connect() calls towards Dst that failed
+	// with EADDRNOTAVAIL.
+	ConnectEAddrNotAvail uint64 `json:"connect_eaddrnotavail"`
+
+	// the count the forecast started from, for the advisor's evidence
+	forecastHeld int64
 }
 
 func (m *Model) destOf(k destKey) *dest {
@@ -233,7 +310,7 @@ func (m *Model) destOf(k destKey) *dest {
 // counted in the current second rather than rewriting a past one.
 func (m *Model) hold(s *sock, st event.State) {
 	g := groupOf(st)
-	if s.server || !s.src.Addr().IsValid() || s.src.Port() == 0 || !s.dst.IsValid() {
+	if s.role != roleClient || !s.src.Addr().IsValid() || s.src.Port() == 0 || !s.dst.IsValid() {
 		g = heldNone
 	}
 	if g == s.held {
@@ -259,18 +336,20 @@ func (m *Model) ports() []PortPressure {
 	out := make([]PortPressure, 0, len(m.dests))
 	for k, d := range m.dests {
 		cur := d.count()
-		if cur.all == 0 && d.total == 0 {
+		if cur.all == 0 && d.total == 0 && d.errors == 0 {
 			continue
 		}
-		rate := d.rate(m.now)
-		all, live := d.growth(m.now, m.first)
+		conns, timewait, span := d.rates(m.now, m.first)
+		all, _ := d.growth(m.now, m.first)
 		p := PortPressure{
 			Netns: k.netns, Src: addrString(k.src), Dst: k.dst.String(),
 			Connecting: d.held[heldConnecting], Established: d.held[heldEstablished],
 			Closing: d.held[heldClosing], TimeWait: d.held[heldTimewait], Held: cur.all,
-			NewPerSec: round3(rate), Connections: d.total,
+			NewPerSec: round3(conns), Connections: d.total,
 			GrowthPerS:   round3(all),
-			NeededAtRate: int64(math.Round(rate * timewaitSeconds)),
+			NeededAtRate: int64(math.Round(conns * timewaitSeconds)),
+			RateWindowS:  round3(span), TimewaitPerS: round3(timewait),
+			ConnectReuse: d.reused, ConnectEAddrNotAvail: d.errors,
 		}
 		if !k.dst.IsValid() {
 			p.Src, p.Dst = otherKey, otherKey
@@ -281,19 +360,25 @@ func (m *Model) ports() []PortPressure {
 			reuse = applies
 			p.ReuseApplies, p.ReuseNote = &applies, why
 		}
-		if n := m.portRange[k.netns]; n > 0 {
-			p.RangeSize = n
+		// TIME_WAIT sockets live 60 s: at a steady rate the ports they
+		// hold level off at rate × 60 s
+		p.forecastHeld, p.SteadyHeld = cur.all, cur.live+int64(math.Round(timewait*timewaitSeconds))
+		if reuse {
+			p.forecastHeld, p.SteadyHeld = cur.live, cur.live
+		}
+		if n := int64(m.portRange[k.netns]); n > 0 {
+			p.RangeSize = int(n)
 			p.Usage = round3(float64(cur.all) / float64(n))
-			p.forecastHeld, p.forecastGrowth = cur.all, all
-			if reuse {
-				p.forecastHeld, p.forecastGrowth = cur.live, live
-			}
 			switch {
-			case p.forecastHeld >= int64(n):
+			case d.exhausted:
+				p.Usage = max(p.Usage, 1)
 				zero := 0.0
 				p.ExhaustionS = &zero
-			case p.forecastGrowth > 0:
-				s := round3(float64(int64(n)-p.forecastHeld) / p.forecastGrowth)
+			case p.forecastHeld >= n:
+				zero := 0.0
+				p.ExhaustionS = &zero
+			case p.SteadyHeld > n:
+				s := round3(timewaitSeconds * float64(n-p.forecastHeld) / float64(p.SteadyHeld-p.forecastHeld))
 				p.ExhaustionS = &s
 			}
 		}
@@ -322,4 +407,33 @@ func addrString(a netip.Addr) string {
 // the usage figure of the ports report.
 func (m *Model) SetPortRange(netns uint32, size int) {
 	m.portRange[netns] = size
+}
+
+// portBounds is a namespace's ip_local_port_range, inclusive.
+type portBounds struct{ lo, hi uint16 }
+
+// defaultEphemeral is Linux's default ip_local_port_range, for the
+// namespaces whose settings twtop does not read (with --netns, the
+// kernel's hooks still see every namespace).
+var defaultEphemeral = portBounds{32768, 60999}
+
+func (b portBounds) has(port uint16) bool { return port >= b.lo && port <= b.hi }
+
+// roleByPorts says which end of a connection a socket with these ports is
+// when nothing else does (a socket or a TIME_WAIT socket that existed
+// before tracing): a local port in the namespace's ephemeral range and a
+// remote one outside it mark the client, the reverse the server; anything
+// else is not known.
+func (m *Model) roleByPorts(netns uint32, local, remote uint16) role {
+	b, ok := m.ephemeral[netns]
+	if !ok {
+		b = defaultEphemeral
+	}
+	switch l, r := b.has(local), b.has(remote); {
+	case l && !r:
+		return roleClient
+	case r && !l:
+		return roleServer
+	}
+	return roleUnknown
 }

@@ -299,6 +299,17 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "Kernel:    netns %d: TcpExt TW +%d, TWKilled +%d, TWRecycled +%d, TCPTimeWaitOverflow +%d\n",
 			k.Netns, k.TW, k.TWKilled, k.TWRecycled, k.TimewaitOverflow)
 	}
+	if len(r.Settings) == 0 {
+		fmt.Fprintf(&b, "Settings:  not read for any namespace\n")
+	}
+	for _, st := range r.Settings {
+		delay := ""
+		if st.TwReuseDelayMs != nil {
+			delay = fmt.Sprintf(" (delay %d ms)", *st.TwReuseDelayMs)
+		}
+		fmt.Fprintf(&b, "Settings:  netns %d: tcp_tw_reuse %d%s, tcp_timestamps %d, ip_local_port_range %d-%d, tcp_max_tw_buckets %d, tcp_fin_timeout %d s\n",
+			st.Netns, st.TwReuse, delay, st.Timestamps, st.PortRange[0], st.PortRange[1], st.MaxTwBuckets, st.FinTimeoutS)
+	}
 	if len(r.TopClosers) > 0 {
 		fmt.Fprintf(&b, "\n%-8s %-32s %8s %8s %6s %6s %7s %9s %8s\n", "BY", "KEY", "ACTIVE", "PASSIVE", "SIMUL", "RESET", "ACTIVE%", "TW-MADE", "TW-OPEN")
 		for _, row := range r.TopClosers {
@@ -306,6 +317,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				row.Simultaneous, row.Reset, 100*row.ActiveShare, row.TimewaitCreated, row.TimewaitOpen)
 		}
 	}
+	writePorts(&b, r.Ports)
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "\n[%s] %s\n  %s\n", f.Severity, f.Title, f.Advice)
 		for _, e := range f.Evidence {
@@ -317,4 +329,35 @@ func (r *Report) WriteText(w io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// writePorts writes the ports table: the local ports held per destination,
+// the rates and the window they are over, the steady state and the
+// forecast.
+func writePorts(b *strings.Builder, ports []PortPressure) {
+	if len(ports) == 0 {
+		fmt.Fprintf(b, "\nPorts:     no client connection or client TIME_WAIT socket seen\n")
+		return
+	}
+	fmt.Fprintf(b, "\nPorts:     local ports held per destination; NEW/S and TW/S over the last OVER s; STEADY = held once TIME_WAIT levels off: held outside TIME_WAIT + TW/S × 60 s (the first alone where tcp_tw_reuse applies)\n")
+	fmt.Fprintf(b, "%-24s %-15s %6s %6s %6s %8s %8s %5s %7s %7s %13s %7s %5s\n",
+		"DESTINATION", "SOURCE", "HELD", "TW", "USAGE", "NEW/S", "TW/S", "OVER", "STEADY", "EXHAUST", "EADDRNOTAVAIL", "REUSED", "REUSE")
+	for _, p := range ports {
+		usage, exhaust, reuse := "?", "-", "?"
+		if p.RangeSize > 0 {
+			usage = fmt.Sprintf("%.0f%%", 100*p.Usage)
+		}
+		if p.ExhaustionS != nil {
+			exhaust = shortNum(*p.ExhaustionS) + "s"
+		}
+		if p.ReuseApplies != nil {
+			reuse = "no"
+			if *p.ReuseApplies {
+				reuse = "yes"
+			}
+		}
+		fmt.Fprintf(b, "%-24s %-15s %6d %6d %6s %8.1f %8.1f %5s %7d %7s %13d %7d %5s\n",
+			p.Dst, p.Src, p.Held, p.TimeWait, usage, p.NewPerSec, p.TimewaitPerS, shortNum(p.RateWindowS), p.SteadyHeld, exhaust,
+			p.ConnectEAddrNotAvail, p.ConnectReuse, reuse)
+	}
 }
