@@ -30,6 +30,7 @@ var errNoSockDiag = errors.New("sock_diag cannot dump TCP sockets (inet_diag and
 // filtered (see filterScan). An error matching os.ErrNotExist means the
 // namespace is gone.
 func diagScan(ns string, inode uint32, hz uint32) ([][]byte, error) {
+	start := monotonicNow()
 	socks, err := timewaitSocketsIn(ns)
 	if err != nil {
 		return nil, err
@@ -62,6 +63,7 @@ func diagScan(ns string, inode uint32, hz uint32) ([][]byte, error) {
 		})
 	}
 	put(&event.Event{Kind: event.KindScanEnd, Time: now, Ptr: jiffies, Netns: inode, Aux: uint32(len(socks))})
+	event.SetRawScanStart(recs[len(recs)-1], start)
 	return recs, nil
 }
 

@@ -126,6 +126,7 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 // an iter/tcp iterator sees only the namespace of the thread that creates
 // it.
 func (t *Tracer) iterScan(ns string) ([][]byte, error) {
+	start := monotonicNow()
 	rd, err := t.openIter(ns)
 	if err != nil {
 		return nil, err
@@ -156,8 +157,10 @@ func (t *Tracer) iterScan(ns string) ([][]byte, error) {
 	for off := 0; off < len(t.scanBuf); off += event.RecordSize {
 		r := t.scanBuf[off : off+event.RecordSize : off+event.RecordSize]
 		if event.RawKind(r) == event.KindScanEnd {
-			// the end record names the namespace it closes
+			// the end record names the namespace it closes, and when
+			// the walk began
 			event.SetRawNetns(r, inode)
+			event.SetRawScanStart(r, start)
 		}
 		recs = append(recs, r)
 	}

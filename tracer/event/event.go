@@ -7,6 +7,7 @@ package event
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 )
 
@@ -208,4 +209,27 @@ func RawKind(b []byte) Kind {
 // is stamped with the namespace the scan covered.
 func SetRawNetns(b []byte, inode uint32) {
 	binary.LittleEndian.PutUint32(b[offNetns:], inode)
+}
+
+// SetRawScanStart stamps a scan's end record with when the scan began, at
+// start (nanoseconds, the records' clock): Aux2 holds the microseconds from
+// then to the record's own time. A socket created after the start may be
+// missing from the scan without having ended.
+func SetRawScanStart(b []byte, start uint64) {
+	end := binary.LittleEndian.Uint64(b[offTs:])
+	var us uint64
+	if end > start {
+		us = min((end-start)/1000, math.MaxUint32)
+	}
+	binary.LittleEndian.PutUint32(b[offAux2:], uint32(us))
+}
+
+// ScanStart is when the scan an end record closes began (its own time for
+// recordings made before the start was stamped).
+func (e *Event) ScanStart() uint64 {
+	d := uint64(e.Aux2) * 1000
+	if d > e.Time {
+		return 0
+	}
+	return e.Time - d
 }

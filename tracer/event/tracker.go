@@ -74,6 +74,7 @@ type twState struct {
 
 type scanResult struct {
 	time    uint64
+	start   uint64   // when the scan began
 	missing []uint64 // open but absent from the scan
 	unknown []*Event // present in the scan but not open
 }
@@ -355,7 +356,7 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 			c.Flags |= FlagExisting
 			t.create(&c, emit)
 		}
-		t.prev[ns] = &scanResult{time: e.Time}
+		t.prev[ns] = &scanResult{time: e.Time, start: e.ScanStart()}
 		emit(e)
 		return
 	}
@@ -365,7 +366,14 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 			if t.awaitingSyn(ptr) {
 				continue // its kill is known; its cause is being settled
 			}
-			if st, ok := t.open[ptr]; ok {
+			// gone from two scans in a row (a walk of a changing table
+			// skips a socket now and then), and the socket open at ptr
+			// now is the one the scan missed, not one created since at
+			// its address
+			if _, back := seen[ptr]; back {
+				continue
+			}
+			if st, ok := t.open[ptr]; ok && st.created <= p.start {
 				end := st.ev
 				end.Kind = KindTWKill
 				end.Cause = CauseVanished
@@ -390,9 +398,11 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 		}
 	}
 
-	r := &scanResult{time: e.Time}
+	// a socket created after the scan began may sit in a part of the
+	// table the walk had passed: only older ones are missing
+	r := &scanResult{time: e.Time, start: e.ScanStart()}
 	for ptr, st := range t.open {
-		if st.ev.Netns != ns || st.created > e.Time {
+		if st.ev.Netns != ns || st.created > r.start {
 			continue
 		}
 		if _, ok := seen[ptr]; !ok {

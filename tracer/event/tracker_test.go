@@ -242,6 +242,72 @@ func TestTrackerScanReconcile(t *testing.T) {
 	}
 }
 
+// A scan of a changing table may skip a socket that is there, and an
+// address may hold a new timewait socket by the time a scan is settled:
+// neither is an end.
+func TestTrackerScanRaces(t *testing.T) {
+	scanEnd := func(s *stream, ts, start uint64, ptrs ...uint64) {
+		for _, p := range ptrs {
+			s.add(0, ts-1, KindScanTW, p, nil)
+		}
+		s.add(0, ts, KindScanEnd, 0, func(e *Event) {
+			e.Family = 0
+			e.Src, e.Dst = netip.AddrPort{}, netip.AddrPort{}
+			e.Aux2 = uint32((ts - start) / 1000)
+		})
+	}
+	other := func(e *Event) { e.Src = netip.MustParseAddrPort("127.0.0.1:40001") }
+	tests := []struct {
+		name  string
+		build func(s *stream)
+		want  []string
+	}{{
+		name: "a socket one scan skips and the next shows is not an end",
+		build: func(s *stream) {
+			s.add(1, 1000*ms, KindTWCreate, 0xa, nil)
+			scanEnd(s, 1500*ms, 1490*ms, 0xa)
+			scanEnd(s, 2500*ms, 2490*ms)      // the walk skipped it
+			scanEnd(s, 3500*ms, 3490*ms, 0xa) // there it is
+			scanEnd(s, 4500*ms, 4490*ms, 0xa)
+			s.add(1, 61000*ms, KindTWExpire, 0xa, nil)
+		},
+		want: []string{"tw_create a", "scan_end 0", "scan_end 0", "scan_end 0", "scan_end 0", "tw_expire a expired 60000ms"},
+	}, {
+		name: "an address taken by a new socket before the settling scan",
+		build: func(s *stream) {
+			s.add(1, 1000*ms, KindTWCreate, 0xa, nil)
+			scanEnd(s, 1500*ms, 1490*ms, 0xa)
+			scanEnd(s, 2000*ms, 1990*ms) // 0xa ended during the walk...
+			s.add(1, 1995*ms, KindTWKill, 0xa, func(e *Event) { e.Cause = CauseRSTSent })
+			s.add(1, 2500*ms, KindTWCreate, 0xa, other) // ...and its memory holds a new one
+			scanEnd(s, 3000*ms, 2990*ms, 0xa)
+			scanEnd(s, 4000*ms, 3990*ms, 0xa)
+		},
+		want: []string{"tw_create a", "scan_end 0", "scan_end 0", "tw_kill a rst_sent 995ms", "tw_create a", "scan_end 0", "scan_end 0"},
+	}, {
+		name: "a socket created while the scan walked, ended before the next, ends once by its record",
+		build: func(s *stream) {
+			scanEnd(s, 1000*ms, 990*ms)
+			s.add(1, 1995*ms, KindTWCreate, 0xa, nil) // read before the scan's end
+			scanEnd(s, 2000*ms, 1990*ms)              // the walk had passed its bucket
+			s.add(1, 2200*ms, KindTWKill, 0xa, func(e *Event) { e.Cause = CauseRSTSent })
+			scanEnd(s, 3000*ms, 2990*ms)
+			scanEnd(s, 4000*ms, 3990*ms)
+		},
+		want: []string{"scan_end 0", "tw_create a", "scan_end 0", "tw_kill a rst_sent 205ms", "scan_end 0", "scan_end 0"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s stream
+			tc.build(&s)
+			got := s.run()
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
 // Invariant on a long random-ish stream: every created socket is ended or
 // still open, never both, and no end is emitted twice.
 func TestTrackerInvariants(t *testing.T) {
