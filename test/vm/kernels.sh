@@ -173,6 +173,7 @@ trap cleanup EXIT
 
 # Serialise concurrent runs (go test runs several packages in parallel).
 mkdir -p "$kdir"
+kdir=$(cd "$kdir" && pwd) # apt reads relative paths from /etc/apt
 if command -v flock >/dev/null; then
 	exec 9>"$kdir/.lock"
 	flock 9
