@@ -154,3 +154,34 @@ func TestRedrawOnlyWhenVersionMoves(t *testing.T) {
 	scr.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
 	returns(t, done, "q")
 }
+
+// movingSource's version moves on every read, so the ticker asks for a
+// redraw on every tick.
+type movingSource struct{ *fakeSource }
+
+func (m movingSource) Status() Status {
+	st := m.fakeSource.Status()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.Version++
+	return st
+}
+
+// Quitting while the ticker asks for redraws as fast as it can never hangs
+// Run: a redraw request must not wait on an event loop that has stopped.
+func TestRunQuitsUnderRedraws(t *testing.T) {
+	snap := loadSnapshot(t, "server-closes")
+	for i := range 300 {
+		src := movingSource{&fakeSource{snap: snap, st: replayStatus("server-closes")}}
+		_, scr, done := startRun(t, context.Background(), src, Options{Refresh: 50 * time.Microsecond})
+		scr.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("quit %d: Run returned %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("quit %d: Run did not return within 5 s (redraw requested after the event loop stopped)", i)
+		}
+	}
+}

@@ -45,17 +45,23 @@ func (a *app) run(ctx context.Context) error {
 		a.frame()
 		return false
 	})
+	// Only the ticker goroutine below talks to the event loop from
+	// outside (QueueUpdate waits until the loop has run the update, so one
+	// queued after the loop stopped would wait forever), and it is also
+	// what stops the loop: a quit key or the end of ctx asks it to.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
 	tv.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
 		a.handleKey(ev)
 		if a.quit {
-			tv.Stop()
+			stopOnce.Do(func() { close(stop) })
 		}
 		return nil // every key is handled here; tview draws after it
 	})
 
 	// redraw when the Source's version moves, checked every Refresh
-	done := make(chan struct{})
 	seen := src.Status().Version
+	done := make(chan struct{}) // the loop has returned
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -66,8 +72,10 @@ func (a *app) run(ctx context.Context) error {
 			select {
 			case <-done:
 				return
+			case <-stop:
+				tv.QueueUpdate(tv.Stop)
+				return
 			case <-ctx.Done():
-				// queued, so it runs on the event loop once it runs
 				tv.QueueUpdate(tv.Stop)
 				return
 			case <-tick.C:
@@ -80,8 +88,13 @@ func (a *app) run(ctx context.Context) error {
 	}()
 	err := tv.Run()
 	close(done)
-	wg.Wait()
-	return err
+	if err != nil {
+		// the loop failed on its own: the ticker may be waiting on it
+		// for good, so it is left behind rather than waited for
+		return err
+	}
+	wg.Wait() // it stopped the loop, and returns right after
+	return nil
 }
 
 // view is a screen of the UI.
