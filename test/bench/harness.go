@@ -175,6 +175,11 @@ type runResult struct {
 	startCPU time.Duration // CPU used until then
 	report   replayReport
 	recBytes int64
+
+	// failed says why the run failed (a tracer that would not start, or
+	// did not exit within exitTimeout of SIGINT and was killed); such a
+	// run is left out of the table's figures and counted beside them
+	failed string
 }
 
 // eventsPerS is what the tracer handled per second of churn.
@@ -226,8 +231,19 @@ func runAB(ctx context.Context, opts options) error {
 			for i := range variants {
 				v := variants[(i+round-1)%len(variants)]
 				r, err := runOne(ctx, opts, sh, v, round)
-				if err != nil {
+				if err != nil && ctx.Err() != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", round, sh.name, v, err)
+				}
+				if err != nil {
+					// the round goes on: the table is still printed,
+					// with this run marked, and the bench fails at the end
+					r = runResult{shape: sh.name, variant: v, round: round, failed: err.Error()}
+					fmt.Printf("round %d, %s, %s: FAILED: %v\n", round, sh.name, v, err)
+					results = append(results, r)
+					if err := pause(ctx, opts.gap); err != nil {
+						return err
+					}
+					continue
 				}
 				if v == noTracer {
 					base = r.churn.ConnPerS
@@ -260,6 +276,15 @@ func runAB(ctx context.Context, opts options) error {
 		fmt.Println()
 	}
 	printLatency(results, latencies)
+	var failed []string
+	for _, r := range results {
+		if r.failed != "" {
+			failed = append(failed, fmt.Sprintf("round %d, %s, %s", r.round, r.shape, r.variant))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d run(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
 	if opts.short {
 		return shortVerdict(results)
 	}
@@ -504,9 +529,14 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 			rate, ratio, evps, evconn, user, total []float64
 			lost, misses, errs                     uint64
 			rss                                    int64
+			failed                                 int
 		)
 		for _, r := range results {
 			if r.shape != sh.name || r.variant != v {
+				continue
+			}
+			if r.failed != "" {
+				failed++
 				continue
 			}
 			rate = append(rate, r.churn.ConnPerS)
@@ -525,7 +555,11 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 			misses += r.misses
 			rss = max(rss, r.usage.MaxRSSKB)
 		}
-		row := []string{v.String(), grouped(median(rate)), fmt.Sprintf("%.3f", median(ratio))}
+		name := v.String()
+		if failed > 0 {
+			name += fmt.Sprintf(" (%d failed)", failed)
+		}
+		row := []string{name, grouped(median(rate)), fmt.Sprintf("%.3f", median(ratio))}
 		switch {
 		case !v.traces():
 			row = append(row, "-", "-", "-", "-", "-", "-", "-")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -32,5 +34,34 @@ func TestShortVerdict(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want a failure saying %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// A run that failed (a peer killed after it would not exit) is left out of
+// the figures and named in the table, which is still printed.
+func TestTableMarksFailedRuns(t *testing.T) {
+	sh := shape{name: "saturated", streams: 2}
+	results := []runResult{
+		{shape: sh.name, variant: noTracer, round: 1, churn: churnResult{ConnPerS: 40000}, ratio: 1},
+		{shape: sh.name, variant: twtopRecord, round: 1, churn: churnResult{ConnPerS: 36000}, ratio: 0.9, events: 1000},
+		{shape: sh.name, variant: noTracer, round: 2, churn: churnResult{ConnPerS: 42000}, ratio: 1},
+		{shape: sh.name, variant: twtopRecord, round: 2, failed: "twtop did not exit within 30s of SIGINT"},
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printTable(options{rounds: 2}, sh, []variant{noTracer, twtopRecord}, results)
+	os.Stdout = stdout
+	w.Close()
+	out, _ := io.ReadAll(r)
+	table := string(out)
+	if !strings.Contains(table, twtopRecord.String()+" (1 failed)") {
+		t.Errorf("the failed run is not marked:\n%s", table)
+	}
+	if !strings.Contains(table, "36,000") || !strings.Contains(table, "0.900") {
+		t.Errorf("the run that did not fail is not the record row's figure:\n%s", table)
 	}
 }

@@ -23,8 +23,9 @@ const (
 	// readyTimeout bounds how long loading and attaching a tracer may take
 	// (bpftrace compiles its program first).
 	readyTimeout = time.Minute
-	// exitTimeout bounds how long a tracer may take to exit after SIGINT.
-	exitTimeout = 2 * time.Minute
+	// exitTimeout bounds how long a tracer may take to exit after SIGINT;
+	// then it is killed and its run marked failed.
+	exitTimeout = 30 * time.Second
 	// userHZ is the unit of utime and stime in /proc/PID/stat.
 	userHZ = 100
 )
