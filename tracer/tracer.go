@@ -40,9 +40,9 @@ type Options struct {
 	ScanNetns []string
 	// ScanInterval is the period of the scan (default 1 s).
 	ScanInterval time.Duration
-	// RingSize is the ring buffer size in bytes, a power of two (default
-	// 16 MiB: about 150,000 records, half a second of a saturated host);
-	// with perf buffers, the sum over all CPUs.
+	// RingSize is the ring buffer size in bytes, a power of two of at
+	// least a page (default: DefaultRingSize for the host's CPUs); with
+	// perf buffers, the sum over all CPUs.
 	RingSize uint32
 
 	// BTF is a BTF file for kernels without /sys/kernel/btf/vmlinux (or
@@ -96,7 +96,10 @@ func Open(opts Options) (t *Tracer, err error) {
 		opts.ScanInterval = time.Second
 	}
 	if opts.RingSize == 0 {
-		opts.RingSize = 16 << 20
+		opts.RingSize = DefaultRingSize(runtime.NumCPU())
+	}
+	if r := opts.RingSize; r < uint32(os.Getpagesize()) || r&(r-1) != 0 {
+		return nil, fmt.Errorf("ring buffer size %d: give a power of two of at least %d bytes", r, os.Getpagesize())
 	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
@@ -479,6 +482,20 @@ func (r *ringReader) Read() ([]byte, error) {
 func (r *ringReader) SetDeadline(d time.Time) { r.rd.SetDeadline(d) }
 func (r *ringReader) Close() error            { return r.rd.Close() }
 func (r *ringReader) Lost() uint64            { return 0 }
+
+// DefaultRingSize is the ring buffer size for a host of ncpu CPUs: 4 MiB
+// per CPU (a quarter of a second of one CPU at a saturated churn, some
+// 37,000 records, for when the reader is descheduled while every CPU
+// writes), 16 MiB at least and 128 MiB at most, rounded up to a power of
+// two.
+func DefaultRingSize(ncpu int) uint32 {
+	want := uint64(max(ncpu, 1)) * 4 << 20
+	size := uint64(16 << 20)
+	for size < want && size < 128<<20 {
+		size <<= 1
+	}
+	return uint32(size)
+}
 
 // wakeupEvery is how many records a CPU writes per wakeup of the reader
 // (a power of two): 112 KiB, a small part of the ring even with many CPUs
