@@ -137,11 +137,14 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	r := c.read()
 	var tier, kernel string
+	var exact bool
 	if r != nil {
 		tier, kernel = r.Meta.Tier, r.Kernel
+		if r.Snapshot != nil {
+			exact = r.Snapshot.Tier.Exact
+		}
 	}
-	exact := strconv.FormatBool(tier != "" && tier != "tracepoint") // the tracepoint tier infers ends
-	emit(ch, famInfo, 1, c.opts.Version, kernel, tier, exact)
+	emit(ch, famInfo, 1, c.opts.Version, kernel, tier, strconv.FormatBool(exact))
 	if r == nil || r.Snapshot == nil {
 		return
 	}

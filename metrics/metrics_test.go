@@ -159,7 +159,7 @@ func TestMetricsEqualReport(t *testing.T) {
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m, meta := replay(t, path)
-			snap := m.Publish()
+			snap := m.Snapshot()
 			url := serve(t, func() *Reading { return &Reading{Snapshot: snap, Meta: meta, Kernel: "6.1.0"} }, Options{Version: "v-test"})
 			fams := scrape(t, url)
 			s := flatten(fams)
@@ -297,7 +297,7 @@ func TestMetricsCardinalityCapped(t *testing.T) {
 			m.Apply(&ev)
 		}
 	}
-	snap := m.Publish()
+	snap := m.Snapshot()
 	if len(snap.AllPorts) != dests {
 		t.Fatalf("the model has %d destinations, want %d", len(snap.AllPorts), dests)
 	}
@@ -341,7 +341,7 @@ func TestMetricsBeforeFirstSnapshot(t *testing.T) {
 
 func TestNamesAreExported(t *testing.T) {
 	m, meta := replay(t, "../testdata/port-pressure.twrec")
-	snap := m.Publish()
+	snap := m.Snapshot()
 	fams := scrape(t, serve(t, func() *Reading { return &Reading{Snapshot: snap, Meta: meta} }, Options{}))
 	for _, n := range Names() {
 		if fams[n] == nil && n != "twtop_ports_exhaustion_seconds" {

@@ -25,7 +25,7 @@ var errNoSockDiag = errors.New("sock_diag cannot dump TCP sockets (inet_diag and
 // KindScanTW per socket, then a KindScanEnd with netns inode, the number of
 // sockets and the kernel's jiffies. sock_diag shows no socket addresses, so
 // each socket's Ptr is event.SyntheticPtr of its cookie, which the
-// event.Tracker matches to the kernel's records by tuple. hz, the kernel's
+// lifecycle.Tracker matches to the kernel's records by tuple. hz, the kernel's
 // HZ, converts the time left on the timers to jiffies. The records are not
 // filtered (see filterScan). An error matching os.ErrNotExist means the
 // namespace is gone.

@@ -14,6 +14,7 @@ import (
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -189,7 +190,7 @@ func TestDiagScanFinWait2(t *testing.T) {
 	closeResult(t, r)
 	hz := scanHZ(t, ns.Path(), ns.Inode())
 
-	tk := event.NewTracker(hz)
+	tk := lifecycle.NewTracker(hz)
 	var out []event.Event
 	feed := func() []event.Event {
 		t.Helper()

@@ -19,6 +19,7 @@ import (
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -26,7 +27,7 @@ import (
 func drain(t *testing.T, tr *Tracer, d time.Duration) []event.Event {
 	t.Helper()
 	time.AfterFunc(d, func() { tr.Close() })
-	st := event.NewStream(tr, tr.HZ())
+	st := lifecycle.NewStream(tr, tr.HZ())
 	var evs []event.Event
 	for {
 		e, err := st.Next()

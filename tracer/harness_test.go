@@ -11,6 +11,7 @@ import (
 
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -124,7 +125,7 @@ func openShared() (*sharedTracer, error) {
 }
 
 func (st *sharedTracer) loop() {
-	stream := event.NewStream(st.tr, st.tr.HZ())
+	stream := lifecycle.NewStream(st.tr, st.tr.HZ())
 	for {
 		e, err := stream.Next()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -32,7 +33,7 @@ func TestResetDirectionWithNetnsFilter(t *testing.T) {
 	got := make(chan []event.Event, 1)
 	go func() {
 		var evs []event.Event
-		st := event.NewStream(tr, tr.HZ())
+		st := lifecycle.NewStream(tr, tr.HZ())
 		for {
 			e, err := st.Next()
 			if err != nil {

@@ -41,11 +41,7 @@ const labelWidth = 11
 // kernel's own counters and the advisor's findings.
 func (a *app) drawOverview(c canvas) {
 	s, th := a.snap, &a.th
-	r := s.Report(model.Meta{Tier: a.st.Tier, Lost: a.st.Lost})
-	inferred := map[string]bool{}
-	for _, k := range r.Inferred {
-		inferred[k] = true
-	}
+	inferred := &s.Counters.Inferred // the figures the tier could only infer
 	y := 0
 	line := func(label string, ss ...seg) {
 		c.text(0, y, label, th.label)
@@ -109,7 +105,7 @@ func (a *app) drawOverview(c canvas) {
 		ov = th.crit
 	}
 	tw = append(tw, seg{"  ", th.normal}, seg{count(c0.Overflow) + " overflow", ov})
-	if inferred["timewait.overflow"] {
+	if inferred.Overflow {
 		tw = append(tw, seg{" (inferred)", th.dim})
 	}
 	line("TIME_WAIT", tw...)
@@ -132,35 +128,35 @@ func (a *app) drawOverview(c canvas) {
 	y += sparkRows
 
 	// lifetime and ends
-	if l := r.LifetimeMS; l.Count > 0 {
+	if l := s.LifetimeMS(); l.Count > 0 {
 		ms := func(v float64) string { return dur(v * 1e6) }
 		lt := []seg{{"p50 ", th.dim}, {ms(l.P50), th.bold}, {"  p90 ", th.dim}, {ms(l.P90), th.bold},
 			{"  p99 ", th.dim}, {ms(l.P99), th.bold}, {"  max ", th.dim}, {ms(l.Max), th.bold},
 			{fmt.Sprintf("  of %d ended", l.Count), th.normal}}
-		if inferred["lifetime_ms"] {
+		if inferred.Ended {
 			lt = append(lt, seg{" (inferred)", th.dim})
 		}
 		line("Lifetime", lt...)
 	} else {
 		line("Lifetime", seg{"no TIME_WAIT socket seen from creation to end yet", th.dim})
 	}
-	e := r.Timewait.Ended
+	e := s.EndedCounts()
 	ends := []seg{num(e.Expired, th.good), {" expired  ", th.normal}, num(e.Reused, th.bold), {" reused  ", th.normal},
 		num(e.SynRecycled, th.bold), {" SYN  ", th.normal}, num(e.RST, th.bold), {" RST  ", th.normal},
 		num(e.Purged, th.bold), {" purged  ", th.normal}, num(e.Unknown, th.bold), {" unknown", th.normal}}
-	if inferred["timewait.ended"] {
+	if inferred.Ended {
 		ends = append(ends, seg{" (inferred)", th.dim})
 	}
 	line("Ended", ends...)
 
 	// reuse and errors
-	ru := r.Reuse
+	ru := s.ReuseFigures()
 	reuse := []seg{num(ru.ConnectReuse, th.bold), {" by connect", th.normal}}
 	var notes []string
 	if ru.ConnectReuse > 0 {
 		notes = append(notes, percent(ru.ConnectShare)+" of connects")
 	}
-	if inferred["reuse.connect_reuse"] {
+	if inferred.Reuse {
 		notes = append(notes, "inferred")
 	}
 	if len(notes) > 0 {

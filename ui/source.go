@@ -31,7 +31,8 @@ type Source interface {
 // Status describes the pipeline behind a Source.
 type Status struct {
 	Host, Kernel, Tier string
-	// Inferred is set when the tier infers how TIME_WAIT sockets end.
+	// Inferred is set when the tier infers how TIME_WAIT sockets end: not
+	// Tier.Exact of the model's snapshots (the pipeline fills both in).
 	Inferred bool
 	// Live is set when tracing now; otherwise it is a replay of File.
 	Live bool

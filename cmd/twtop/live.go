@@ -3,143 +3,25 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
-	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer"
-	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/record"
-	"github.com/twtop/twtop/tracer/settings"
 )
 
-// stateEvery is how often the namespaces' settings and counters are read
-// again while tracing.
-const stateEvery = 10 * time.Second
-
-// liveSource is the tracer as a raw record source, with the readings of
-// settings and counters slotted into the stream: at start and every
-// stateEvery, before the record that Next returns next. When recording, it
-// writes every record and reading to the recording in that same order, so
-// a replay hands the model the same inputs at the same points.
-type liveSource struct {
-	tr      *tracer.Tracer
-	netns   []string // namespace paths to read ("" is twtop's own)
-	onState func(record.State)
-	rec     *recording
-
-	n         uint64 // records returned
-	matched   bool   // a record came from a kernel hook, not the scan
-	lastState time.Time
-	warned    map[string]bool
-}
-
-// Next returns the tracer's next record. The clock is looked at only at
-// the end of each scan and every 4096 records; the recording is flushed
-// by its own ticker.
-func (l *liveSource) Next() ([]byte, error) {
-	b, err := l.tr.Next()
-	if err != nil {
-		return nil, err
-	}
-	l.n++
-	k := event.RawKind(b)
-	l.matched = l.matched || k != event.KindScanTW && k != event.KindScanEnd
-	if (l.n%4096 == 0 || k == event.KindScanEnd) && time.Since(l.lastState) >= stateEvery {
-		if err := l.readStates(); err != nil {
-			return nil, err
-		}
-	}
-	if l.rec != nil {
-		if err := l.rec.add(b); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
-// readStates reads every namespace's settings and counters: at start,
-// every stateEvery, and once after the tracer is closed. A failure at
-// start is an error; later (the namespace went away) it is reported once.
-func (l *liveSource) readStates() error {
-	first := l.lastState.IsZero()
-	l.lastState = time.Now()
-	ts, _ := tracerStats(l.tr)
-	for _, ns := range l.netns {
-		s, c, err := settings.Read(ns)
-		if err != nil {
-			if first {
-				return err
-			}
-			if !l.warned[ns] {
-				fmt.Fprintf(os.Stderr, "\ntwtop: warning: %v (no longer reading it)\n", err)
-				if l.warned == nil {
-					l.warned = map[string]bool{}
-				}
-				l.warned[ns] = true
-			}
-			continue
-		}
-		st := record.State{TimeNs: monotonicNow(), Settings: s, Counters: tcpCounters(c), Tracer: ts}
-		if l.rec != nil {
-			if err := l.rec.state(st); err != nil {
-				return err
-			}
-		}
-		if l.onState != nil {
-			l.onState(st)
-		}
-	}
-	return nil
-}
-
-// noteUnmatched says so at the end when --pid N let nothing through. The
-// scan's own records (its end markers come whatever the filters) do not
-// count.
-func (l *liveSource) noteUnmatched(pid uint32) {
-	if pid != 0 && !l.matched {
+// noteUnmatched says so at the end when --pid N let nothing through.
+func noteUnmatched(src *pipeline.LiveSource, pid uint32) {
+	if pid != 0 && !src.Matched() {
 		fmt.Fprintf(os.Stderr, "twtop: nothing matched --pid %d\n", pid)
 	}
 }
 
-// tracerStats are the tracer's own counters in the form recordings carry
-// them (false when they cannot be read).
-func tracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
-	st, err := tr.Stats()
-	if err != nil {
-		return record.TracerStats{}, false
-	}
-	return record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}, true
-}
-
 // printTracerStats prints the tracer's closing line.
 func printTracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
-	ts, ok := tracerStats(tr)
+	ts, ok := pipeline.TracerStats(tr)
 	if ok {
 		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
 			ts.Records, ts.Lost, ts.RecursionMisses)
 	}
 	return ts, ok
-}
-
-// tcpCounters keeps the TCP sections of a namespace's counters: the ones
-// about TIME_WAIT and connections, not the hundreds about IP and UDP.
-func tcpCounters(c settings.Counters) settings.Counters {
-	out := make(settings.Counters)
-	for k, v := range c {
-		if strings.HasPrefix(k, "Tcp.") || strings.HasPrefix(k, "TcpExt.") {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// monotonicNow is CLOCK_MONOTONIC, the clock of the records' timestamps.
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return uint64(ts.Nano())
 }

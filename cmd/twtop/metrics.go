@@ -4,33 +4,37 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/twtop/twtop/metrics"
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer/model"
-	"github.com/twtop/twtop/tracer/record"
 )
 
-// metricsFeed is the --metrics endpoint and the reading it serves: the
-// pipeline stores each snapshot it publishes, with the tracer's counters
-// at that moment, and a scrape loads the latest without waiting.
+// metricsFeed is the --metrics endpoint. A scrape reads the pipeline's
+// Board, without waiting.
 type metricsFeed struct {
-	cur    atomic.Pointer[metrics.Reading]
 	srv    *metrics.Server
-	tier   string
 	kernel string
 }
 
-// startMetrics serves --metrics (nil when it was not given). It binds
-// before tracing starts, so a busy port fails fast.
-func startMetrics(cfg *config) (*metricsFeed, error) {
+// startMetrics serves --metrics from b (nil when it was not given). It
+// binds before tracing starts, so a busy port fails fast.
+func startMetrics(cfg *config, b *pipeline.Board) (*metricsFeed, error) {
 	if cfg.metrics == "" {
 		return nil, nil
 	}
 	f := &metricsFeed{}
-	c := metrics.NewCollector(f.cur.Load, metrics.Options{TopN: cfg.metricsTop, Version: versionString()})
-	h, err := metrics.NewHandler(c, func() bool { return f.cur.Load() != nil })
+	read := func() *metrics.Reading {
+		p := b.Load()
+		if p == nil || p.Snapshot == nil {
+			return nil
+		}
+		return &metrics.Reading{Snapshot: p.Snapshot, Kernel: f.kernel,
+			Meta: model.Meta{Tier: p.Snapshot.Tier.Name, Lost: p.Stats.Lost, RecursionMisses: p.Stats.RecursionMisses}}
+	}
+	c := metrics.NewCollector(read, metrics.Options{TopN: cfg.metricsTop, Version: versionString()})
+	h, err := metrics.NewHandler(c, func() bool { return b.Load() != nil })
 	if err != nil {
 		return nil, err
 	}
@@ -41,20 +45,12 @@ func startMetrics(cfg *config) (*metricsFeed, error) {
 	return f, nil
 }
 
-// source names what the readings come from.
-func (f *metricsFeed) source(tier, kernel string) {
+// source names the kernel the readings come from (before the first
+// publication).
+func (f *metricsFeed) source(kernel string) {
 	if f != nil {
-		f.tier, f.kernel = tier, kernel
+		f.kernel = kernel
 	}
-}
-
-// publish makes s, with the tracer's counters ts, what scrapes see.
-func (f *metricsFeed) publish(s *model.Snapshot, ts record.TracerStats) {
-	if f == nil {
-		return
-	}
-	f.cur.Store(&metrics.Reading{Snapshot: s, Kernel: f.kernel,
-		Meta: model.Meta{Tier: f.tier, Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}})
 }
 
 // close stops the endpoint, letting scrapes under way finish.

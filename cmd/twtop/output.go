@@ -3,58 +3,23 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"time"
 
-	"github.com/twtop/twtop/tracer"
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer/check"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
 )
-
-// The pipeline is the same live and on replay: raw records from a source
-// (the tracer or a recording), decoded and tracked by an event.Stream,
-// then printed or folded into the model.
-
-// sourceEnded reports whether err is the normal end of a source: the
-// tracer closed (Ctrl-C, --duration) or the recording's end.
-func sourceEnded(err error) bool {
-	return errors.Is(err, tracer.ErrClosed) || errors.Is(err, io.EOF)
-}
-
-// errStop ends eachEvent early without an error.
-var errStop = errors.New("stop")
-
-// eachEvent decodes src and calls fn for every event until the source
-// ends, src or fn fails, or fn returns errStop.
-func eachEvent(src event.RawSource, hz uint32, fn func(*event.Event) error) error {
-	st := event.NewStream(src, hz)
-	for {
-		e, err := st.Next()
-		if sourceEnded(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
-			if errors.Is(err, errStop) {
-				return nil
-			}
-			return err
-		}
-	}
-}
 
 // printEvents writes every event as a JSON line until the source ends.
 func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
 	defer w.Flush()
 	var line []byte
 	lastFlush := time.Now()
-	return eachEvent(src, hz, func(e *event.Event) error {
+	return pipeline.Each(src, hz, func(e *event.Event) error {
 		line = event.AppendJSON(line[:0], e, hz)
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {
@@ -66,14 +31,6 @@ func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
 			}
 			lastFlush = time.Now()
 		}
-		return nil
-	})
-}
-
-// feedModel applies every event to m until the source ends.
-func feedModel(src event.RawSource, hz uint32, m *model.Model) error {
-	return eachEvent(src, hz, func(e *event.Event) error {
-		m.Apply(e)
 		return nil
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/record"
@@ -59,7 +60,7 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 	h := record.Header{
 		Twtop: versionString(), Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
 		HZ: tr.HZ(), ByteOrder: "little", RecordSize: event.RecordSize,
-		WallOffsetNs: now.UnixNano() - int64(monotonicNow()), Started: now.UTC().Truncate(time.Second),
+		WallOffsetNs: now.UnixNano() - int64(pipeline.MonotonicNow()), Started: now.UTC().Truncate(time.Second),
 		Filters: record.Filters{Netns: opts.Netns, Pid: opts.Pid, Port: opts.Port, Family: opts.Family},
 	}
 	h.Notes = append(h.Notes, tr.Rejected()...)
@@ -80,13 +81,15 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-func (r *recording) add(b []byte) error {
+// Add writes a record (pipeline.Recorder).
+func (r *recording) Add(b []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.w.Add(b)
 }
 
-func (r *recording) state(s record.State) error {
+// State writes a reading (pipeline.Recorder).
+func (r *recording) State(s record.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.w.State(s)
@@ -146,8 +149,8 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 	}
 	var err error
 	if werr == nil {
-		ts, _ := tracerStats(tr)
-		err = r.w.Close(record.Trailer{TimeNs: monotonicNow(), Tracer: ts})
+		ts, _ := pipeline.TracerStats(tr)
+		err = r.w.Close(record.Trailer{TimeNs: pipeline.MonotonicNow(), Tracer: ts})
 	}
 	if r.f != os.Stdout {
 		if serr := r.f.Sync(); serr != nil && err == nil && !errors.Is(serr, os.ErrInvalid) {
@@ -174,10 +177,10 @@ func (r *recording) name() string {
 }
 
 // recordOnly reads the tracer into the recording until it is closed.
-func recordOnly(src *liveSource) error {
+func recordOnly(src *pipeline.LiveSource) error {
 	for {
 		if _, err := src.Next(); err != nil {
-			if sourceEnded(err) {
+			if pipeline.SourceEnded(err) {
 				return nil
 			}
 			return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twtop/twtop/internal/ingest"
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
 )
@@ -35,17 +36,18 @@ func replay(cfg *config) error {
 	if err != nil {
 		return replayError(cfg.replay, err)
 	}
-	feed, err := startMetrics(cfg)
+	board := new(pipeline.Board)
+	feed, err := startMetrics(cfg, board)
 	if err != nil {
 		return err
 	}
 	defer feed.close()
 	h := rd.Header()
-	feed.source(h.Tier, h.Kernel)
+	feed.source(h.Kernel)
 	fmt.Fprintf(os.Stderr, "twtop: replaying %s: recorded %s on %s, kernel %s, tier %s\n",
 		cfg.replay, h.Started.Local().Format("2006-01-02 15:04:05"), h.Host, h.Kernel, h.Tier)
 	if cfg.ui {
-		if err := replayUI(cfg.replay, rd, feed); err != nil {
+		if err := replayUI(cfg.replay, rd, board, feed != nil); err != nil {
 			return replayError(cfg.replay, err)
 		}
 		if tr := rd.Truncated(); tr != nil {
@@ -64,15 +66,15 @@ func replay(cfg *config) error {
 			stop, unnotify = notifyStop()
 			defer unnotify()
 		}
-		m := model.New(model.Config{})
+		m := model.New(model.Config{Tier: ingest.Tier(h.Tier)})
 		rd.OnState = func(s record.State) { ingest.State(m, s) }
-		if err = feedModel(src, h.HZ, m); err == nil {
+		if err = pipeline.Feed(src, h.HZ, m); err == nil {
 			src.done()
-			err = replayReport(cfg, rd, m)
+			board.Publish(m.Snapshot(), rd.TracerStats())
+			err = replayReport(cfg, rd, board.Load())
 		}
 		if feed != nil && (err == nil || errors.As(err, new(*checksFailed))) {
 			// the recording's final figures, until Ctrl-C or SIGTERM
-			feed.publish(m.Snapshot(), rd.TracerStats())
 			fmt.Fprintf(os.Stderr, "twtop: replayed; serving its figures until Ctrl-C\n")
 			<-stop
 		}
@@ -85,13 +87,12 @@ func replay(cfg *config) error {
 }
 
 // replayReport prints the report and evaluates the checks.
-func replayReport(cfg *config, rd *record.Reader, m *model.Model) error {
-	ts := rd.TracerStats()
-	meta := model.Meta{Tier: rd.Header().Tier, Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}
+func replayReport(cfg *config, rd *record.Reader, p *pipeline.Published) error {
+	meta := model.Meta{Tier: p.Snapshot.Tier.Name, Lost: p.Stats.Lost, RecursionMisses: p.Stats.RecursionMisses}
 	if tr := rd.Truncated(); tr != nil {
 		fmt.Fprintf(os.Stderr, "twtop: warning: %s; lost events are counted up to the last settings reading\n", tr)
 	}
-	r := m.Snapshot().Report(meta)
+	r := p.Snapshot.Report(meta)
 	if cfg.report != "" {
 		if err := writeReport(r, cfg.report, os.Stdout); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/internal/ingest"
+	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
@@ -58,7 +59,8 @@ func live(cfg *config) error {
 	if cfg.ui && !isTerminal(os.Stdout) {
 		return &usageError{"the UI needs a terminal: give --report text|json, --events json, --record FILE or --metrics ADDR --no-ui"}
 	}
-	feed, err := startMetrics(cfg)
+	board := new(pipeline.Board)
+	feed, err := startMetrics(cfg, board)
 	if err != nil {
 		return err
 	}
@@ -77,39 +79,36 @@ func live(cfg *config) error {
 		fmt.Fprintf(os.Stderr, "twtop: note: %s cannot be hooked on this kernel: %s\n", fn, tracer.HookLoss(fn))
 	}
 
-	src := &liveSource{tr: tr, netns: opts.ScanNetns}
-	if len(src.netns) == 0 {
-		src.netns = []string{""} // twtop's own namespace
-	}
+	src := pipeline.NewLiveSource(tr, opts.ScanNetns)
 	var rec *recording
 	if cfg.record != "" {
 		if rec, err = createRecording(cfg.record, tr, opts); err != nil {
 			return err
 		}
-		src.rec = rec
+		src.Rec = rec
 		go rec.flushing(tr)
 	}
 	var m *model.Model
 	if cfg.report != "" || cfg.ui || feed != nil {
-		m = model.New(model.Config{})
-		src.onState = func(s record.State) { ingest.State(m, s) }
+		m = model.New(model.Config{Tier: ingest.Tier(tr.Tier().String())})
+		src.OnState = func(s record.State) { ingest.State(m, s) }
 	}
 	// The first reading comes before "tracing on", so that the counters
 	// cover everything traced from then on.
-	if err := src.readStates(); err != nil {
+	if err := src.ReadStates(); err != nil {
 		if rec != nil {
 			return rec.finish(tr, err)
 		}
 		return err
 	}
-	feed.source(tr.Tier().String(), tr.KernelRelease())
+	feed.source(tr.KernelRelease())
 	if feed != nil {
-		feed.publish(m.Publish(), liveStats(tr)()) // the settings, before the first event
+		board.PublishHeld(m.Snapshot(), liveStats(tr)()) // the settings, before the first event
 	}
 	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()), fallbackNote(tr.Fallbacks()))
 	if cfg.ui {
-		err := liveUI(tr, src, m, feed)
-		src.noteUnmatched(cfg.pid)
+		err := liveUI(tr, src, m, board, feed != nil)
+		noteUnmatched(src, cfg.pid)
 		return err
 	}
 
@@ -134,9 +133,9 @@ func live(cfg *config) error {
 
 	switch {
 	case feed != nil:
-		err = serveModel(tr, src, m, feed)
+		err = serveModel(tr, src, m, board)
 	case m != nil:
-		err = feedModel(src, tr.HZ(), m)
+		err = pipeline.Feed(src, tr.HZ(), m)
 	case cfg.events != "":
 		err = printEvents(src, tr.HZ(), bufio.NewWriterSize(os.Stdout, 64<<10))
 	default:
@@ -145,30 +144,30 @@ func live(cfg *config) error {
 	tr.Close() // Stats are final from here on
 	if err == nil && cfg.events == "" {
 		// a last reading, so the kernel's counters cover the whole run
-		err = src.readStates()
+		err = src.ReadStates()
 	}
 	if rec != nil {
 		err = rec.finish(tr, err)
 	}
 	ts, _ := printTracerStats(tr)
-	src.noteUnmatched(cfg.pid)
+	noteUnmatched(src, cfg.pid)
 	if err != nil || m == nil {
 		return err
 	}
-	snap := m.Snapshot()
-	feed.publish(snap, ts) // the last scrapes see the report's figures
+	board.Publish(m.Snapshot(), ts) // the last scrapes see the report's figures
 	if cfg.report == "" {
 		return nil
 	}
-	meta := model.Meta{Tier: tr.Tier().String(), Lost: ts.Lost, RecursionMisses: ts.RecursionMisses}
-	return writeReport(snap.Report(meta), cfg.report, os.Stdout)
+	p := board.Load()
+	meta := model.Meta{Tier: p.Snapshot.Tier.Name, Lost: p.Stats.Lost, RecursionMisses: p.Stats.RecursionMisses}
+	return writeReport(p.Snapshot.Report(meta), cfg.report, os.Stdout)
 }
 
 // serveModel feeds the model until the tracer is closed, publishing a
-// snapshot for the metrics every publishEvery.
-func serveModel(tr *tracer.Tracer, src *liveSource, m *model.Model, feed *metricsFeed) error {
-	v := newViewSource(ui.Status{Live: true}, m, liveStats(tr), feed)
-	return v.run(context.Background(), src, tr.HZ())
+// snapshot for the metrics on b every publish period.
+func serveModel(tr *tracer.Tracer, src *pipeline.LiveSource, m *model.Model, b *pipeline.Board) error {
+	v := pipeline.NewView(b, m, ui.Status{Live: true}, liveStats(tr), true)
+	return v.Run(context.Background(), src, tr.HZ())
 }
 
 func inferredNote(t tracer.Tier) string {

@@ -9,10 +9,19 @@ import (
 	"io"
 	"os"
 
-	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/lifecycle"
+	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
 	"github.com/twtop/twtop/tracer/record"
 )
+
+// Tier is the attach tier named name (a recording's header, or the live
+// tracer's tier), with whether it sees TIME_WAIT ends exactly: the one
+// place that tells, from the tracer's own tier table.
+func Tier(name string) model.Tier {
+	t, err := tracer.ParseTier(name)
+	return model.Tier{Name: name, Exact: err == nil && t.Exact()}
+}
 
 // State hands a reading of settings and counters to the model.
 func State(m *model.Model, s record.State) {
@@ -22,9 +31,9 @@ func State(m *model.Model, s record.State) {
 
 // Recording replays rd to its end into a new model.
 func Recording(rd *record.Reader) (*model.Model, error) {
-	m := model.New(model.Config{})
+	m := model.New(model.Config{Tier: Tier(rd.Header().Tier)})
 	rd.OnState = func(s record.State) { State(m, s) }
-	st := event.NewStream(rd, rd.Header().HZ)
+	st := lifecycle.NewStream(rd, rd.Header().HZ)
 	for {
 		e, err := st.Next()
 		if errors.Is(err, io.EOF) {

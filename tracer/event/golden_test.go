@@ -105,29 +105,3 @@ func TestAppendQuotedEscapes(t *testing.T) {
 		t.Fatalf("got %s want %s", got, want)
 	}
 }
-
-// The same records through the Tracker: the two server-side TIME_WAIT
-// sockets the first scan found are "existing", the client's new one is
-// created by its timer arm, the abort creates none, and all three are still
-// open at the end.
-func TestTrackerGolden(t *testing.T) {
-	recs := readHexRecords(t, "testdata/records.hex")
-	tk := NewTracker(250)
-	var out bytes.Buffer
-	emit := func(e *Event) {
-		out.Write(AppendJSON(nil, e, 250))
-		out.WriteByte('\n')
-	}
-	var e Event
-	for _, r := range recs {
-		if err := Decode(r, &e); err != nil {
-			t.Fatal(err)
-		}
-		tk.Add(&e, emit)
-	}
-	tk.Flush(emit)
-	compareGolden(t, "testdata/tracker.json", out.Bytes())
-	if tk.Open() != 3 {
-		t.Fatalf("open timewait sockets at end = %d, want 3", tk.Open())
-	}
-}

@@ -28,7 +28,25 @@ type Config struct {
 	// MaxKeys caps the distinct keys an aggregate tracks before new ones
 	// fold into "other" (default 4096).
 	MaxKeys int
+	// Tier is the attach tier the events come from; every snapshot
+	// carries it.
+	Tier Tier
 }
+
+// Tier is the attach tier behind a model's events, as its snapshots carry
+// it: the one place that says whether TIME_WAIT ends are exact or
+// inferred. The pipeline fills it in from the tracer's tier (live) or the
+// recording's header (replay).
+type Tier struct {
+	Name string // "fentry", "kprobe", "tracepoint"; "" when unknown
+	// Exact is set when the tier sees TIME_WAIT ends and their causes
+	// directly; otherwise (the tracepoint tier, or an unknown one) they
+	// are inferred.
+	Exact bool
+}
+
+// Tier is the attach tier the model was configured with.
+func (m *Model) Tier() Tier { return m.cfg.Tier }
 
 func (c Config) withDefaults() Config {
 	if c.MaxSockets <= 0 {
@@ -155,7 +173,6 @@ type Model struct {
 	kernel    map[uint32]*kernelReading
 	openTW    series // TIME_WAIT sockets open, per second
 
-	latest latestSnapshot
 }
 
 // closed is what a just-closed socket leaves for its TIME_WAIT socket.
@@ -191,7 +208,7 @@ func New(cfg Config) *Model {
 	return m
 }
 
-// Apply folds one event (as the event.Tracker yields them) into the model.
+// Apply folds one event (as the lifecycle.Tracker yields them) into the model.
 func (m *Model) Apply(e *event.Event) {
 	if m.first == 0 || e.Time < m.first {
 		m.first = e.Time

@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
 
@@ -243,7 +245,7 @@ func TestReportGolden(t *testing.T) {
 		}
 		recs = append(recs, b)
 	}
-	st := event.NewStream(&sliceSource{recs: recs}, 250)
+	st := lifecycle.NewStream(&sliceSource{recs: recs}, 250)
 	m := New(Config{})
 	for {
 		e, err := st.Next()
@@ -300,6 +302,7 @@ var errEnd = &event.Error{Reason: "end of test records"}
 // with -race): a snapshot never changes once published.
 func TestConcurrentSnapshotReaders(t *testing.T) {
 	m := New(Config{})
+	var latest atomic.Pointer[Snapshot] // a publisher's holder, as the pipeline keeps one
 	var g gen
 	for i := uint64(0); i < 2000; i++ {
 		cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(20000+i))
@@ -318,7 +321,7 @@ func TestConcurrentSnapshotReaders(t *testing.T) {
 					return
 				default:
 				}
-				s := m.Latest()
+				s := latest.Load()
 				if s == nil {
 					continue
 				}
@@ -335,17 +338,17 @@ func TestConcurrentSnapshotReaders(t *testing.T) {
 	for i := range g.evs {
 		m.Apply(&g.evs[i])
 		if i%100 == 0 {
-			m.Publish()
+			latest.Store(m.Snapshot())
 		}
 	}
-	m.Publish()
+	latest.Store(m.Snapshot())
 	close(done)
 	for r := 0; r < 4; r++ {
 		if e := <-errs; e != "" {
 			t.Fatal(e)
 		}
 	}
-	if got := m.Latest().Counters.Created; got != 2000 {
+	if got := latest.Load().Counters.Created; got != 2000 {
 		t.Fatalf("created %d, want 2000", got)
 	}
 }

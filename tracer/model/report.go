@@ -148,6 +148,37 @@ type TrackingReport struct {
 	EvictedTimewait uint64 `json:"evicted_timewait"`
 }
 
+// EndedCounts are the ends of TIME_WAIT sockets by cause, as the report
+// gives them.
+func (s *Snapshot) EndedCounts() EndedCounts {
+	c := &s.Counters
+	return EndedCounts{
+		Expired: c.Ended[endExpired], Reused: c.Ended[endReused], SynRecycled: c.Ended[endSyn],
+		RST: c.Ended[endRST], Purged: c.Ended[endPurged], Unknown: c.Ended[endUnknown],
+	}
+}
+
+// LifetimeMS are the TIME_WAIT lifetimes' quantiles, as the report gives
+// them.
+func (s *Snapshot) LifetimeMS() LifetimeReport {
+	return LifetimeReport{
+		Count: s.Lifetime.Count(),
+		P50:   ms(s.Lifetime.Quantile(0.50)),
+		P90:   ms(s.Lifetime.Quantile(0.90)),
+		P99:   ms(s.Lifetime.Quantile(0.99)),
+		Max:   ms(s.Lifetime.Max()),
+	}
+}
+
+// ReuseFigures are the takeovers of TIME_WAIT sockets, as the report gives
+// them.
+func (s *Snapshot) ReuseFigures() ReuseReport {
+	c := &s.Counters
+	return ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn,
+		ConnectShare: round3(share(c.ReuseConnect, c.Connects)),
+		AgeMS:        AgeReport{Count: s.ReuseAge.Count(), P50: ms(s.ReuseAge.Quantile(0.5)), Max: ms(s.ReuseAge.Max())}}
+}
+
 // Report builds the report of a snapshot.
 func (s *Snapshot) Report(meta Meta) *Report {
 	c := &s.Counters
@@ -164,30 +195,19 @@ func (s *Snapshot) Report(meta Meta) *Report {
 		},
 		Timewait: TimewaitReport{
 			Created: c.Created, FinWait2Substate: c.CreatedFinWait2, ExistingAtStart: c.Existing,
-			Ended: EndedCounts{
-				Expired: c.Ended[endExpired], Reused: c.Ended[endReused], SynRecycled: c.Ended[endSyn],
-				RST: c.Ended[endRST], Purged: c.Ended[endPurged], Unknown: c.Ended[endUnknown],
-			},
+			Ended:     s.EndedCounts(),
 			OpenAtEnd: s.OpenNow,
 			Overflow:  c.Overflow,
 		},
-		LifetimeMS: LifetimeReport{
-			Count: s.Lifetime.Count(),
-			P50:   ms(s.Lifetime.Quantile(0.50)),
-			P90:   ms(s.Lifetime.Quantile(0.90)),
-			P99:   ms(s.Lifetime.Quantile(0.99)),
-			Max:   ms(s.Lifetime.Max()),
-		},
-		Reuse: ReuseReport{ConnectReuse: c.ReuseConnect, SynRecycle: c.ReuseSyn,
-			ConnectShare: round3(share(c.ReuseConnect, c.Connects)),
-			AgeMS:        AgeReport{Count: s.ReuseAge.Count(), P50: ms(s.ReuseAge.Quantile(0.5)), Max: ms(s.ReuseAge.Max())}},
-		Errors:   ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
-		Ports:    s.Ports,
-		Findings: s.Findings,
-		Netns:    s.Netns,
-		Kernel:   s.Kernel,
-		Inferred: []string{},
-		Tracking: TrackingReport{EvictedSockets: c.EvictedSockets, EvictedTimewait: c.EvictedTimewait},
+		LifetimeMS: s.LifetimeMS(),
+		Reuse:      s.ReuseFigures(),
+		Errors:     ErrorReport{ConnectEAddrNotAvail: c.ConnectAddrNotAvail, BindEAddrInUse: c.BindAddrInUse},
+		Ports:      s.Ports,
+		Findings:   s.Findings,
+		Netns:      s.Netns,
+		Kernel:     s.Kernel,
+		Inferred:   []string{},
+		Tracking:   TrackingReport{EvictedSockets: c.EvictedSockets, EvictedTimewait: c.EvictedTimewait},
 	}
 	if r.Netns == nil {
 		r.Netns = []NetnsStats{}

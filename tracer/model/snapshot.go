@@ -4,7 +4,6 @@ import (
 	"github.com/twtop/twtop/tracer/event"
 	"slices"
 	"sort"
-	"sync/atomic"
 
 	"github.com/twtop/twtop/tracer/settings"
 )
@@ -48,6 +47,9 @@ type NetnsStats struct {
 // Snapshot is a consistent copy of the model at one point of the event
 // stream; it shares nothing with the model.
 type Snapshot struct {
+	// Tier is the attach tier the events came from and whether it sees
+	// TIME_WAIT ends exactly (Tier.Exact) or infers them.
+	Tier       Tier
 	First, Now uint64 // event time span (CLOCK_MONOTONIC ns)
 	Counters   Counters
 	Lifetime   Histogram
@@ -84,7 +86,7 @@ type Snapshot struct {
 
 // Snapshot copies the model's figures.
 func (m *Model) Snapshot() *Snapshot {
-	s := &Snapshot{First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: len(m.tws)}
+	s := &Snapshot{Tier: m.cfg.Tier, First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: len(m.tws)}
 	s.Recent = m.tail.events()
 	s.AllClosers = m.aggs.all()
 	for by, rows := range s.AllClosers {
@@ -131,17 +133,3 @@ func (s *Snapshot) TopClosers(by By, col CloserColumn, desc bool, n int) []Close
 	SortClosers(rows, col, desc)
 	return foldTop(rows, other, by.String(), n)
 }
-
-// Publish makes a fresh snapshot visible to Latest. The model's writer
-// calls it (for example once per redraw period); readers never lock.
-func (m *Model) Publish() *Snapshot {
-	s := m.Snapshot()
-	m.latest.Store(s)
-	return s
-}
-
-// Latest returns the last published snapshot (nil before the first
-// Publish). It is safe from any goroutine, concurrently with Apply.
-func (m *Model) Latest() *Snapshot { return m.latest.Load() }
-
-type latestSnapshot = atomic.Pointer[Snapshot]

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/model"
 )
 
@@ -83,7 +83,7 @@ func BenchmarkReplay(b *testing.B) {
 					b.Fatal(err)
 				}
 				m := model.New(model.Config{})
-				st := event.NewStream(rd, 250)
+				st := lifecycle.NewStream(rd, 250)
 				for {
 					e, err := st.Next()
 					if errors.Is(err, io.EOF) {

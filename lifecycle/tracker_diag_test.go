@@ -1,60 +1,41 @@
-package event
+package lifecycle
 
 import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/twtop/twtop/tracer/event"
 )
 
 // Records of a sock_diag scan carry synthetic ptrs; the Tracker matches
 // them to the kernel's records by tuple.
 
-func TestSyntheticPtr(t *testing.T) {
-	for _, c := range []uint64{0, 1, 2, 12345, 1 << 40, 1<<62 - 1} {
-		p := SyntheticPtr(c)
-		if !IsSyntheticPtr(p) {
-			t.Errorf("SyntheticPtr(%d) = %#x not synthetic", c, p)
-		}
-		if p&7 == 0 {
-			t.Errorf("SyntheticPtr(%d) = %#x is 8-byte aligned", c, p)
-		}
-	}
-	if SyntheticPtr(1) == SyntheticPtr(2) {
-		t.Error("cookies 1 and 2 share a ptr")
-	}
-	// kernel addresses (aligned) and the small numbers tests use
-	for _, p := range []uint64{0, 1, 3, 0xa, 0x1001, 0xffff888012345678, 0xffffffff81000000} {
-		if IsSyntheticPtr(p) {
-			t.Errorf("IsSyntheticPtr(%#x) = true", p)
-		}
-	}
-}
-
 // tuple n: 127.0.0.1:40000+n -> 127.0.0.1:80
-func tuple(n uint16) func(*Event) {
-	return func(e *Event) { e.Src = netip.AddrPortFrom(cli.Addr(), 40000+n) }
+func tuple(n uint16) func(*event.Event) {
+	return func(e *event.Event) { e.Src = netip.AddrPortFrom(cli.Addr(), 40000+n) }
 }
 
 // diagScan adds a sock_diag scan showing the sockets with the given cookies
 // (socket n has tuple n), with mod applied to each scan record.
-func (s *stream) diagScan(ts uint64, mod func(*Event), cookies ...uint16) {
+func (s *stream) diagScan(ts uint64, mod func(*event.Event), cookies ...uint16) {
 	for _, c := range cookies {
-		s.add(0, ts, KindScanTW, SyntheticPtr(uint64(c)), func(e *Event) {
+		s.add(0, ts, event.KindScanTW, event.SyntheticPtr(uint64(c)), func(e *event.Event) {
 			tuple(c)(e)
 			if mod != nil {
 				mod(e)
 			}
 		})
 	}
-	s.add(0, ts, KindScanEnd, 0, func(e *Event) {
+	s.add(0, ts, event.KindScanEnd, 0, func(e *event.Event) {
 		e.Family, e.Src, e.Dst, e.NewState = 0, netip.AddrPort{}, netip.AddrPort{}, 0
 		e.Aux = uint32(len(cookies))
 	})
 }
 
-func both(fs ...func(*Event)) func(*Event) {
-	return func(e *Event) {
+func both(fs ...func(*event.Event)) func(*event.Event) {
+	return func(e *event.Event) {
 		for _, f := range fs {
 			f(e)
 		}
@@ -69,13 +50,13 @@ func TestTrackerDiagScan(t *testing.T) {
 	}{{
 		name: "scan records of sockets the kernel's records created are theirs",
 		build: func(s *stream) {
-			s.add(1, 1000*ms, KindTWCreate, 0xa0, tuple(1))
-			s.add(1, 1100*ms, KindTWCreate, 0xb0, tuple(2))
+			s.add(1, 1000*ms, event.KindTWCreate, 0xa0, tuple(1))
+			s.add(1, 1100*ms, event.KindTWCreate, 0xb0, tuple(2))
 			s.diagScan(1500*ms, nil, 1, 2) // first scan
 			s.diagScan(2500*ms, nil, 1, 2)
 			s.diagScan(3500*ms, nil, 1, 2)
-			s.add(1, 61000*ms, KindTWExpire, 0xa0, tuple(1))
-			s.add(1, 61100*ms, KindTWExpire, 0xb0, tuple(2))
+			s.add(1, 61000*ms, event.KindTWExpire, 0xa0, tuple(1))
+			s.add(1, 61100*ms, event.KindTWExpire, 0xb0, tuple(2))
 			s.diagScan(62000*ms, nil)
 			s.diagScan(63000*ms, nil)
 		},
@@ -88,8 +69,8 @@ func TestTrackerDiagScan(t *testing.T) {
 	}, {
 		name: "a substate move only a scan shows is the kernel socket's",
 		build: func(s *stream) {
-			s.add(1, 1000*ms, KindTWCreate, 0xa0, both(tuple(1), func(e *Event) { e.NewState = FinWait2 }))
-			s.diagScan(1500*ms, func(e *Event) { e.NewState = FinWait2 }, 1)
+			s.add(1, 1000*ms, event.KindTWCreate, 0xa0, both(tuple(1), func(e *event.Event) { e.NewState = event.FinWait2 }))
+			s.diagScan(1500*ms, func(e *event.Event) { e.NewState = event.FinWait2 }, 1)
 			s.diagScan(2500*ms, nil, 1)
 		},
 		want: []string{"tw_create a0", "scan_end 0", "tw_substate a0 1500ms reconciled", "scan_end 0"},
@@ -98,7 +79,7 @@ func TestTrackerDiagScan(t *testing.T) {
 		build: func(s *stream) {
 			s.diagScan(1000*ms, nil, 1)
 			s.diagScan(2000*ms, nil, 1)
-			s.add(1, 3000*ms, KindTWExpire, 0xa0, tuple(1))
+			s.add(1, 3000*ms, event.KindTWExpire, 0xa0, tuple(1))
 			s.diagScan(4000*ms, nil)
 			s.diagScan(5000*ms, nil)
 		},
@@ -110,13 +91,13 @@ func TestTrackerDiagScan(t *testing.T) {
 	}, {
 		name: "tracepoint tier: re-arm, reception and the timer wheel's detach of a socket from before tracing",
 		build: func(s *stream) {
-			s.diagScan(1000*ms, func(e *Event) { e.NewState = FinWait2 }, 1)
-			s.add(1, 1500*ms, KindTWCancel, 0xa0, both(tuple(1), func(e *Event) { e.NewState = FinWait2; e.Flags |= FlagInferred }))
-			s.add(1, 1500*ms+5, KindTWArm, 0xa0, both(tuple(1), func(e *Event) { e.NewState = FinWait2 }))
-			s.add(0, 1600*ms, KindTWRx, 0xa0, tuple(1)) // the peer's FIN
+			s.diagScan(1000*ms, func(e *event.Event) { e.NewState = event.FinWait2 }, 1)
+			s.add(1, 1500*ms, event.KindTWCancel, 0xa0, both(tuple(1), func(e *event.Event) { e.NewState = event.FinWait2; e.Flags |= event.FlagInferred }))
+			s.add(1, 1500*ms+5, event.KindTWArm, 0xa0, both(tuple(1), func(e *event.Event) { e.NewState = event.FinWait2 }))
+			s.add(0, 1600*ms, event.KindTWRx, 0xa0, tuple(1)) // the peer's FIN
 			s.diagScan(2000*ms, nil, 1)
-			s.add(1, 61600*ms, KindTWCancel, 0xa0, both(tuple(1), func(e *Event) { e.Flags |= FlagInferred }))
-			s.add(1, 61600*ms+5, KindTWExpire, 0xa0, tuple(1))
+			s.add(1, 61600*ms, event.KindTWCancel, 0xa0, both(tuple(1), func(e *event.Event) { e.Flags |= event.FlagInferred }))
+			s.add(1, 61600*ms+5, event.KindTWExpire, 0xa0, tuple(1))
 			s.diagScan(62000*ms, nil)
 			s.diagScan(63000*ms, nil)
 		},
@@ -131,9 +112,9 @@ func TestTrackerDiagScan(t *testing.T) {
 		name: "a creation read after the first scan that saw the socket gives its birth",
 		build: func(s *stream) {
 			s.diagScan(1000*ms, nil, 1)
-			s.add(1, 999*ms, KindTWCreate, 0xa0, tuple(1))
+			s.add(1, 999*ms, event.KindTWCreate, 0xa0, tuple(1))
 			s.diagScan(2000*ms, nil, 1)
-			s.add(1, 3000*ms, KindTWKill, 0xa0, both(tuple(1), func(e *Event) { e.Cause = CauseRSTReceived }))
+			s.add(1, 3000*ms, event.KindTWKill, 0xa0, both(tuple(1), func(e *event.Event) { e.Cause = event.CauseRSTReceived }))
 			s.diagScan(4000*ms, nil)
 			s.diagScan(5000*ms, nil)
 		},
@@ -147,10 +128,10 @@ func TestTrackerDiagScan(t *testing.T) {
 		build: func(s *stream) {
 			s.diagScan(1000*ms, nil)
 			s.diagScan(2000*ms, nil, 1) // unknown: the creation is still in the ring
-			s.add(1, 1999*ms, KindTWCreate, 0xa0, tuple(1))
+			s.add(1, 1999*ms, event.KindTWCreate, 0xa0, tuple(1))
 			s.diagScan(3000*ms, nil, 1)
 			s.diagScan(4000*ms, nil, 1)
-			s.add(1, 61999*ms, KindTWExpire, 0xa0, tuple(1))
+			s.add(1, 61999*ms, event.KindTWExpire, 0xa0, tuple(1))
 		},
 		want: []string{
 			"scan_end 0", "scan_end 0",
@@ -180,12 +161,12 @@ func TestTrackerDiagScan(t *testing.T) {
 		name: "an address that shows another tuple holds another socket",
 		build: func(s *stream) {
 			s.diagScan(1000*ms, nil, 1)
-			s.add(0, 1500*ms, KindTWRx, 0xa0, tuple(1)) // 0xa0 is socket 1's address
+			s.add(0, 1500*ms, event.KindTWRx, 0xa0, tuple(1)) // 0xa0 is socket 1's address
 			// socket 1 ended unseen; a new socket took its memory
-			s.add(1, 2000*ms, KindTWCreate, 0xa0, tuple(3))
+			s.add(1, 2000*ms, event.KindTWCreate, 0xa0, tuple(3))
 			s.diagScan(2500*ms, nil, 3)
 			s.diagScan(3500*ms, nil, 3)
-			s.add(1, 4000*ms, KindTWExpire, 0xa0, tuple(3))
+			s.add(1, 4000*ms, event.KindTWExpire, 0xa0, tuple(3))
 		},
 		want: []string{
 			"tw_create 8000000000000003 existing", "scan_end 0",
@@ -211,13 +192,13 @@ func TestTrackerDiagScan(t *testing.T) {
 // builds the tuple index.
 func TestTrackerNoDiagIndexWithoutSyntheticPtrs(t *testing.T) {
 	var s stream
-	s.add(0, 1000*ms, KindScanTW, 0x1, nil)
-	s.add(0, 1000*ms, KindScanEnd, 0, nil)
-	s.add(1, 1500*ms, KindTWCreate, 0x3, tuple(2))
-	s.add(1, 1600*ms, KindTWExpire, 0x3, tuple(2))
+	s.add(0, 1000*ms, event.KindScanTW, 0x1, nil)
+	s.add(0, 1000*ms, event.KindScanEnd, 0, nil)
+	s.add(1, 1500*ms, event.KindTWCreate, 0x3, tuple(2))
+	s.add(1, 1600*ms, event.KindTWExpire, 0x3, tuple(2))
 	tk := NewTracker(250)
 	for i := range s.out {
-		tk.Add(&s.out[i], func(*Event) {})
+		tk.Add(&s.out[i], func(*event.Event) {})
 	}
 	if tk.diag != nil {
 		t.Fatal("tuple index built for a stream without synthetic ptrs")
@@ -258,7 +239,7 @@ func TestTrackerDiagInvariants(t *testing.T) {
 			return k
 		}
 		create := func(ts uint64, k *simSock) {
-			s.add(uint16(k.id%4), ts, KindTWCreate, k.addr, tuple(k.id))
+			s.add(uint16(k.id%4), ts, event.KindTWCreate, k.addr, tuple(k.id))
 		}
 		scan := func(ts uint64) {
 			var ids []uint16
@@ -302,10 +283,10 @@ func TestTrackerDiagInvariants(t *testing.T) {
 					case 0:
 						k.lostEnd = true // its address is not reused: the kernel would show a new socket there
 					case 1:
-						s.add(uint16(k.id%4), ts, KindTWKill, k.addr, both(tuple(k.id), func(e *Event) { e.Cause = CauseRSTReceived }))
+						s.add(uint16(k.id%4), ts, event.KindTWKill, k.addr, both(tuple(k.id), func(e *event.Event) { e.Cause = event.CauseRSTReceived }))
 						free = append(free, k.addr)
 					default:
-						s.add(uint16(k.id%4), ts, KindTWExpire, k.addr, tuple(k.id))
+						s.add(uint16(k.id%4), ts, event.KindTWExpire, k.addr, tuple(k.id))
 						free = append(free, k.addr)
 					}
 				}
@@ -315,7 +296,7 @@ func TestTrackerDiagInvariants(t *testing.T) {
 			}
 		}
 		for _, k := range live {
-			s.add(uint16(k.id%4), ts, KindTWExpire, k.addr, tuple(k.id))
+			s.add(uint16(k.id%4), ts, event.KindTWExpire, k.addr, tuple(k.id))
 		}
 		live = nil
 		scan(ts + 1000*ms)
@@ -326,25 +307,25 @@ func TestTrackerDiagInvariants(t *testing.T) {
 		createdAs := map[uint16]uint64{}
 		ended := map[uint16]bool{}
 		open := map[uint64]bool{}
-		emit := func(e *Event) {
+		emit := func(e *event.Event) {
 			id := e.Src.Port() - 40000
 			k := all[id]
 			switch e.Kind {
-			case KindTWCreate:
+			case event.KindTWCreate:
 				if _, dup := createdAs[id]; dup || open[e.Ptr] {
 					t.Fatalf("seed %d: socket %d created again as %x", seed, id, e.Ptr)
 				}
-				if (e.Flags&FlagExisting != 0) != k.existing {
-					t.Fatalf("seed %d: socket %d existing flag %v", seed, id, e.Flags&FlagExisting != 0)
+				if (e.Flags&event.FlagExisting != 0) != k.existing {
+					t.Fatalf("seed %d: socket %d existing flag %v", seed, id, e.Flags&event.FlagExisting != 0)
 				}
 				createdAs[id] = e.Ptr
 				open[e.Ptr] = true
-			case KindTWExpire, KindTWKill:
+			case event.KindTWExpire, event.KindTWKill:
 				p, ok := createdAs[id]
 				if !ok || ended[id] || p != e.Ptr || !open[e.Ptr] {
 					t.Fatalf("seed %d: socket %d ended as %x: created as %x (%v), ended before %v", seed, id, e.Ptr, p, ok, ended[id])
 				}
-				if (e.Cause == CauseVanished) != k.lostEnd {
+				if (e.Cause == event.CauseVanished) != k.lostEnd {
 					t.Fatalf("seed %d: socket %d ended %s, its end record lost: %v", seed, id, e.Cause, k.lostEnd)
 				}
 				ended[id] = true

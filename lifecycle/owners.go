@@ -1,4 +1,6 @@
-package event
+package lifecycle
+
+import "github.com/twtop/twtop/tracer/event"
 
 // The kernel programs put the owner (pid, tid, cgroup, comm) only on the
 // transitions made in the owner's context: connect(), listen() and close().
@@ -19,11 +21,11 @@ type ownerInfo struct {
 // fillOwner remembers the owner of a transition that carries one, and puts
 // the remembered owner on one that does not. A socket's last transition
 // (to CLOSE) forgets it.
-func (t *Tracker) fillOwner(e *Event) {
+func (t *Tracker) fillOwner(e *event.Event) {
 	if e.Owned() {
-		if e.NewState != Close && (len(t.owners) < maxOwners || t.hasOwner(e.Ptr)) {
+		if e.NewState != event.Close && (len(t.owners) < maxOwners || t.hasOwner(e.Ptr)) {
 			t.owners[e.Ptr] = ownerInfo{e.Pid, e.Tid, e.Cgroup, e.Comm}
-		} else if e.NewState == Close {
+		} else if e.NewState == event.Close {
 			delete(t.owners, e.Ptr)
 		}
 		return
@@ -33,8 +35,8 @@ func (t *Tracker) fillOwner(e *Event) {
 		return
 	}
 	e.Pid, e.Tid, e.Cgroup, e.Comm = o.pid, o.tid, o.cgroup, o.comm
-	e.Flags |= FlagOwner
-	if e.NewState == Close {
+	e.Flags |= event.FlagOwner
+	if e.NewState == event.Close {
 		delete(t.owners, e.Ptr)
 	}
 }

@@ -1,24 +1,20 @@
-package event
+package lifecycle
 
-// RawSource yields raw records of RecordSize bytes, each valid until the
-// next call: the live tracer, or a recording being replayed.
-type RawSource interface {
-	Next() ([]byte, error)
-}
+import "github.com/twtop/twtop/tracer/event"
 
 // Stream decodes a RawSource and runs a Tracker over it, yielding the
 // events twtop reports one at a time.
 type Stream struct {
-	src   RawSource
+	src   event.RawSource
 	tk    *Tracker
-	queue []Event
+	queue []event.Event
 	head  int
-	raw   Event
+	raw   event.Event
 	err   error // the source's error, returned once the queue is empty
 }
 
 // NewStream reads src; hz is the traced kernel's timer frequency.
-func NewStream(src RawSource, hz uint32) *Stream {
+func NewStream(src event.RawSource, hz uint32) *Stream {
 	return &Stream{src: src, tk: NewTracker(hz)}
 }
 
@@ -28,7 +24,7 @@ func (s *Stream) Tracker() *Tracker { return s.tk }
 // Next returns the next event, valid until the next call. When the source
 // fails or ends, the tracker's pending inferences are flushed first and the
 // source's error is returned after them.
-func (s *Stream) Next() (*Event, error) {
+func (s *Stream) Next() (*event.Event, error) {
 	for s.head == len(s.queue) {
 		if s.err != nil {
 			return nil, s.err
@@ -36,7 +32,7 @@ func (s *Stream) Next() (*Event, error) {
 		s.queue, s.head = s.queue[:0], 0
 		raw, err := s.src.Next()
 		if err == nil {
-			err = Decode(raw, &s.raw)
+			err = event.Decode(raw, &s.raw)
 		}
 		if err != nil {
 			s.err = err
@@ -50,4 +46,4 @@ func (s *Stream) Next() (*Event, error) {
 	return e, nil
 }
 
-func (s *Stream) push(e *Event) { s.queue = append(s.queue, *e) }
+func (s *Stream) push(e *event.Event) { s.queue = append(s.queue, *e) }

@@ -1,19 +1,11 @@
-package event
+package lifecycle
 
 import (
 	"cmp"
 	"net/netip"
 	"slices"
-)
 
-// Go-only flags, set by the Tracker on the events it derives.
-const (
-	// FlagExisting: the timewait socket existed before tracing started; its
-	// creation time is unknown.
-	FlagExisting = 0x40
-	// FlagReconciled: the scan found a timewait socket whose creation no
-	// record showed, or lost one whose end no record showed.
-	FlagReconciled = 0x80
+	"github.com/twtop/twtop/tracer/event"
 )
 
 // Timing of the tracepoint tier's inferences, in event time (nanoseconds).
@@ -54,29 +46,29 @@ type Tracker struct {
 	now  uint64
 	open map[uint64]*twState
 
-	cancels  map[uint16]*Event            // tracepoint tier: cancel awaiting a possible re-arm, per CPU
-	synWait  []*Event                     // kills of unknown cause awaiting a SYN takeover
-	scanSeen map[uint32]map[uint64]*Event // per netns: the scan in progress
-	scanned  map[uint32]bool              // netns scanned at least once
-	prev     map[uint32]*scanResult       // per netns: the last complete scan, to settle one scan late
-	owners   map[uint64]ownerInfo         // sockets' owners by address (owners.go)
-	diag     *diagIndex                   // nil until a record with a synthetic ptr came
+	cancels  map[uint16]*event.Event            // tracepoint tier: cancel awaiting a possible re-arm, per CPU
+	synWait  []*event.Event                     // kills of unknown cause awaiting a SYN takeover
+	scanSeen map[uint32]map[uint64]*event.Event // per netns: the scan in progress
+	scanned  map[uint32]bool                    // netns scanned at least once
+	prev     map[uint32]*scanResult             // per netns: the last complete scan, to settle one scan late
+	owners   map[uint64]ownerInfo               // sockets' owners by address (owners.go)
+	diag     *diagIndex                         // nil until a record with a synthetic ptr came
 
 	// Untracked counts timewait sockets not tracked for lack of room.
 	Untracked uint64
 }
 
 type twState struct {
-	created  uint64 // 0 when unknown
-	ev       Event  // the creation record (tuple, netns, substate)
+	created  uint64      // 0 when unknown
+	ev       event.Event // the creation record (tuple, netns, substate)
 	existing bool
 }
 
 type scanResult struct {
 	time    uint64
-	start   uint64   // when the scan began
-	missing []uint64 // open but absent from the scan
-	unknown []*Event // present in the scan but not open
+	start   uint64         // when the scan began
+	missing []uint64       // open but absent from the scan
+	unknown []*event.Event // present in the scan but not open
 }
 
 // NewTracker returns a Tracker for a kernel with the given HZ.
@@ -84,8 +76,8 @@ func NewTracker(hz uint32) *Tracker {
 	return &Tracker{
 		hz:       hz,
 		open:     make(map[uint64]*twState),
-		cancels:  make(map[uint16]*Event),
-		scanSeen: make(map[uint32]map[uint64]*Event),
+		cancels:  make(map[uint16]*event.Event),
+		scanSeen: make(map[uint32]map[uint64]*event.Event),
 		scanned:  make(map[uint32]bool),
 		prev:     make(map[uint32]*scanResult),
 		owners:   make(map[uint64]ownerInfo),
@@ -97,8 +89,8 @@ func (t *Tracker) Open() int { return len(t.open) }
 
 // Add feeds one decoded record and calls emit for every event it yields
 // (zero or more; the *Event is valid only during the call).
-func (t *Tracker) Add(e *Event, emit func(*Event)) {
-	if t.diag == nil && e.Kind == KindScanTW && IsSyntheticPtr(e.Ptr) {
+func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
+	if t.diag == nil && e.Kind == event.KindScanTW && event.IsSyntheticPtr(e.Ptr) {
 		t.startDiag()
 	}
 	if t.diag != nil {
@@ -111,9 +103,9 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 	t.settleSyn(e, emit)
 
 	switch e.Kind {
-	case KindTWCreate:
+	case event.KindTWCreate:
 		t.create(e, emit)
-	case KindTWArm:
+	case event.KindTWArm:
 		c := t.cancels[e.CPU]
 		if c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
 			delete(t.cancels, e.CPU) // mod_timer: a re-arm, not an end
@@ -131,28 +123,28 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 			return
 		}
 		out := *e
-		out.Kind = KindTWCreate
+		out.Kind = event.KindTWCreate
 		t.create(&out, emit)
-	case KindTWCancel:
+	case event.KindTWCancel:
 		c := *e
 		t.cancels[e.CPU] = &c
-	case KindTWExpire:
+	case event.KindTWExpire:
 		if c := t.cancels[e.CPU]; c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
 			delete(t.cancels, e.CPU) // the timer wheel detaches a timer before running it
 		}
 		out := *e
-		out.Cause = CauseExpired
+		out.Cause = event.CauseExpired
 		t.end(&out, emit)
-	case KindTWKill:
+	case event.KindTWKill:
 		t.end(e, emit)
-	case KindTWReuse:
+	case event.KindTWReuse:
 		out := *e
 		out.Lifetime = t.age(e.Ptr, e.Time)
 		emit(&out)
-	case KindScanTW:
+	case event.KindScanTW:
 		seen := t.scanSeen[e.Netns]
 		if seen == nil {
-			seen = make(map[uint64]*Event)
+			seen = make(map[uint64]*event.Event)
 			t.scanSeen[e.Netns] = seen
 		}
 		c := *e
@@ -161,12 +153,12 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 		// tier, a peer's FIN within the same jiffy re-arms the timer to
 		// the same expiry, which traces nothing) shows up here.
 		t.substate(e, emit)
-	case KindScanEnd:
+	case event.KindScanEnd:
 		t.scanEnd(e, emit)
-	case KindTWRx:
+	case event.KindTWRx:
 		emit(e)
 		t.substate(e, emit)
-	case KindState:
+	case event.KindState:
 		t.fillOwner(e)
 		t.matchSyn(e, emit)
 		emit(e)
@@ -176,7 +168,7 @@ func (t *Tracker) Add(e *Event, emit func(*Event)) {
 }
 
 // Flush settles everything still pending at the end of the stream.
-func (t *Tracker) Flush(emit func(*Event)) {
+func (t *Tracker) Flush(emit func(*event.Event)) {
 	for _, cpu := range sortedCPUs(t.cancels) {
 		c := t.cancels[cpu]
 		delete(t.cancels, cpu)
@@ -188,9 +180,9 @@ func (t *Tracker) Flush(emit func(*Event)) {
 	t.synWait = nil
 }
 
-func (t *Tracker) create(e *Event, emit func(*Event)) {
+func (t *Tracker) create(e *event.Event, emit func(*event.Event)) {
 	if st, ok := t.open[e.Ptr]; ok && st.ev.Src == e.Src && st.ev.Dst == e.Dst && st.ev.Netns == e.Netns {
-		if st.existing && e.Flags&FlagExisting == 0 && st.created == 0 {
+		if st.existing && e.Flags&event.FlagExisting == 0 && st.created == 0 {
 			st.created = e.Time // the scan saw it first; now we know its birth
 		}
 		return
@@ -200,7 +192,7 @@ func (t *Tracker) create(e *Event, emit func(*Event)) {
 		emit(e)
 		return
 	}
-	st := &twState{ev: *e, existing: e.Flags&FlagExisting != 0}
+	st := &twState{ev: *e, existing: e.Flags&event.FlagExisting != 0}
 	if !st.existing {
 		st.created = e.Time
 	}
@@ -217,26 +209,26 @@ func (t *Tracker) create(e *Event, emit func(*Event)) {
 // substate notes the substate a timewait socket shows now (in a timer,
 // reception or scan record); a change (the peer's FIN reached a
 // FIN_WAIT2-substate socket) yields KindTWSubstate.
-func (t *Tracker) substate(e *Event, emit func(*Event)) {
+func (t *Tracker) substate(e *event.Event, emit func(*event.Event)) {
 	st, ok := t.open[e.Ptr]
 	if !ok || e.NewState == 0 || st.ev.NewState == e.NewState {
 		return
 	}
 	st.ev.NewState = e.NewState
 	out := *e
-	out.Kind = KindTWSubstate
+	out.Kind = event.KindTWSubstate
 	out.Lifetime = t.age(e.Ptr, e.Time)
 	switch e.Kind {
-	case KindTWRx:
+	case event.KindTWRx:
 		out.Aux = 0 // the timer is not in a reception record
-	case KindScanTW:
-		out.Flags |= FlagReconciled // seen by the scan, up to a scan period late
+	case event.KindScanTW:
+		out.Flags |= event.FlagReconciled // seen by the scan, up to a scan period late
 	}
 	emit(&out)
 }
 
 // end emits an end event (expire or kill) with the lifetime when known.
-func (t *Tracker) end(e *Event, emit func(*Event)) {
+func (t *Tracker) end(e *event.Event, emit func(*event.Event)) {
 	out := *e
 	out.Lifetime = t.age(e.Ptr, e.Time)
 	if st, ok := t.open[e.Ptr]; ok {
@@ -262,10 +254,10 @@ func (t *Tracker) age(ptr, now uint64) int64 {
 
 // settleCancels turns pending cancels into kills once they can no longer be
 // re-arms: another record from their CPU, or enough stream time, came by.
-func (t *Tracker) settleCancels(e *Event, emit func(*Event)) {
+func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
 	for _, cpu := range sortedCPUs(t.cancels) {
 		c := t.cancels[cpu]
-		follows := (e.Kind == KindTWArm || e.Kind == KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1
+		follows := (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1
 		sameCPUNext := cpu == e.CPU && e.Seq != c.Seq && !follows
 		if sameCPUNext || t.now > c.Time+rearmWindow {
 			delete(t.cancels, cpu)
@@ -274,18 +266,18 @@ func (t *Tracker) settleCancels(e *Event, emit func(*Event)) {
 	}
 }
 
-func (t *Tracker) kill(c *Event, emit func(*Event)) {
+func (t *Tracker) kill(c *event.Event, emit func(*event.Event)) {
 	k := *c
-	k.Kind = KindTWKill
-	if k.Cause == CauseConnectReuse && k.Flags&FlagInConnect != 0 {
+	k.Kind = event.KindTWKill
+	if k.Cause == event.CauseConnectReuse && k.Flags&event.FlagInConnect != 0 {
 		// tracepoint tier: no tcp_twsk_unique hook, so the reuse itself is
 		// known from the kill inside connect()
 		r := k
-		r.Kind = KindTWReuse
+		r.Kind = event.KindTWReuse
 		r.Lifetime = t.age(k.Ptr, k.Time)
 		emit(&r)
 	}
-	if k.Cause == CauseUnknown {
+	if k.Cause == event.CauseUnknown {
 		// maybe a SYN takeover: wait for a new connection on the tuple
 		t.synWait = append(t.synWait, &k)
 		return
@@ -293,7 +285,7 @@ func (t *Tracker) kill(c *Event, emit func(*Event)) {
 	t.end(&k, emit)
 }
 
-func (t *Tracker) settleSyn(e *Event, emit func(*Event)) {
+func (t *Tracker) settleSyn(e *event.Event, emit func(*event.Event)) {
 	n := 0
 	for _, k := range t.synWait {
 		if t.now > k.Time+synWindow {
@@ -313,13 +305,13 @@ func (t *Tracker) settleSyn(e *Event, emit func(*Event)) {
 // The new socket's tuple is read at its SYN_RECV, or where that record does
 // not carry the peer yet (5.10 traces the child socket's SYN_RECV before
 // its addresses are set), at its move to ESTABLISHED.
-func (t *Tracker) matchSyn(e *Event, emit func(*Event)) {
-	if (e.NewState != SynRecv && e.OldState != SynRecv) || len(t.synWait) == 0 {
+func (t *Tracker) matchSyn(e *event.Event, emit func(*event.Event)) {
+	if (e.NewState != event.SynRecv && e.OldState != event.SynRecv) || len(t.synWait) == 0 {
 		return
 	}
 	for i, k := range t.synWait {
 		if k.Netns == e.Netns && k.Src == e.Src && k.Dst == e.Dst {
-			k.Cause = CauseSYN
+			k.Cause = event.CauseSYN
 			t.synWait = append(t.synWait[:i], t.synWait[i+1:]...)
 			t.end(k, emit)
 			return
@@ -339,7 +331,7 @@ func (t *Tracker) awaitingSyn(ptr uint64) bool {
 }
 
 // scanEnd settles the previous scan of this netns and records this one.
-func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
+func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 	ns := e.Netns
 	seen := t.scanSeen[ns]
 	delete(t.scanSeen, ns)
@@ -352,8 +344,8 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 				continue
 			}
 			c := *s
-			c.Kind = KindTWCreate
-			c.Flags |= FlagExisting
+			c.Kind = event.KindTWCreate
+			c.Flags |= event.FlagExisting
 			t.create(&c, emit)
 		}
 		t.prev[ns] = &scanResult{time: e.Time, start: e.ScanStart()}
@@ -375,10 +367,10 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 			}
 			if st, ok := t.open[ptr]; ok && st.created <= p.start {
 				end := st.ev
-				end.Kind = KindTWKill
-				end.Cause = CauseVanished
+				end.Kind = event.KindTWKill
+				end.Cause = event.CauseVanished
 				end.Time = p.time
-				end.Flags = FlagInferred | FlagReconciled
+				end.Flags = event.FlagInferred | event.FlagReconciled
 				end.Pid, end.Tid, end.Cgroup, end.Comm = 0, 0, 0, [16]byte{}
 				t.end(&end, emit)
 			}
@@ -391,9 +383,9 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 				continue // gone again; nothing certain to say
 			}
 			c := *u
-			c.Kind = KindTWCreate
+			c.Kind = event.KindTWCreate
 			c.Time = p.time
-			c.Flags |= FlagInferred | FlagReconciled
+			c.Flags |= event.FlagInferred | event.FlagReconciled
 			t.create(&c, emit)
 		}
 	}
@@ -419,22 +411,6 @@ func (t *Tracker) scanEnd(e *Event, emit func(*Event)) {
 	emit(e)
 }
 
-// syntheticBits mark a synthetic ptr: bit 0, which no kernel object's
-// address has (they are at least 8-byte aligned), and bit 63, so that small
-// odd numbers, as tests use for addresses, are not taken for one.
-const syntheticBits = 1<<63 | 1
-
-// IsSyntheticPtr reports whether ptr, the Ptr of a timewait record, is a
-// synthetic key (SyntheticPtr) rather than a kernel address. A scan through
-// sock_diag (kernels without iter/tcp) sees no addresses and keys each
-// timewait socket by its cookie instead.
-func IsSyntheticPtr(ptr uint64) bool { return ptr&syntheticBits == syntheticBits }
-
-// SyntheticPtr is the synthetic Ptr of the timewait socket with the given
-// sock_diag cookie: stable for the socket across scans, never a kernel
-// address. Cookies are counters far below 2^62.
-func SyntheticPtr(cookie uint64) uint64 { return syntheticBits | cookie<<1 }
-
 // tupleKey identifies a connection in a network namespace; the family is
 // implied by the addresses.
 type tupleKey struct {
@@ -442,7 +418,7 @@ type tupleKey struct {
 	src, dst netip.AddrPort
 }
 
-func keyOf(e *Event) tupleKey { return tupleKey{e.Netns, e.Src, e.Dst} }
+func keyOf(e *event.Event) tupleKey { return tupleKey{e.Netns, e.Src, e.Dst} }
 
 // diagIndex matches synthetic-ptr scan records and kernel records by tuple.
 // The Tracker builds it at the first synthetic ptr and keeps it in step
@@ -457,7 +433,7 @@ type diagIndex struct {
 	synth map[tupleKey]uint64 // open sockets keyed by synthetic ptr, by tuple
 	alias map[uint64]uint64   // kernel address -> the synthetic ptr it is open under
 	back  map[uint64]uint64   // the reverse of alias
-	ev    Event               // a record with its ptr rewritten, valid during Add
+	ev    event.Event         // a record with its ptr rewritten, valid during Add
 }
 
 // startDiag builds the index from the open sockets, in creation order so
@@ -484,7 +460,7 @@ func (t *Tracker) startDiag() {
 
 // add indexes the socket opened under ptr.
 func (d *diagIndex) add(ptr uint64, st *twState) {
-	if IsSyntheticPtr(ptr) {
+	if event.IsSyntheticPtr(ptr) {
 		d.synth[keyOf(&st.ev)] = ptr
 	} else {
 		d.real[keyOf(&st.ev)] = ptr
@@ -494,7 +470,7 @@ func (d *diagIndex) add(ptr uint64, st *twState) {
 // forget drops the socket open under ptr from the index.
 func (d *diagIndex) forget(ptr uint64, st *twState) {
 	m := d.real
-	if IsSyntheticPtr(ptr) {
+	if event.IsSyntheticPtr(ptr) {
 		m = d.synth
 		if a, ok := d.back[ptr]; ok {
 			delete(d.alias, a)
@@ -507,7 +483,7 @@ func (d *diagIndex) forget(ptr uint64, st *twState) {
 }
 
 // with is e under ptr.
-func (d *diagIndex) with(e *Event, ptr uint64) *Event {
+func (d *diagIndex) with(e *event.Event, ptr uint64) *event.Event {
 	d.ev = *e
 	d.ev.Ptr = ptr
 	return &d.ev
@@ -523,11 +499,11 @@ func (d *diagIndex) with(e *Event, ptr uint64) *Event {
 //     the scan before any record showed it): the address becomes an alias
 //     of the synthetic ptr until the socket ends, so that it ends once,
 //     by this record or a later one, and not also as vanished.
-func (t *Tracker) resolve(e *Event) *Event {
+func (t *Tracker) resolve(e *event.Event) *event.Event {
 	d := t.diag
 	switch e.Kind {
-	case KindScanTW:
-		if !IsSyntheticPtr(e.Ptr) {
+	case event.KindScanTW:
+		if !event.IsSyntheticPtr(e.Ptr) {
 			return e
 		}
 		if _, ok := t.open[e.Ptr]; ok {
@@ -536,8 +512,8 @@ func (t *Tracker) resolve(e *Event) *Event {
 		if p, ok := d.real[keyOf(e)]; ok {
 			return d.with(e, p)
 		}
-	case KindTWCreate, KindTWArm, KindTWCancel, KindTWExpire, KindTWKill, KindTWRx, KindTWReuse:
-		if IsSyntheticPtr(e.Ptr) {
+	case event.KindTWCreate, event.KindTWArm, event.KindTWCancel, event.KindTWExpire, event.KindTWKill, event.KindTWRx, event.KindTWReuse:
+		if event.IsSyntheticPtr(e.Ptr) {
 			return e
 		}
 		if s, ok := d.alias[e.Ptr]; ok {
