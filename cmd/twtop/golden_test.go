@@ -63,6 +63,9 @@ func TestRecordingsChecks(t *testing.T) {
 			// at 200/s, then the harness's 2 s before it stops twtop)
 			"count(ports) == 1", "ports.time_wait == 0", "ports.connections == 600",
 			"ports.rate_window_s == 4.995", "ports.new_per_s == 120.114", "ports.steady_held == 0",
+			// while the load ran: 600 connections in the 2.995 s from the
+			// first to the last, the 200/s it was paced at
+			"ports.active_per_s >= 199.5", "ports.active_per_s <= 200.5",
 			"count(ports.exhaustion_s) == 0",
 		}},
 		{"port-pressure", []string{

@@ -400,7 +400,7 @@ func TestPortPressure(t *testing.T) {
 	p.ExhaustionS, p.forecastHeld = nil, 0
 	want := PortPressure{Netns: nsA, Src: "10.0.0.1", Dst: "10.0.0.2:80", Established: 1, TimeWait: 20,
 		Held: 21, NewPerSec: 11.034, Connections: 32, RangeSize: 100, Usage: 0.21,
-		GrowthPerS: 7.241, NeededAtRate: 662, RateWindowS: 2.9, TimewaitPerS: 10.345, SteadyHeld: 622}
+		GrowthPerS: 7.241, NeededAtRate: 662, RateWindowS: 2.9, TimewaitPerS: 10.345, ActivePerS: 11.034, SteadyHeld: 622}
 	if p != want {
 		t.Fatalf("ports row\n got %+v\nwant %+v", p, want)
 	}

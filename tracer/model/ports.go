@@ -60,10 +60,12 @@ type dest struct {
 	// since is the event time of the first connection or TIME_WAIT
 	// socket created towards it (0 before): its rates are over the time
 	// since then, within the window
-	since  uint64
-	total  uint64
-	reused uint64 // TIME_WAIT tuples taken over by connect()
-	errors uint64 // connect() calls that failed with EADDRNOTAVAIL
+	since uint64
+	// lastConn is the event time of the last connection towards it
+	lastConn uint64
+	total    uint64
+	reused   uint64 // TIME_WAIT tuples taken over by connect()
+	errors   uint64 // connect() calls that failed with EADDRNOTAVAIL
 	// exhausted: the last connect() towards it failed with EADDRNOTAVAIL,
 	// and no port towards it has been freed nor connection made since
 	exhausted bool
@@ -97,6 +99,7 @@ func (d *dest) connected(now uint64) {
 	d.advance(sec, now)
 	d.counts[sec%rateSeconds]++
 	d.total++
+	d.lastConn = now
 	d.exhausted = false
 }
 
@@ -138,7 +141,11 @@ func (d *dest) advance(sec, now uint64) {
 // when it came later (before it nothing went towards the destination), or
 // from first, the trace's start, when nothing was counted; a second at
 // least.
-func (d *dest) rates(now, first uint64) (conns, timewait, span float64) {
+//
+// active is the connections per second between the window's first
+// connection (or the start of the window) and the last one: the pace while
+// connections were made, which conns understates once a load has stopped.
+func (d *dest) rates(now, first uint64) (conns, timewait, span, active float64) {
 	lo := windowStart(now / 1e9)
 	from := max(lo*1e9, first)
 	if d.since != 0 {
@@ -155,7 +162,11 @@ func (d *dest) rates(now, first uint64) (conns, timewait, span float64) {
 			tw += d.twNew[s%rateSeconds]
 		}
 	}
-	return float64(n) / span, float64(tw) / span, span
+	activeSpan := 1.0
+	if d.lastConn > from {
+		activeSpan = max(float64(d.lastConn-from)/1e9, 1)
+	}
+	return float64(n) / span, float64(tw) / span, span, float64(n) / activeSpan
 }
 
 // windowStart is the first second of the window ending in second sec.
@@ -272,6 +283,10 @@ type PortPressure struct {
 	// TimewaitPerS is the client TIME_WAIT sockets created towards Dst per
 	// second over RateWindowS.
 	TimewaitPerS float64 `json:"timewait_per_s"`
+	// ActivePerS is the connections towards Dst per second of the window
+	// from its first connection to its last: the pace of a load, which
+	// NewPerSec understates once the load has stopped (a report's tail).
+	ActivePerS float64 `json:"active_per_s"`
 	// SteadyHeld is the ports the current rate holds once TIME_WAIT has
 	// saturated: those held outside TIME_WAIT plus TimewaitPerS × 60 s;
 	// when tcp_tw_reuse applies, those held outside TIME_WAIT only
@@ -339,7 +354,7 @@ func (m *Model) ports() []PortPressure {
 		if cur.all == 0 && d.total == 0 && d.errors == 0 {
 			continue
 		}
-		conns, timewait, span := d.rates(m.now, m.first)
+		conns, timewait, span, active := d.rates(m.now, m.first)
 		all, _ := d.growth(m.now, m.first)
 		p := PortPressure{
 			Netns: k.netns, Src: addrString(k.src), Dst: k.dst.String(),
@@ -348,7 +363,7 @@ func (m *Model) ports() []PortPressure {
 			NewPerSec: round3(conns), Connections: d.total,
 			GrowthPerS:   round3(all),
 			NeededAtRate: int64(math.Round(conns * timewaitSeconds)),
-			RateWindowS:  round3(span), TimewaitPerS: round3(timewait),
+			RateWindowS:  round3(span), TimewaitPerS: round3(timewait), ActivePerS: round3(active),
 			ConnectReuse: d.reused, ConnectEAddrNotAvail: d.errors,
 		}
 		if !k.dst.IsValid() {

@@ -159,29 +159,33 @@ func TestExistingTimewaitAndNewConnections(t *testing.T) {
 // connection when that is less than 10 s ago, so a short trace or a load
 // that stopped is not divided by 10 s.
 func TestRateOverTheSpanCovered(t *testing.T) {
+	// active is active_per_s: the pace between the window's first and
+	// last connection (its ESTABLISHED, 3.995008 s: 600 in 2.995005 s),
+	// which stays the paced rate after the load stopped
 	tests := []struct {
 		name   string
 		evs    []event.Event
 		rate   float64
 		window float64
+		active float64
 	}{{
 		// 600 connections paced at 200/s: from 1.000003 s to 3.995011 s
 		name: "a load paced at 200/s for 3 s, at its end",
-		evs:  conns(600, 200, false), rate: 200.333, window: 2.995,
+		evs:  conns(600, 200, false), rate: 200.333, window: 2.995, active: 200.334,
 	}, {
 		// the same, then 2 s without connections: 600 in 4.999997 s
 		name: "the same load, 2 s after it stopped",
-		evs:  idleUntil(conns(600, 200, false), 6e9), rate: 120, window: 5,
+		evs:  idleUntil(conns(600, 200, false), 6e9), rate: 120, window: 5, active: 200.334,
 	}, {
 		// 30 s at 100/s: the last 10 s window, seconds 21 to now
 		// (30.990011 s), holds 1000 connections
 		name: "a long steady load",
-		evs:  conns(3000, 100, false), rate: 100.1, window: 9.99,
+		evs:  conns(3000, 100, false), rate: 100.1, window: 9.99, active: 100.1,
 	}, {
 		// a destination that appeared 3.5 s into the trace: its own 150
 		// connections over its 1.49 s, not over the 4.99 s of the trace
 		name: "a destination that appeared late",
-		evs:  append(idleUntil(nil, 1e9), shift(conns(150, 100, false), 3.5e9)...), rate: 100.671, window: 1.49,
+		evs:  append(idleUntil(nil, 1e9), shift(conns(150, 100, false), 3.5e9)...), rate: 100.671, window: 1.49, active: 100.671,
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,6 +195,9 @@ func TestRateOverTheSpanCovered(t *testing.T) {
 			p := m.Snapshot().Ports[0]
 			if p.NewPerSec != tc.rate || p.RateWindowS != tc.window || p.TimewaitPerS != tc.rate {
 				t.Fatalf("new_per_s %v, timewait_per_s %v over %v s; want %v over %v s", p.NewPerSec, p.TimewaitPerS, p.RateWindowS, tc.rate, tc.window)
+			}
+			if p.ActivePerS != tc.active {
+				t.Fatalf("active_per_s %v, want %v", p.ActivePerS, tc.active)
 			}
 		})
 	}
