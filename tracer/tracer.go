@@ -483,15 +483,15 @@ func (r *ringReader) SetDeadline(d time.Time) { r.rd.SetDeadline(d) }
 func (r *ringReader) Close() error            { return r.rd.Close() }
 func (r *ringReader) Lost() uint64            { return 0 }
 
-// DefaultRingSize is the ring buffer size for a host of ncpu CPUs: 4 MiB
-// per CPU (a quarter of a second of one CPU at a saturated churn, some
-// 37,000 records, for when the reader is descheduled while every CPU
-// writes), 16 MiB at least and 128 MiB at most, rounded up to a power of
-// two.
+// DefaultRingSize is the ring buffer size for a host of ncpu CPUs: 8 MiB
+// per CPU (half a second of one CPU at a saturated churn, some 75,000
+// records, for when the reader is descheduled while every CPU writes: the
+// UI's reader shares the host with the churn and the drawing), 32 MiB at
+// least and 256 MiB at most, rounded up to a power of two.
 func DefaultRingSize(ncpu int) uint32 {
-	want := uint64(max(ncpu, 1)) * 4 << 20
-	size := uint64(16 << 20)
-	for size < want && size < 128<<20 {
+	want := uint64(max(ncpu, 1)) * 8 << 20
+	size := uint64(32 << 20)
+	for size < want && size < 256<<20 {
 		size <<= 1
 	}
 	return uint32(size)

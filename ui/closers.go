@@ -45,6 +45,32 @@ func (s *closersState) init() {
 	s.desc = true
 }
 
+// rankings are the rankings the Closers screen offers: process, port,
+// peer and netns always, pod, container and service when they have rows
+// (a live run that resolves cgroups).
+func (a *app) rankings() []model.By {
+	var out []model.By
+	for _, b := range model.Rankings() {
+		if !b.Workload() || (a.snap != nil && len(a.snap.AllClosers[b]) > 0) || b == a.cl.by {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// nextRanking moves to the next ranking on offer, after the last the first.
+func (a *app) nextRanking() {
+	a.ensure()
+	rs := a.rankings()
+	for i, b := range rs {
+		if b == a.cl.by {
+			a.cl.by = rs[(i+1)%len(rs)]
+			return
+		}
+	}
+	a.cl.by = rs[0]
+}
+
 // closerRows are the rows of the current ranking in the current order,
 // filtered; the selection follows its key.
 func (a *app) closerRows() []model.Closer {
@@ -86,7 +112,7 @@ func (a *app) drawClosers(c canvas) {
 
 	// rankings: the current one highlighted
 	x := c.text(0, 0, "Who closes first, by ", th.dim)
-	for _, b := range model.Rankings() {
+	for _, b := range a.rankings() {
 		st := th.normal
 		if b == s.by {
 			st = th.tabOn
@@ -301,6 +327,8 @@ func (a *app) drawDrill(c canvas) {
 		info = "\"other\" sums the keys past the ranking's limit: no events to show"
 	case d.by == model.ByProcess && row.Pid == 0:
 		info = "no process was seen closing these connections: no events to show"
+	case d.by.Workload():
+		info = "events are not kept by " + d.by.String() + ": see its processes by process (b)"
 	default:
 		info = fmt.Sprintf("Its events among the latest %d: %d, with %d TIME_WAIT made (%d still open)",
 			len(a.snap.Recent), len(evs), made, open)

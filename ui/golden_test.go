@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gdamore/tcell/v2"
+	"github.com/twtop/twtop/tracer/model"
 )
 
 var update = flag.Bool("update", false, "rewrite ui/testdata/*.golden")
@@ -17,6 +18,7 @@ var update = flag.Bool("update", false, "rewrite ui/testdata/*.golden")
 type shot struct {
 	name   string
 	rec    string                          // recording under testdata/ ("": no snapshot yet)
+	snap   func(s *model.Snapshot)         // changes the recording's snapshot (a copy)
 	status func(rec string) Status         // nil: replayStatus
 	keys   func(a *app)                    // what the user pressed
 	check  func(t *testing.T, text string) // what the picture must show
@@ -61,6 +63,13 @@ var shots = []shot{
 	}, check: func(t *testing.T, text string) {
 		mustContain(t, text, "netns 4026532315 :8080", "netns 4026532315 :80")
 	}},
+	{name: "closers-pod", rec: "nginx-proxy", snap: podRows, keys: func(a *app) {
+		typeKeys(a, "2bbbb")
+	}, check: func(t *testing.T, text string) {
+		// (cut to fit at 80 columns)
+		mustContain(t, text, " pod  container  (b)", "shop/cart-7f9c8d6b5-x", "kube-system/coredns-5", "0b7f3c1e-2d4a-4f8e-9c", "409")
+		mustNotContain(t, text, "service")
+	}},
 	{name: "drill-nginx", rec: "nginx-proxy", keys: func(a *app) {
 		a.handleKey(ch('2'))
 		a.draw()
@@ -94,6 +103,28 @@ var shots = []shot{
 	}},
 }
 
+// podRows adds pod and container rankings, as a live run that resolves
+// cgroups has them, to a snapshot.
+func podRows(s *model.Snapshot) {
+	row := func(by model.By, key string, active, passive, made uint64, open int64) model.Closer {
+		c := model.Closer{By: by.String(), Key: key, TimewaitCreated: made, TimewaitOpen: open}
+		c.Closes[model.SideActive], c.Closes[model.SidePassive] = active, passive
+		return c
+	}
+	pods := []model.Closer{
+		row(model.ByPod, "shop/cart-7f9c8d6b5-x2x9z", 412, 3, 409, 388),
+		row(model.ByPod, "shop/checkout-6c4d7b9f8-q7w2e", 97, 41, 97, 90),
+		row(model.ByPod, "kube-system/coredns-5d78c9869d-abcde", 0, 58, 0, 0),
+		row(model.ByPod, "0b7f3c1e-2d4a-4f8e-9c6b-1a2b3c4d5e6f", 12, 0, 12, 12),
+	}
+	ctrs := []model.Closer{
+		row(model.ByContainer, "shop/cart-7f9c8d6b5-x2x9z/app", 410, 3, 407, 386),
+		row(model.ByContainer, "shop/cart-7f9c8d6b5-x2x9z/istio-proxy", 2, 0, 2, 2),
+	}
+	s.AllClosers[model.ByPod], s.Closers[model.ByPod] = pods, pods
+	s.AllClosers[model.ByContainer], s.Closers[model.ByContainer] = ctrs, ctrs
+}
+
 var sizes = [][2]int{{80, 24}, {200, 60}}
 
 // render draws a shot at w×h.
@@ -102,6 +133,11 @@ func render(t *testing.T, sh shot, w, h int, noColor bool) (*app, tcell.Simulati
 	src := &fakeSource{}
 	if sh.rec != "" {
 		src.snap = loadSnapshot(t, sh.rec)
+	}
+	if sh.snap != nil {
+		c := *src.snap
+		sh.snap(&c)
+		src.snap = &c
 	}
 	if sh.status != nil {
 		src.st = sh.status(sh.rec)

@@ -18,7 +18,7 @@ var helpKeys = [][2]string{
 	{"Enter", "show or hide the selected finding's evidence"},
 	{"", "Closers"},
 	{"Enter", "the recent events of the selected row"},
-	{"b", "next ranking: process, port, peer, netns"},
+	{"b", "next ranking (live: pod, container, service)"},
 	{"<  >", "sort by the column left / right"},
 	{"s", "sort by the next column"},
 	{"r", "reverse the sort"},

@@ -86,7 +86,7 @@ func (a *app) rune(r rune) {
 	cl := &a.cl
 	switch r {
 	case 'b':
-		cl.by = (cl.by + 1) % model.By(len(model.Rankings()))
+		a.nextRanking()
 		cl.selKey, cl.list = "", list{}
 	case '<', ',':
 		a.sortBy(max(cl.sort-1, 0))

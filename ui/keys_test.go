@@ -576,3 +576,30 @@ func TestSmallScreens(t *testing.T) {
 		}
 	}
 }
+
+// b cycles through process, port, peer and netns, and through pod,
+// container and service only where they have rows.
+func TestRankingCycle(t *testing.T) {
+	cycle := func(src *fakeSource, n int) []model.By {
+		a, _ := newTestApp(t, src, 80, 24, true)
+		a.handleKey(ch('2'))
+		var got []model.By
+		for range n {
+			a.handleKey(ch('b'))
+			got = append(got, a.cl.by)
+		}
+		return got
+	}
+	plain := &fakeSource{snap: loadSnapshot(t, "nginx-proxy"), st: replayStatus("nginx-proxy")}
+	want := []model.By{model.ByPort, model.ByPeer, model.ByNetns, model.ByProcess, model.ByPort}
+	if got := cycle(plain, 5); !slices.Equal(got, want) {
+		t.Errorf("without workload rows: %v, want %v", got, want)
+	}
+	s := *loadSnapshot(t, "nginx-proxy")
+	podRows(&s) // pod and container rows, no service rows
+	pods := &fakeSource{snap: &s, st: replayStatus("nginx-proxy")}
+	want = []model.By{model.ByPort, model.ByPeer, model.ByNetns, model.ByPod, model.ByContainer, model.ByProcess}
+	if got := cycle(pods, 6); !slices.Equal(got, want) {
+		t.Errorf("with pod and container rows: %v, want %v", got, want)
+	}
+}

@@ -87,6 +87,9 @@ Flags:
                      path (/proc/PID/ns/net) or an inode number; the TIME_WAIT
                      scan and the settings are read inside it
   --pid N            only sockets owned by process N (their TIME_WAIT too)
+  --cri-socket PATH  the container runtime's CRI socket, for pod and container
+                     names (default: containerd's or CRI-O's usual socket);
+                     without one, pods and containers keep their ids
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
   --probe            print what the running kernel offers (BTF, ring buffer,
@@ -120,19 +123,20 @@ says what a host offers and what twtop would use. Replaying needs neither.
 `
 
 type config struct {
-	events   string
-	report   string
-	record   string
-	replay   string
-	checks   []*check.Check
-	version  bool
-	ui       bool // the terminal UI: no other output was asked for
-	duration time.Duration
-	tier     tracer.Tier
-	netns    string
-	pid      uint32
-	port     uint16
-	family   uint8
+	events    string
+	report    string
+	record    string
+	replay    string
+	checks    []*check.Check
+	version   bool
+	ui        bool // the terminal UI: no other output was asked for
+	duration  time.Duration
+	tier      tracer.Tier
+	netns     string
+	criSocket string
+	pid       uint32
+	port      uint16
+	family    uint8
 
 	metrics    string // --metrics ADDR, as given
 	metricsTop int
@@ -186,6 +190,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	})
 	fs.StringVar(&attach, "attach", "auto", "")
 	fs.StringVar(&cfg.netns, "netns", "", "")
+	fs.StringVar(&cfg.criSocket, "cri-socket", "", "")
 	fs.UintVar(&pid, "pid", 0, "")
 	fs.UintVar(&port, "port", 0, "")
 	fs.BoolVar(&v4, "4", false, "")
@@ -223,7 +228,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.replay != "" {
-		for _, name := range []string{"record", "duration", "attach", "netns", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
+		for _, name := range []string{"record", "duration", "attach", "netns", "cri-socket", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
 			if set[name] {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}

@@ -90,7 +90,13 @@ func live(cfg *config) error {
 	}
 	var m *model.Model
 	if cfg.report != "" || cfg.ui || feed != nil {
-		m = model.New(model.Config{Tier: ingest.Tier(tr.Tier().String())})
+		wl := startWorkloads(cfg)
+		defer wl.close()
+		mc := model.Config{Tier: ingest.Tier(tr.Tier().String())}
+		if wl.r != nil {
+			mc.Workloads = wl.r
+		}
+		m = model.New(mc)
 		src.OnState = func(s record.State) { ingest.State(m, s) }
 	}
 	// The first reading comes before "tracing on", so that the counters

@@ -17,10 +17,20 @@ const (
 	ByPort              // the service port of a server-side socket: "netns 4026531840 :80"
 	ByPeer              // the remote end of a client socket: "10.0.0.7:8080"
 	ByNetns             // the network namespace: "netns 4026531840"
+	// ByPod is the owner's Kubernetes pod: "ns/pod", or its UID while its
+	// names are unknown. Only with a Config.Workloads resolver.
+	ByPod
+	// ByContainer is the owner's container: "ns/pod/container" in a pod,
+	// the container's name or id outside Kubernetes, or its id while its
+	// names are unknown. Only with a Config.Workloads resolver.
+	ByContainer
+	// ByService is the owner's systemd service: "nginx.service". Only with
+	// a Config.Workloads resolver.
+	ByService
 	byKinds
 )
 
-var byNames = [byKinds]string{"process", "port", "peer", "netns"}
+var byNames = [byKinds]string{"process", "port", "peer", "netns", "pod", "container", "service"}
 
 func (b By) String() string {
 	if b < 0 || b >= byKinds {
@@ -36,11 +46,17 @@ func ParseBy(name string) (By, error) {
 			return By(b), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown ranking %q (want process, port, peer or netns)", name)
+	return 0, fmt.Errorf("unknown ranking %q (want process, port, peer, netns, pod, container or service)", name)
 }
 
-// Rankings lists every ranking, in report order.
-func Rankings() []By { return []By{ByProcess, ByPort, ByPeer, ByNetns} }
+// Rankings lists every ranking, in report order. The workload rankings
+// (pod, container, service) have rows only when the model was given a
+// resolver (Config.Workloads).
+func Rankings() []By { return []By{ByProcess, ByPort, ByPeer, ByNetns, ByPod, ByContainer, ByService} }
+
+// Workload reports whether b is a ranking by workload (pod, container,
+// service), which has rows only when the model resolves cgroups.
+func (b By) Workload() bool { return b == ByPod || b == ByContainer || b == ByService }
 
 // aggregates are the rankings.
 type aggregates struct {
@@ -48,7 +64,16 @@ type aggregates struct {
 	port    *aggregate[portKey]
 	peer    *aggregate[netip.AddrPort]
 	netns   *aggregate[uint32]
+	// by the owner's cgroup id, with a resolver (Config.Workloads): the
+	// pod, container and service rankings are made from these rows when a
+	// snapshot is taken, so closes made before an id was resolved count
+	// once it is
+	cgroup *aggregate[uint64]
 }
+
+// byCgroup is the index of the cgroup rows in closerKeys; they are no
+// ranking of their own.
+const byCgroup = byKinds
 
 func newAggregates(maxKeys int) aggregates {
 	return aggregates{
@@ -56,6 +81,7 @@ func newAggregates(maxKeys int) aggregates {
 		port:    newAggregate(maxKeys, portKey.row),
 		peer:    newAggregate(maxKeys, peerRow),
 		netns:   newAggregate(maxKeys, netnsRow),
+		cgroup:  newAggregate(maxKeys, func(uint64) Closer { return Closer{} }),
 	}
 }
 
@@ -72,8 +98,8 @@ func (a *aggregates) all() [byKinds][]Closer {
 
 // Closer is one row of a "who closes" ranking.
 type Closer struct {
-	By              string    `json:"by"`  // process, port, peer or netns
-	Key             string    `json:"key"` // "nginx[1234]", "netns 4026531840 :80", "10.0.0.7:8080", "netns 4026531840"; "other" for folded rows
+	By              string    `json:"by"`  // process, port, peer, netns, pod, container or service
+	Key             string    `json:"key"` // "nginx[1234]", "netns 4026531840 :80", "10.0.0.7:8080", "netns 4026531840", "ns/pod", "ns/pod/container", "nginx.service"; "other" for folded rows
 	Closes          [5]uint64 `json:"-"`   // by Side
 	TimewaitCreated uint64    `json:"timewait_created"`
 	TimewaitOpen    int64     `json:"timewait_open"`
@@ -90,6 +116,15 @@ type Closer struct {
 	Peer  string `json:"peer,omitempty"`  // peer rows
 	Pid   uint32 `json:"pid,omitempty"`   // process rows
 	Comm  string `json:"comm,omitempty"`  // process rows
+
+	// Workload rows (pod, container, service): the names the runtime gave,
+	// and the ids while it gave none.
+	Namespace   string `json:"namespace,omitempty"`
+	Pod         string `json:"pod,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+	Container   string `json:"container,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Service     string `json:"service,omitempty"`
 }
 
 // Total is the number of closes counted for the row.

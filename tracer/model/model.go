@@ -3,7 +3,9 @@
 // live and end, reuse, overflows and errors.
 //
 // The model is deterministic: its only clock is the events' timestamps, so
-// one event stream always gives the same answers, at any replay speed. It
+// one event stream always gives the same answers, at any replay speed
+// (the pod, container and service rankings, which ask a live resolver,
+// are absent without one: a replay has none). It
 // imports neither the tracer's loader nor any UI package. Apply is called
 // from one goroutine; Snapshot returns a plain value other goroutines may
 // read freely.
@@ -31,6 +33,11 @@ type Config struct {
 	// Tier is the attach tier the events come from; every snapshot
 	// carries it.
 	Tier Tier
+	// Workloads resolves owners' cgroup ids to pods, containers and
+	// services for the pod, container and service rankings; nil leaves
+	// those rankings empty (a replay has none: the model stays a function
+	// of its events).
+	Workloads Workloads
 }
 
 // Tier is the attach tier behind a model's events, as its snapshots carry
@@ -123,8 +130,9 @@ const (
 )
 
 type owner struct {
-	pid  uint32
-	comm [16]byte
+	pid    uint32
+	comm   [16]byte
+	cgroup uint64 // cgroup v2 id, 0 when not known
 }
 
 type tw struct {
@@ -145,7 +153,7 @@ func (t *tw) dest() destKey { return destKey{t.netns, t.src.Addr(), t.dst} }
 
 // closerKeys are the aggregate entries one closing socket counts under, by
 // ranking; nil where the socket has no key of that ranking.
-type closerKeys [byKinds]*Closer
+type closerKeys [byKinds + 1]*Closer // byCgroup last
 
 // Model is the aggregator. The zero value is not usable; call New.
 type Model struct {
@@ -171,8 +179,10 @@ type Model struct {
 	served    map[portKey]*durations // how long the connections a service closed first lasted
 	settings  map[uint32]settings.Settings
 	kernel    map[uint32]*kernelReading
-	openTW    series // TIME_WAIT sockets open, per second
-
+	openTW    series              // TIME_WAIT sockets open, per second
+	wl        map[uint64]*wlEntry // owners' workloads by cgroup id (Config.Workloads)
+	wlPending map[uint64]struct{} // ids in wl whose answer may still change
+	wlAsked   uint64              // event time the pending ids were last asked about
 }
 
 // closed is what a just-closed socket leaves for its TIME_WAIT socket.
@@ -202,6 +212,8 @@ func New(cfg Config) *Model {
 		served:    make(map[portKey]*durations),
 		settings:  make(map[uint32]settings.Settings),
 		kernel:    make(map[uint32]*kernelReading),
+		wl:        make(map[uint64]*wlEntry),
+		wlPending: make(map[uint64]struct{}),
 	}
 	m.tail = new(recentRing)
 	m.aggs = newAggregates(cfg.MaxKeys)
@@ -218,6 +230,7 @@ func (m *Model) Apply(e *event.Event) {
 	}
 	m.c.Events++
 	m.tail.add(e)
+	m.reaskWorkloads()
 	switch e.Kind {
 	case event.KindState:
 		m.state(e)
@@ -255,6 +268,7 @@ func (m *Model) Apply(e *event.Event) {
 			p.ConnectErrors++
 		}
 		m.aggs.peer.get(e.Dst).ConnectErrors++
+		m.workloadErr(e, func(c *Closer) { c.ConnectErrors++ })
 		m.aggs.netns.get(e.Netns).ConnectErrors++
 		// the kernel found no free local port towards this destination
 		// (its source address is set before the port is picked)
@@ -264,6 +278,7 @@ func (m *Model) Apply(e *event.Event) {
 		if p := m.processOf(e); p != nil {
 			p.BindErrors++
 		}
+		m.workloadErr(e, func(c *Closer) { c.BindErrors++ })
 		m.aggs.netns.get(e.Netns).BindErrors++
 	}
 	m.openTW.set(m.now, int64(len(m.tws)))
@@ -276,6 +291,18 @@ func (m *Model) processOf(e *event.Event) *Closer {
 		return nil
 	}
 	return m.aggs.process.get(procKey{e.Pid, e.Comm})
+}
+
+// workloadErr counts an error under the cgroup row of an event that ran
+// in its owner's context.
+func (m *Model) workloadErr(e *event.Event, count func(*Closer)) {
+	if !e.Owned() {
+		return
+	}
+	if c := m.cgroupRow(e.Cgroup); c != nil {
+		m.workloadOf(e.Cgroup)
+		count(c)
+	}
 }
 
 func (m *Model) markInferred(e *event.Event, flag *bool) {
@@ -311,7 +338,8 @@ func (m *Model) state(e *event.Event) {
 	}
 	// pid/comm only from events that carry the owner (process context)
 	if e.Owned() && e.Pid != 0 {
-		s.owner = owner{pid: e.Pid, comm: e.Comm}
+		s.owner = owner{pid: e.Pid, comm: e.Comm, cgroup: e.Cgroup}
+		m.workloadOf(e.Cgroup) // ask early: the answer comes in the background
 	}
 	if e.OldState == event.Close && e.NewState == event.SynSent {
 		m.c.Connects++ // a connect(): the base of the share that reused a tuple
@@ -425,7 +453,8 @@ func (m *Model) countClose(s *sock, keys *closerKeys, rstRx bool) {
 // closerOf returns the aggregate entries a socket counts under: its
 // process when an event in its context named it, its service port when it
 // is a server-side socket, its peer when it is a client (neither when
-// which end it is is not known), and its network namespace.
+// which end it is is not known), its network namespace, and its owner's
+// pod, container or service when the owner's cgroup is resolved.
 func (m *Model) closerOf(s *sock) closerKeys {
 	var out closerKeys
 	if s.owner.pid != 0 {
@@ -440,6 +469,7 @@ func (m *Model) closerOf(s *sock) closerKeys {
 		}
 	}
 	out[ByNetns] = m.aggs.netns.get(s.netns)
+	out[byCgroup] = m.cgroupRow(s.owner.cgroup)
 	return out
 }
 

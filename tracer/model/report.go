@@ -129,6 +129,14 @@ type CloserRow struct {
 	Peer  string `json:"peer,omitempty"`
 	Pid   uint32 `json:"pid,omitempty"`
 	Comm  string `json:"comm,omitempty"`
+	// pod, container and service rows: the runtime's names, and the ids
+	// (pod_uid, container_id) they belong to
+	Namespace   string `json:"namespace,omitempty"`
+	Pod         string `json:"pod,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+	Container   string `json:"container,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Service     string `json:"service,omitempty"`
 }
 
 // SettingsRow is a namespace's TIME_WAIT sysctls as the report shows them.
@@ -246,6 +254,8 @@ func (s *Snapshot) Report(meta Meta) *Report {
 				Active: cl.Closes[SideActive], Passive: cl.Closes[SidePassive],
 				Simultaneous: cl.Closes[SideSimultaneous], Reset: cl.Closes[SideReset], ResetReceived: cl.ResetReceived,
 				Netns: cl.Netns, Port: cl.Port, Peer: cl.Peer, Pid: cl.Pid, Comm: cl.Comm,
+				Namespace: cl.Namespace, Pod: cl.Pod, PodUID: cl.PodUID,
+				Container: cl.Container, ContainerID: cl.ContainerID, Service: cl.Service,
 				ActiveShare:     round3(cl.ActiveShare()),
 				TimewaitCreated: cl.TimewaitCreated, TimewaitOpen: cl.TimewaitOpen,
 			})

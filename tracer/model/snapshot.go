@@ -84,11 +84,14 @@ type Snapshot struct {
 	Kernel []KernelCounters
 }
 
-// Snapshot copies the model's figures.
+// Snapshot copies the model's figures. With a resolver (Config.Workloads)
+// it also asks once more about the owners' cgroup ids not resolved yet, so
+// it is called from the goroutine that calls Apply, as the pipeline does.
 func (m *Model) Snapshot() *Snapshot {
 	s := &Snapshot{Tier: m.cfg.Tier, First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: len(m.tws)}
 	s.Recent = m.tail.events()
 	s.AllClosers = m.aggs.all()
+	m.workloadRankings(s)
 	for by, rows := range s.AllClosers {
 		body, other := splitOther(rows)
 		s.Closers[by] = foldTop(body, other, By(by).String(), m.cfg.TopN)

@@ -1,0 +1,185 @@
+package model
+
+import (
+	"slices"
+
+	"github.com/twtop/twtop/internal/workload"
+)
+
+// Workloads resolves a cgroup v2 id to the workload that owns it, without
+// blocking: an id it has not resolved yet is answered false, and true on a
+// later call once it is (*workload.Resolver does this).
+type Workloads interface {
+	Lookup(cgroupID uint64) (workload.Workload, bool)
+}
+
+// wlEntry is the model's answer for one cgroup id.
+type wlEntry struct {
+	w  workload.Workload
+	ok bool
+}
+
+// pending: the answer may still change (not resolved yet, or a pod the
+// runtime has not named yet).
+func (e *wlEntry) pending() bool {
+	return !e.ok || (e.w.Kind == workload.KindPod && e.w.Pod == "")
+}
+
+// wlRetry is the least event time between two rounds of questions about
+// the ids whose answer is pending.
+const wlRetry = 1e9
+
+// cgroupRow is the cgroup row an owner's closes count under; nil without
+// a resolver or a cgroup id.
+func (m *Model) cgroupRow(cgroup uint64) *Closer {
+	if m.cfg.Workloads == nil || cgroup == 0 {
+		return nil
+	}
+	return m.aggs.cgroup.get(cgroup)
+}
+
+// workloadOf asks the resolver about an owner's cgroup id the first time
+// it is seen and keeps the answer; reaskWorkloads asks again while it is
+// pending. It never blocks.
+func (m *Model) workloadOf(cgroup uint64) (workload.Workload, bool) {
+	if m.cfg.Workloads == nil || cgroup == 0 {
+		return workload.Workload{}, false
+	}
+	e := m.wl[cgroup]
+	if e == nil {
+		if len(m.wl) >= 4*m.cfg.MaxKeys {
+			// the resolver keeps its own cache: the ids still in a row
+			// are asked again when a snapshot is taken
+			clear(m.wl)
+			clear(m.wlPending)
+		}
+		e = &wlEntry{}
+		m.wl[cgroup] = e
+		m.ask(cgroup, e)
+	}
+	return e.w, e.ok
+}
+
+func (m *Model) ask(cgroup uint64, e *wlEntry) {
+	e.w, e.ok = m.cfg.Workloads.Lookup(cgroup)
+	if e.pending() {
+		m.wlPending[cgroup] = struct{}{}
+	} else {
+		delete(m.wlPending, cgroup)
+	}
+}
+
+// reaskWorkloads asks again about the pending ids, at most once per second
+// of event time.
+func (m *Model) reaskWorkloads() {
+	if len(m.wlPending) == 0 || m.now < m.wlAsked+wlRetry {
+		return
+	}
+	m.wlAsked = m.now
+	m.reaskPending()
+}
+
+func (m *Model) reaskPending() {
+	for id := range m.wlPending {
+		m.ask(id, m.wl[id])
+	}
+}
+
+// workloadRankings makes the pod, container and service rankings from the
+// cgroup rows and the answers about their ids, asking once more about
+// those still pending: a snapshot shows what has been resolved by then,
+// closes made before an id was resolved included. Rows whose cgroup is not
+// resolved (or is no workload) are left out, as is the cgroup rows'
+// "other".
+func (m *Model) workloadRankings(s *Snapshot) {
+	if m.cfg.Workloads == nil {
+		return
+	}
+	m.reaskPending()
+	pods := map[string]*Closer{}
+	ctrs := map[string]*Closer{}
+	svcs := map[string]*Closer{}
+	for id, c := range m.aggs.cgroup.rows {
+		if m.wl[id] == nil {
+			m.workloadOf(id) // dropped from the answers kept: ask again
+		}
+		w, ok := m.wl[id].w, m.wl[id].ok
+		if !ok {
+			continue
+		}
+		switch w.Kind {
+		case workload.KindPod:
+			if w.PodUID != "" {
+				labelPod(row(pods, w.PodUID, ByPod), w).add(c)
+			}
+			if w.ContainerID != "" {
+				labelContainer(row(ctrs, w.ContainerID, ByContainer), w).add(c)
+			}
+		case workload.KindContainer:
+			if w.ContainerID != "" {
+				labelContainer(row(ctrs, w.ContainerID, ByContainer), w).add(c)
+			}
+		case workload.KindService:
+			if w.Service != "" {
+				r := row(svcs, w.Service, ByService)
+				r.Key, r.Service = w.Service, w.Service
+				r.add(c)
+			}
+		}
+	}
+	for by, rows := range map[By]map[string]*Closer{ByPod: pods, ByContainer: ctrs, ByService: svcs} {
+		all := make([]Closer, 0, len(rows))
+		for _, r := range rows {
+			all = append(all, *r)
+		}
+		slices.SortFunc(all, defaultOrder)
+		s.AllClosers[by] = all
+	}
+}
+
+func row(rows map[string]*Closer, id string, by By) *Closer {
+	r := rows[id]
+	if r == nil {
+		r = &Closer{By: by.String(), Key: id}
+		rows[id] = r
+	}
+	return r
+}
+
+// labelPod names a pod row: "ns/pod", or its UID while the runtime has not
+// named it.
+func labelPod(c *Closer, w workload.Workload) *Closer {
+	c.PodUID = w.PodUID
+	if w.Pod != "" {
+		c.Namespace, c.Pod = w.Namespace, w.Pod
+		c.Key = w.Namespace + "/" + w.Pod
+	}
+	return c
+}
+
+// labelContainer names a container row: "ns/pod/container" in a named pod
+// (the id's first 12 characters for its sandbox, which has no name), the
+// container's name outside Kubernetes, else its id.
+func labelContainer(c *Closer, w workload.Workload) *Closer {
+	c.ContainerID, c.PodUID = w.ContainerID, w.PodUID
+	switch {
+	case w.Kind == workload.KindPod && w.Pod != "":
+		c.Namespace, c.Pod, c.Container = w.Namespace, w.Pod, w.Container
+		name := w.Container
+		if name == "" {
+			name = shortID(w.ContainerID)
+		}
+		c.Key = w.Namespace + "/" + w.Pod + "/" + name
+	case w.Kind == workload.KindContainer && w.Container != "":
+		c.Container = w.Container
+		c.Key = w.Container
+	}
+	return c
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
