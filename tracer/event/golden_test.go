@@ -1,13 +1,12 @@
 package event
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/hex"
 	"flag"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/twtop/twtop/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -18,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // an SO_LINGER 0 abort and a bind() that failed with EADDRINUSE, one record
 // per line. Their decoding is pinned in testdata/records.json.
 func TestDecodeGolden(t *testing.T) {
-	recs := readHexRecords(t, "testdata/records.hex")
+	recs := golden.HexRecords(t, "testdata/records.hex")
 	var out bytes.Buffer
 	var e Event
 	for i, r := range recs {
@@ -28,61 +27,12 @@ func TestDecodeGolden(t *testing.T) {
 		out.Write(AppendJSON(nil, &e, 250))
 		out.WriteByte('\n')
 	}
-	compareGolden(t, "testdata/records.json", out.Bytes())
-}
-
-func readHexRecords(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var recs [][]byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		b, err := hex.DecodeString(line)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, b)
-	}
-	if len(recs) == 0 {
-		t.Fatalf("%s: no records", path)
-	}
-	return recs
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) && i < len(wl); i++ {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s line %d:\n got %s\nwant %s", path, i+1, gl[i], wl[i])
-			}
-		}
-		t.Fatalf("%s: %d lines, want %d", path, len(gl), len(wl))
-	}
+	golden.Compare(t, "testdata/records.json", out.Bytes(), *update)
 }
 
 func TestDecodeRejectsBadInput(t *testing.T) {
 	var e Event
-	good := readHexRecords(t, "testdata/records.hex")[0]
+	good := golden.HexRecords(t, "testdata/records.hex")[0]
 	if err := Decode(good[:RecordSize-1], &e); err == nil {
 		t.Fatal("short record decoded")
 	}
