@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -229,64 +228,15 @@ func TestFilterHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// helperConnections joins the namespace at path on this thread and makes
-// n IPv4 connections to a listener on port, each closed by the client
-// first: n TIME_WAIT sockets on the client side, owned by this process.
+// helperConnections makes the helper's connections once the test says go
+// (a line on stdin), after the helper joined the namespace.
 func helperConnections(path string, port, n int) error {
-	runtime.LockOSThread() // for good: the thread leaves its namespace never
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns: %w", err)
-	}
-	unix.Close(fd)
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		return fmt.Errorf("wait for the go: %w", err)
-	}
-	addr := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, addr); err != nil {
-		return fmt.Errorf("bind: %w", err)
-	}
-	if err := unix.Listen(lfd, n); err != nil {
-		return err
-	}
-	buf := make([]byte, 16)
-	for range n {
-		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
+	return scenario.ClientClosesFromHere(path, port, n, func() error {
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			return fmt.Errorf("wait for the go: %w", err)
 		}
-		if err := unix.Connect(cfd, addr); err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		sfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("accept: %w", err)
-		}
-		if err := unix.Close(cfd); err != nil {
-			return err
-		}
-		for { // to EOF, then the server closes
-			m, err := unix.Read(sfd, buf)
-			if err != nil {
-				return fmt.Errorf("read: %w", err)
-			}
-			if m == 0 {
-				break
-			}
-		}
-		if err := unix.Close(sfd); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // --pid N keeps the sockets process N owns, with their TIME_WAIT: two

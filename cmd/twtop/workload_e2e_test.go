@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/internal/netns/netnstest"
+	"github.com/twtop/twtop/internal/scenario"
 	"github.com/twtop/twtop/internal/workload"
 )
 
@@ -45,65 +45,14 @@ func TestPodHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// podConnections moves this process into the cgroup directory cg, joins
-// the namespace at path on this thread, and makes n IPv4 connections over
-// loopback, each closed by the client first: n TIME_WAIT sockets, all
-// made by the cgroup's process.
+// podConnections moves this process into the cgroup directory cg, then
+// makes n client-closes-first connections in the namespace at path: n
+// TIME_WAIT sockets, all made by the cgroup's process.
 func podConnections(cg, path string, n int) error {
 	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
 		return fmt.Errorf("join the cgroup: %w", err)
 	}
-	runtime.LockOSThread() // for good: the thread never leaves the namespace
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns: %w", err)
-	}
-	unix.Close(fd)
-	addr := &unix.SockaddrInet4{Port: 5080, Addr: [4]byte{127, 0, 0, 1}}
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, addr); err != nil {
-		return fmt.Errorf("bind: %w", err)
-	}
-	if err := unix.Listen(lfd, n); err != nil {
-		return err
-	}
-	buf := make([]byte, 16)
-	for range n {
-		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		if err := unix.Connect(cfd, addr); err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		sfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("accept: %w", err)
-		}
-		if err := unix.Close(cfd); err != nil {
-			return err
-		}
-		for { // to EOF, then the server closes
-			m, err := unix.Read(sfd, buf)
-			if err != nil {
-				return fmt.Errorf("read: %w", err)
-			}
-			if m == 0 {
-				break
-			}
-		}
-		if err := unix.Close(sfd); err != nil {
-			return err
-		}
-	}
-	return nil
+	return scenario.ClientClosesFromHere(path, 5080, n, nil)
 }
 
 // podCgroup creates a container's cgroup as kubelet's systemd driver names

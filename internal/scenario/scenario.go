@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -690,4 +691,69 @@ func NetnsPurge(ns *netns.NS, k int) (*Result, error) {
 	r.Scenario = "NetnsPurge"
 	r.NSInode = inode
 	return r, nil
+}
+
+// ClientClosesFromHere is for a helper process, whose connections must be
+// its own: it joins the network namespace at path on the calling thread
+// for good, calls ready (when not nil), then makes n IPv4 connections over
+// loopback to a listener of its own on port, each closed by the client
+// first: n TIME_WAIT sockets on the client side, all made by this process.
+func ClientClosesFromHere(path string, port, n int, ready func() error) error {
+	runtime.LockOSThread() // for good: the thread never leaves the namespace
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("setns: %w", err)
+	}
+	unix.Close(fd)
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
+	addr := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, addr); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	if err := unix.Listen(lfd, n); err != nil {
+		return err
+	}
+	buf := make([]byte, 16)
+	for range n {
+		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Connect(cfd, addr); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		sfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("accept: %w", err)
+		}
+		if err := unix.Close(cfd); err != nil {
+			return err
+		}
+		for { // to EOF, then the server closes
+			m, err := unix.Read(sfd, buf)
+			if err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			if m == 0 {
+				break
+			}
+		}
+		if err := unix.Close(sfd); err != nil {
+			return err
+		}
+	}
+	return nil
 }
