@@ -59,6 +59,9 @@ func TestUsageErrorsSayWhatToGive(t *testing.T) {
 		{[]string{"--replay", testRecording, "--check", "timewait == 0"}, "timewait is not a number; name one of its keys: created,"},
 		{[]string{"--replay", testRecording, "--check", "tier == 1"}, "tier is text, not a number"},
 		{[]string{"--replay", testRecording, "--check", "lost == 0", "--check", "lsot == 0"}, "did you mean lost?"},
+		{[]string{"--events", "json", "--ring-size", "3M"}, "--ring-size 3M: give a power of two from 4K to 2G, e.g. 64M"},
+		{[]string{"--events", "json", "--ring-size", "1K"}, "--ring-size 1K: give a power of two"},
+		{[]string{"--replay", testRecording, "--ring-size", "64M"}, "--ring-size applies to tracing"},
 	} {
 		err := run(tc.args)
 		var ue *usageError

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/twtop/twtop/metrics"
 	"github.com/twtop/twtop/tracer"
@@ -92,6 +93,9 @@ Flags:
                      without one, pods and containers keep their ids
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
+  --ring-size SIZE   the kernel's event buffer, a power of two such as 64M or
+                     1G (default: 8M per CPU, 32M to 256M); raise it when the
+                     stderr summary reports lost events
   --probe            print what the running kernel offers (BTF, ring buffer,
                      fentry, kprobes, iter/tcp, the timewait functions) and
                      the tier and fallbacks twtop would use, then exit; as
@@ -134,6 +138,7 @@ type config struct {
 	tier      tracer.Tier
 	netns     string
 	criSocket string
+	ringSize  uint32
 	pid       uint32
 	port      uint16
 	family    uint8
@@ -191,6 +196,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&attach, "attach", "auto", "")
 	fs.StringVar(&cfg.netns, "netns", "", "")
 	fs.StringVar(&cfg.criSocket, "cri-socket", "", "")
+	fs.Func("ring-size", "", func(v string) error {
+		n, err := parseSize(v)
+		if err != nil {
+			valueErr = fmt.Errorf("--ring-size %s: %w", v, err)
+			return err
+		}
+		cfg.ringSize = n
+		return nil
+	})
 	fs.UintVar(&pid, "pid", 0, "")
 	fs.UintVar(&port, "port", 0, "")
 	fs.BoolVar(&v4, "4", false, "")
@@ -228,7 +242,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.replay != "" {
-		for _, name := range []string{"record", "duration", "attach", "netns", "cri-socket", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
+		for _, name := range []string{"record", "duration", "attach", "netns", "cri-socket", "ring-size", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
 			if set[name] {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}
@@ -318,4 +332,27 @@ func metricsFlags(cfg *config, set map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// parseSize reads a buffer size: bytes, or a number with K, M or G (powers
+// of 1024); it must be a power of two of at least a page.
+func parseSize(v string) (uint32, error) {
+	mult := uint64(1)
+	num := strings.TrimSpace(v)
+	if n := len(num); n > 0 {
+		switch unicode.ToUpper(rune(num[n-1])) {
+		case 'K':
+			mult, num = 1<<10, num[:n-1]
+		case 'M':
+			mult, num = 1<<20, num[:n-1]
+		case 'G':
+			mult, num = 1<<30, num[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	size := n * mult
+	if err != nil || size == 0 || size > 1<<31 || size&(size-1) != 0 || size < uint64(os.Getpagesize()) {
+		return 0, fmt.Errorf("give a power of two from %dK to 2G, e.g. 64M", os.Getpagesize()>>10)
+	}
+	return uint32(size), nil
 }

@@ -193,5 +193,5 @@ func fallbackNote(f tracer.Fallbacks) string {
 // traceOptions are the tracer options the flags ask for.
 func traceOptions(cfg *config) tracer.Options {
 	return tracer.Options{Tier: cfg.tier, Pid: cfg.pid, Port: cfg.port, Family: cfg.family,
-		BTF: cfg.btf, Force: cfg.fallbacks, Verbose: cfg.verbose}
+		BTF: cfg.btf, Force: cfg.fallbacks, Verbose: cfg.verbose, RingSize: cfg.ringSize}
 }
