@@ -210,6 +210,16 @@ struct {
 	__type(value, __u32);
 } rst_rx SEC(".maps");
 
+/* How many marks rst_rx holds, about: the state change program looks in
+ * rst_rx on a CLOSE only when some are (resets are rare, closes are not).
+ * A mark the LRU evicted keeps it above zero, which only costs lookups. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rst_marks SEC(".maps");
+
 /* Why a timewait socket is about to be killed, set where the kernel shows
  * it (tcp_twsk_unique, tcp_timewait_state_process). */
 struct {
@@ -531,9 +541,11 @@ static __always_inline bool net_dying(const struct inet_timewait_sock *tw)
 /* read_sock_tuple for tp_btf programs, whose socket argument the verifier
  * knows by its BTF type: plain loads (relocated by CO-RE, checked by the
  * verifier) cost a fraction of a bpf_probe_read_kernel() call each, and
- * this runs on every TCP state change of the host. inet_sport lies beyond
- * struct sock, so it is still read with a helper. */
-static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct event *e)
+ * this runs on every TCP state change of the host. The local port is
+ * skc_num while the socket is hashed; in the change to CLOSE it may be
+ * unhashed already, and inet_sport (beyond struct sock, so read with a
+ * helper) still holds it. */
+static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct event *e, bool closing)
 {
 	const struct sock_common *skc = &sk->__sk_common;
 
@@ -549,7 +561,10 @@ static __always_inline void read_sock_tuple_btf(const struct sock *sk, struct ev
 			((__u32 *)e->daddr)[i] = skc->skc_v6_daddr.in6_u.u6_addr32[i];
 		}
 	}
-	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	if (closing)
+		e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	else
+		e->sport = skc->skc_num;
 }
 
 /* tracepoint tier: keep this CPU's connecting slot (see struct connecting)
@@ -587,7 +602,7 @@ static __always_inline int state_change(void *ctx, const struct sock *sk, int ol
 	e.oldstate = oldstate;
 	e.newstate = newstate;
 	if (btf)
-		read_sock_tuple_btf(sk, &e);
+		read_sock_tuple_btf(sk, &e, newstate == TCP_CLOSE);
 	else
 		read_sock_tuple(sk, &e);
 	if (!tuple_wanted(&e))
@@ -624,11 +639,13 @@ static __always_inline int state_change(void *ctx, const struct sock *sk, int ol
 	if (newstate == TCP_CLOSE) {
 		if (cfg.pid)
 			bpf_map_delete_elem(&owners, &key);
-		__u32 *ports = bpf_map_lookup_elem(&rst_rx, &key);
+		__u64 *marks = bpf_map_lookup_elem(&rst_marks, &zero);
+		__u32 *ports = marks && *marks ? bpf_map_lookup_elem(&rst_rx, &key) : NULL;
 		if (ports) {
 			if (*ports == ((__u32)e.sport << 16 | e.dport))
 				e.flags |= EVF_RST_RX;
-			bpf_map_delete_elem(&rst_rx, &key);
+			if (bpf_map_delete_elem(&rst_rx, &key) == 0)
+				__sync_fetch_and_add(marks, -1);
 		}
 	}
 
@@ -1372,6 +1389,12 @@ static __always_inline void reset_received(const struct sock *sk)
 		return;
 	__u64 key = (__u64)sk;
 	__u32 ports = (__u32)e.sport << 16 | e.dport;
+	if (bpf_map_update_elem(&rst_rx, &key, &ports, BPF_NOEXIST) == 0) {
+		__u64 *marks = bpf_map_lookup_elem(&rst_marks, &zero);
+		if (marks)
+			__sync_fetch_and_add(marks, 1);
+		return;
+	}
 	bpf_map_update_elem(&rst_rx, &key, &ports, BPF_ANY);
 }
 

@@ -72,6 +72,7 @@ const (
 	twtopMapOwners          = "owners"
 	twtopMapPerfEvents      = "perf_events"
 	twtopMapPidTuples       = "pid_tuples"
+	twtopMapRstMarks        = "rst_marks"
 	twtopMapRstRx           = "rst_rx"
 	twtopMapSeqs            = "seqs"
 	twtopMapTwCause         = "tw_cause"
@@ -226,6 +227,7 @@ type twtopMapSpecs struct {
 	Owners     *ebpf.MapSpec `ebpf:"owners"`
 	PerfEvents *ebpf.MapSpec `ebpf:"perf_events"`
 	PidTuples  *ebpf.MapSpec `ebpf:"pid_tuples"`
+	RstMarks   *ebpf.MapSpec `ebpf:"rst_marks"`
 	RstRx      *ebpf.MapSpec `ebpf:"rst_rx"`
 	Seqs       *ebpf.MapSpec `ebpf:"seqs"`
 	TwCause    *ebpf.MapSpec `ebpf:"tw_cause"`
@@ -274,6 +276,7 @@ type twtopMaps struct {
 	Owners     *ebpf.Map `ebpf:"owners"`
 	PerfEvents *ebpf.Map `ebpf:"perf_events"`
 	PidTuples  *ebpf.Map `ebpf:"pid_tuples"`
+	RstMarks   *ebpf.Map `ebpf:"rst_marks"`
 	RstRx      *ebpf.Map `ebpf:"rst_rx"`
 	Seqs       *ebpf.Map `ebpf:"seqs"`
 	TwCause    *ebpf.Map `ebpf:"tw_cause"`
@@ -295,6 +298,7 @@ func (m *twtopMaps) Close() error {
 		m.Owners,
 		m.PerfEvents,
 		m.PidTuples,
+		m.RstMarks,
 		m.RstRx,
 		m.Seqs,
 		m.TwCause,

@@ -43,6 +43,14 @@ func (v variant) String() string {
 // traces reports whether v is a tracer process with figures of its own.
 func (v variant) traces() bool { return v != noTracer && v != emptyHooksOnly }
 
+// stateName names the program whose cost r.state is.
+func (r runResult) stateName() string {
+	if r.variant == emptyHooksOnly {
+		return countProg
+	}
+	return stateProgs[0]
+}
+
 // shape is how hard the churn pushes: saturated (as many streams as make
 // the most connections/s) or one connection at a time.
 type shape struct {
@@ -154,6 +162,9 @@ func runHarness(args []string) error {
 	if opts.soak > 0 {
 		return runSoak(ctx, opts)
 	}
+	if c := enableKernelStats(); c != nil {
+		defer c.Close()
+	}
 	return runAB(ctx, opts)
 }
 
@@ -175,6 +186,9 @@ type runResult struct {
 	startCPU time.Duration // CPU used until then
 	report   replayReport
 	recBytes int64
+	// state is the mean cost of twtop's program on the state change
+	// tracepoint, or of the count-only program for the empty hooks
+	state progCost
 
 	// failed says why the run failed (a tracer that would not start, or
 	// did not exit within exitTimeout of SIGINT and was killed); such a
@@ -386,6 +400,15 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 	if res.churn, err = l.runChurnIn(ctx, c); err != nil {
 		return res, err
 	}
+	switch v {
+	case emptyHooksOnly:
+		res.state, err = programCost(countProg)
+	case twtopRecord, twtopUI:
+		res.state, err = programCost(stateProgs...)
+	}
+	if err != nil {
+		return res, err
+	}
 	if tp == nil {
 		return res, nil
 	}
@@ -491,6 +514,9 @@ func runLatency(ctx context.Context, opts options, round int) (res latencyResult
 // printRun prints one run's line as the harness goes.
 func printRun(r runResult) {
 	line := fmt.Sprintf("round %d  %-13s  %-14s  %9s conn/s  errors %d", r.round, r.shape, r.variant, grouped(r.churn.ConnPerS), r.churn.errorCount())
+	if r.state.runs > 0 {
+		line += fmt.Sprintf("  %s %.0f ns/run", r.stateName(), r.state.ns)
+	}
 	if r.variant.traces() {
 		user, total := r.cpuPerEvent()
 		line += fmt.Sprintf("  events %s (%s/s)  lost %d", grouped(float64(r.events)), grouped(r.eventsPerS()), r.lost)
@@ -522,14 +548,14 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 	}
 	fmt.Printf("%s: %s, %d stream(s), %d round(s) of %v, twtop tier %s; medians over rounds (lost, misses, errors: sums; max RSS: max)\n",
 		sh.name, opts.churn.Mode, sh.streams, opts.rounds, opts.duration, tier)
-	head := []string{"variant", "conn/s", "ratio", "events/s", "ev/conn", "lost", "rec.misses", "µs user/ev", "µs CPU/ev", "max RSS", "errors"}
+	head := []string{"variant", "conn/s", "ratio", "state ns/run", "events/s", "ev/conn", "lost", "rec.misses", "µs user/ev", "µs CPU/ev", "max RSS", "errors"}
 	rows := [][]string{head}
 	for _, v := range variants {
 		var (
-			rate, ratio, evps, evconn, user, total []float64
-			lost, misses, errs                     uint64
-			rss                                    int64
-			failed                                 int
+			rate, ratio, evps, evconn, user, total, state []float64
+			lost, misses, errs                            uint64
+			rss                                           int64
+			failed                                        int
 		)
 		for _, r := range results {
 			if r.shape != sh.name || r.variant != v {
@@ -542,6 +568,9 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 			rate = append(rate, r.churn.ConnPerS)
 			ratio = append(ratio, r.ratio)
 			errs += r.churn.errorCount()
+			if r.state.runs > 0 {
+				state = append(state, r.state.ns)
+			}
 			if !v.traces() {
 				continue
 			}
@@ -559,7 +588,10 @@ func printTable(opts options, sh shape, variants []variant, results []runResult)
 		if failed > 0 {
 			name += fmt.Sprintf(" (%d failed)", failed)
 		}
-		row := []string{name, grouped(median(rate)), fmt.Sprintf("%.3f", median(ratio))}
+		row := []string{name, grouped(median(rate)), fmt.Sprintf("%.3f", median(ratio)), "-"}
+		if len(state) > 0 {
+			row[3] = fmt.Sprintf("%.0f", median(state))
+		}
 		switch {
 		case !v.traces():
 			row = append(row, "-", "-", "-", "-", "-", "-", "-")
