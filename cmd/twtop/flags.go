@@ -50,7 +50,9 @@ Flags:
                      lifetime_ms.*, reuse.*, errors.*, top_closers, ports,
                      findings, settings, kernel)
   --events FORMAT    print events; FORMAT is json (one object per line, a "kind"
-                     field plus that kind's fields)
+                     field plus that kind's fields; live, also the workload:
+                     "workload", "pod_uid", "container_id", "namespace", "pod",
+                     "container" or "service" as far as they are known yet)
   --record FILE      write the raw events, settings and counters to FILE (mode
                      0600; "-" for stdout) until Ctrl-C or --duration. A file cut
                      short by kill -9 or a full disk still replays up to its last

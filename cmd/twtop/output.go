@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"time"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer/check"
 	"github.com/twtop/twtop/tracer/event"
@@ -15,12 +17,18 @@ import (
 )
 
 // printEvents writes every event as a JSON line until the source ends.
-func printEvents(src event.RawSource, hz uint32, w *bufio.Writer) error {
+// workloadOf, when set, names the workload an event belongs to (live runs).
+func printEvents(src event.RawSource, hz uint32, w *bufio.Writer, workloadOf func(*event.Event) (workload.Workload, bool)) error {
 	defer w.Flush()
 	var line []byte
 	lastFlush := time.Now()
 	return pipeline.Each(src, hz, func(e *event.Event) error {
 		line = event.AppendJSON(line[:0], e, hz)
+		if workloadOf != nil {
+			if wl, ok := workloadOf(e); ok {
+				line = appendWorkload(line, wl)
+			}
+		}
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {
 			return fmt.Errorf("write events: %w", err)
@@ -79,4 +87,29 @@ func runChecks(r *model.Report, checks []*check.Check, w io.Writer) error {
 		return &checksFailed{failed, len(checks)}
 	}
 	return nil
+}
+
+// appendWorkload adds the fields that name a workload to the JSON object
+// that ends line: "workload" (its display name) and whichever of
+// "namespace", "pod", "pod_uid", "container", "container_id" and
+// "service" are known. Other kinds
+// (the host, an unresolved id) add nothing.
+func appendWorkload(line []byte, w workload.Workload) []byte {
+	if w.Kind == workload.KindOther || len(line) == 0 || line[len(line)-1] != '}' {
+		return line
+	}
+	line = line[:len(line)-1]
+	for _, f := range [...]struct{ key, val string }{
+		{"workload", w.String()}, {"namespace", w.Namespace}, {"pod", w.Pod}, {"pod_uid", w.PodUID},
+		{"container", w.Container}, {"container_id", w.ContainerID}, {"service", w.Service},
+	} {
+		if f.val == "" {
+			continue
+		}
+		line = append(line, `,"`...)
+		line = append(line, f.key...)
+		line = append(line, `":`...)
+		line = strconv.AppendQuote(line, f.val)
+	}
+	return append(line, '}')
 }

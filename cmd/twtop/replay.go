@@ -58,7 +58,7 @@ func replay(cfg *config) error {
 	src := &replaySource{rd: rd, size: size, progress: isTerminal(os.Stderr), start: time.Now()}
 
 	if cfg.events != "" {
-		err = printEvents(src, h.HZ, bufio.NewWriterSize(os.Stdout, 64<<10))
+		err = printEvents(src, h.HZ, bufio.NewWriterSize(os.Stdout, 64<<10), nil)
 	} else {
 		var stop <-chan os.Signal
 		if feed != nil {

@@ -143,7 +143,9 @@ func live(cfg *config) error {
 	case m != nil:
 		err = pipeline.Feed(src, tr.HZ(), m)
 	case cfg.events != "":
-		err = printEvents(src, tr.HZ(), bufio.NewWriterSize(os.Stdout, 64<<10))
+		wl := startWorkloads(cfg)
+		defer wl.close()
+		err = printEvents(src, tr.HZ(), bufio.NewWriterSize(os.Stdout, 64<<10), wl.of)
 	default:
 		err = recordOnly(src)
 	}
