@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -111,12 +112,17 @@ func (s *netnsScan) scan(x *index, procRoot string, host uint64) {
 }
 
 // hostNetns returns the inode of the host's network namespace as seen in
-// procRoot (pid 1's, else the reader's own), 0 if unknown.
+// procRoot: pid 1's, else the calling thread's own, 0 if unknown. Not
+// /proc/self's: that is the main thread's, which a goroutine locked to it
+// may have moved into another namespace (twtop --netns does).
 func hostNetns(procRoot string) uint64 {
-	for _, p := range []string{"1", "self"} {
-		if ino, err := nsInode(filepath.Join(procRoot, p, "ns", "net")); err == nil {
-			return ino
-		}
+	if ino, err := nsInode(filepath.Join(procRoot, "1", "ns", "net")); err == nil {
+		return ino
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if ino, err := nsInode(filepath.Join(procRoot, "thread-self", "ns", "net")); err == nil {
+		return ino
 	}
 	return 0
 }
