@@ -13,6 +13,7 @@ import (
 
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
+	"github.com/twtop/twtop/internal/workload/workloadtest"
 )
 
 const eventsHelperEnv = "TWTOP_TEST_EVENTS_POD" // cgroup dir, netns path, connections
@@ -49,20 +50,22 @@ func TestEventsPodHelperProcess(t *testing.T) {
 
 // --events json names the pod and container of the process that closes
 // (kubelet's systemd naming; no runtime here, so by UID and container id)
-// on every close it makes once the cgroup is resolved: names arrive late,
-// never holding an event up.
+// on every close it makes once the cgroup is resolved, and the pod of the
+// TIME_WAIT sockets, which have no owner, by their network namespace:
+// names arrive late, never holding an event up.
 func TestEventsNamePod(t *testing.T) {
 	netnstest.RequireRoot(t)
 	r := randomHex(t, 16)
 	uid := r[:8] + "-" + r[8:12] + "-" + r[12:16] + "-" + r[16:20] + "-" + r[20:32]
 	id := randomHex(t, 32)
-	cg := podCgroup(t, uid, id)
+	cg := workloadtest.PodCgroup(t, uid, id)
 	ns := netnstest.New(t)
 	const conns = 4
 
 	_, stdout, wait := startTwtop(t, "--events", "json", "--netns", ns.Path(), "--duration", "6s")
 	cfg, _ := json.Marshal(map[string]any{"Cgroup": cg, "Netns": ns.Path(), "Conns": conns})
-	// the whole process in the namespace, as a pod's are
+	// the whole process in the namespace, as a pod's are: a namespace is
+	// told by the processes in a pod's cgroups
 	helper := exec.Command("nsenter", "--net="+ns.Path(), os.Args[0], "-test.run=^TestEventsPodHelperProcess$", "-test.count=1")
 	helper.Env = append(os.Environ(), eventsHelperEnv+"="+string(cfg))
 	if out, err := helper.CombinedOutput(); err != nil {
@@ -76,12 +79,16 @@ func TestEventsNamePod(t *testing.T) {
 		Workload                string
 		Namespace, Pod, Service string
 	}
-	var closes []ev // the helper's FIN_WAIT1s to the port of the checked connections
+	var closes []ev    // the helper's FIN_WAIT1s to the port of the checked connections
+	var creations []ev // their TIME_WAIT sockets, which have no owner
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		var e ev
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("event %q: %v", sc.Text(), err)
+		}
+		if e.Kind == "tw_create" && e.Dst == "127.0.0.1:5080" {
+			creations = append(creations, e)
 		}
 		if e.Kind == "state" && e.New == "FIN_WAIT1" && e.Pid == helper.Process.Pid && e.Dst == "127.0.0.1:5080" {
 			closes = append(closes, e)
@@ -97,6 +104,15 @@ func TestEventsNamePod(t *testing.T) {
 		if e.PodUID != uid || e.ContainerID != id || e.Workload != "pod "+uid+" "+id[:12] {
 			t.Errorf("close %d names pod_uid %q container_id %q workload %q, want %s, %s, %q",
 				i, e.PodUID, e.ContainerID, e.Workload, uid, id, "pod "+uid+" "+id[:12])
+		}
+	}
+	if len(creations) != conns {
+		t.Fatalf("%d TIME_WAIT sockets towards :5080, want %d", len(creations), conns)
+	}
+	for i, e := range creations {
+		if e.PodUID != uid || e.ContainerID != "" || e.Workload != "pod "+uid {
+			t.Errorf("TIME_WAIT socket %d names pod_uid %q container_id %q workload %q, want the pod by its network namespace: %s, no container, %q",
+				i, e.PodUID, e.ContainerID, e.Workload, uid, "pod "+uid)
 		}
 	}
 }

@@ -4,23 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
-	"github.com/twtop/twtop/internal/workload"
+	"github.com/twtop/twtop/internal/workload/critest"
+	"github.com/twtop/twtop/internal/workload/workloadtest"
 )
 
 const (
@@ -29,7 +23,7 @@ const (
 	podHelperConnsEnv  = "TWTOP_TEST_POD_CONNS"
 )
 
-// TestPodHelperProcess is the pod's process of TestReportByPod: it joins
+// TestPodHelperProcess is the pod's process of the by-pod tests: it joins
 // the cgroup and the namespace it is given and makes connections whose
 // client closes first.
 func TestPodHelperProcess(t *testing.T) {
@@ -49,68 +43,17 @@ func TestPodHelperProcess(t *testing.T) {
 // makes n client-closes-first connections in the namespace at path: n
 // TIME_WAIT sockets, all made by the cgroup's process.
 func podConnections(cg, path string, n int) error {
-	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-		return fmt.Errorf("join the cgroup: %w", err)
+	if err := workloadtest.Join(cg); err != nil {
+		return err
 	}
 	return scenario.ClientClosesFromHere(path, 5080, n, nil)
 }
 
-// podCgroup creates a container's cgroup as kubelet's systemd driver names
-// it (kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID,
-// dashes as underscores>.slice/cri-containerd-<ID>.scope) in the cgroup2
-// mount, and removes what it created when t ends, moving any process left
-// in it to the mount's root first. It skips t (fails it under CI=true)
-// when there is no cgroup2 mount or it cannot be written.
+// podCgroup creates the cgroup of container id of pod uid as kubelet's
+// systemd driver names it (workloadtest.PodCgroup), removed when t ends.
 func podCgroup(t *testing.T, uid, id string) string {
 	t.Helper()
-	m, err := workload.FindCgroup2("/proc")
-	if err != nil {
-		netnstest.Unprivileged(t, "no cgroup2 hierarchy to make a pod's cgroup in: "+err.Error())
-	}
-	dir := m.Dir
-	var made []string
-	t.Cleanup(func() {
-		for i := len(made) - 1; i >= 0; i-- {
-			removeCgroup(t, made[i], m.Dir)
-		}
-	})
-	for _, name := range []string{"kubepods.slice", "kubepods-burstable.slice",
-		"kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice", "cri-containerd-" + id + ".scope"} {
-		dir = filepath.Join(dir, name)
-		err := os.Mkdir(dir, 0o755)
-		switch {
-		case err == nil:
-			made = append(made, dir)
-		case errors.Is(err, fs.ErrExist):
-		case errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS):
-			netnstest.Unprivileged(t, fmt.Sprintf("cannot create a cgroup in %s: %v", m.Dir, err))
-		default:
-			t.Fatalf("create cgroup: %v", err)
-		}
-	}
-	return dir
-}
-
-// removeCgroup moves the processes left in a cgroup to root and removes it,
-// waiting a little for exited ones to leave it.
-func removeCgroup(t *testing.T, dir, root string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
-			for _, pid := range strings.Fields(string(procs)) {
-				os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0)
-			}
-		}
-		err := unix.Rmdir(dir)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return workloadtest.PodCgroup(t, uid, id)
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -121,20 +64,30 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// A process in a pod's cgroup (kubelet's systemd naming) closes its
-// connections first: the report ranks the pod, by its UID (no runtime
-// names it here), with exactly its TIME_WAIT sockets, and its container
-// by its id.
-func TestReportByPod(t *testing.T) {
-	netnstest.RequireRoot(t)
-	r := randomHex(t, 16)
-	uid := r[:8] + "-" + r[8:12] + "-" + r[12:16] + "-" + r[16:20] + "-" + r[20:32]
-	id := randomHex(t, 32)
+// closerRow is a top_closers row as the by-pod tests read it.
+type closerRow struct {
+	By              string
+	Key             string
+	Active          uint64
+	TimewaitCreated uint64 `json:"timewait_created"`
+	Namespace       string
+	Pod             string
+	PodUID          string `json:"pod_uid"`
+	Container       string
+	ContainerID     string `json:"container_id"`
+}
+
+// reportFromPod runs twtop --report json (with args added) while a process
+// in the cgroup of container id of pod uid (kubelet's systemd naming) makes
+// conns connections it closes first, in a fresh network namespace. It
+// checks the TIME_WAIT count and returns the pod and container rows,
+// failing t unless there is exactly one of each.
+func reportFromPod(t *testing.T, uid, id string, conns int, args ...string) (pod, ctr closerRow) {
+	t.Helper()
 	cg := podCgroup(t, uid, id)
 	ns := netnstest.New(t)
-	const conns = 5
 
-	_, stdout, wait := startTwtop(t, "--report", "json", "--netns", ns.Path(), "--duration", "4s")
+	_, stdout, wait := startTwtop(t, append([]string{"--report", "json", "--netns", ns.Path(), "--duration", "4s"}, args...)...)
 	helper := exec.Command(os.Args[0], "-test.run=^TestPodHelperProcess$", "-test.count=1")
 	helper.Env = append(os.Environ(), podHelperNetnsEnv+"="+ns.Path(), podHelperCgroupEnv+"="+cg,
 		podHelperConnsEnv+"="+strconv.Itoa(conns))
@@ -150,37 +103,78 @@ func TestReportByPod(t *testing.T) {
 	}
 	var rep struct {
 		Timewait   struct{ Created uint64 }
-		TopClosers []struct {
-			By              string
-			Key             string
-			Active          uint64
-			TimewaitCreated uint64 `json:"timewait_created"`
-			PodUID          string `json:"pod_uid"`
-			ContainerID     string `json:"container_id"`
-		} `json:"top_closers"`
+		TopClosers []closerRow `json:"top_closers"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("report: %v\n%s", err, out)
 	}
-	if rep.Timewait.Created != conns {
+	if rep.Timewait.Created != uint64(conns) {
 		t.Errorf("timewait.created %d, want %d", rep.Timewait.Created, conns)
 	}
-	var pods, ctrs int
+	var pods, ctrs []closerRow
 	for _, row := range rep.TopClosers {
 		switch row.By {
 		case "pod":
-			pods++
-			if row.PodUID != uid || row.Key != uid || row.TimewaitCreated != conns || row.Active != conns {
-				t.Errorf("pod row %+v, want pod_uid and key %s, %d active closes and TIME_WAIT sockets", row, uid, conns)
-			}
+			pods = append(pods, row)
 		case "container":
-			ctrs++
-			if row.ContainerID != id || row.PodUID != uid || row.TimewaitCreated != conns {
-				t.Errorf("container row %+v, want container_id %s of pod %s, %d TIME_WAIT sockets", row, id, uid, conns)
-			}
+			ctrs = append(ctrs, row)
 		}
 	}
-	if pods != 1 || ctrs != 1 {
-		t.Errorf("%d pod rows and %d container rows, want one each:\n%s", pods, ctrs, out)
+	if len(pods) != 1 || len(ctrs) != 1 {
+		t.Fatalf("%d pod rows and %d container rows, want one each:\n%s", len(pods), len(ctrs), out)
 	}
+	return pods[0], ctrs[0]
+}
+
+// A process in a pod's cgroup (kubelet's systemd naming) closes its
+// connections first: the report ranks the pod, by its UID (no runtime
+// names it here), with exactly its TIME_WAIT sockets, and its container
+// by its id.
+func TestReportByPod(t *testing.T) {
+	netnstest.RequireRoot(t)
+	uid, id := randomPodUID(t), randomHex(t, 32)
+	const conns = 5
+	pod, ctr := reportFromPod(t, uid, id, conns)
+	if want := (closerRow{By: "pod", Key: uid, Active: conns, TimewaitCreated: conns, PodUID: uid}); pod != want {
+		t.Errorf("pod row\n got %+v\nwant %+v", pod, want)
+	}
+	if want := (closerRow{By: "container", Key: id, Active: conns, TimewaitCreated: conns, PodUID: uid, ContainerID: id}); ctr != want {
+		t.Errorf("container row\n got %+v\nwant %+v", ctr, want)
+	}
+}
+
+// The same, with a container runtime that answers the CRI API on a unix
+// socket given by --cri-socket: the rows carry the pod's namespace and
+// name and the container's name, as the runtime lists them.
+func TestReportByPodNamedByRuntime(t *testing.T) {
+	netnstest.RequireRoot(t)
+	uid, id, sandbox := randomPodUID(t), randomHex(t, 32), randomHex(t, 32)
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandbox)
+	cri.AddContainer(id, sandbox, "nginx")
+	// another pod the runtime lists, whose name must not leak into the rows
+	other := randomHex(t, 32)
+	cri.AddPod(randomPodUID(t), "kube-system", "coredns-5d78", other)
+	cri.AddContainer(randomHex(t, 32), other, "coredns")
+	sock := cri.Serve(t, "containerd.sock")
+	const conns = 5
+
+	pod, ctr := reportFromPod(t, uid, id, conns, "--cri-socket", sock)
+	if want := (closerRow{By: "pod", Key: "shop/web-7d9f", Active: conns, TimewaitCreated: conns,
+		Namespace: "shop", Pod: "web-7d9f", PodUID: uid}); pod != want {
+		t.Errorf("pod row\n got %+v\nwant %+v", pod, want)
+	}
+	if want := (closerRow{By: "container", Key: "shop/web-7d9f/nginx", Active: conns, TimewaitCreated: conns,
+		Namespace: "shop", Pod: "web-7d9f", PodUID: uid, Container: "nginx", ContainerID: id}); ctr != want {
+		t.Errorf("container row\n got %+v\nwant %+v", ctr, want)
+	}
+	if cri.Calls() == 0 {
+		t.Error("twtop never called the runtime")
+	}
+}
+
+// randomPodUID is a random UID in the form Kubernetes gives pods.
+func randomPodUID(t *testing.T) string {
+	r := randomHex(t, 16)
+	return r[:8] + "-" + r[8:12] + "-" + r[12:16] + "-" + r[16:20] + "-" + r[20:32]
 }

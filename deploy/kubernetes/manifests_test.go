@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bytes"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/metrics"
 )
 
@@ -148,19 +150,12 @@ func TestManifestLeastPrivilege(t *testing.T) {
 		check("capability "+string(c)+" is more than tracing needs", slices.Contains(allowed, c))
 	}
 	check("BPF and PERFMON must be added", slices.Contains(sc.Capabilities.Add, "BPF") && slices.Contains(sc.Capabilities.Add, "PERFMON"))
-	check("hostPID must be off: twtop reads no other process", !pod.HostPID)
+	check("hostPID must be off: closes are attributed by cgroup id, namespaces through the runtime, never through /proc/PID", !pod.HostPID)
 	check("hostIPC must be off", !pod.HostIPC)
 	check("hostNetwork must be on: the scan and the sysctls are read in twtop's namespace", pod.HostNetwork)
 	check("no service account token", pod.AutomountServiceAccountToken != nil && !*pod.AutomountServiceAccountToken)
 	check("resource limits must be set", c.Resources.Limits.Cpu() != nil && !c.Resources.Limits.Cpu().IsZero() && !c.Resources.Limits.Memory().IsZero())
-	for _, m := range c.VolumeMounts {
-		check("volume "+m.Name+" must be mounted read-only", m.ReadOnly)
-	}
-	for _, v := range pod.Volumes {
-		if v.HostPath != nil {
-			check("hostPath "+v.HostPath.Path+" is not one twtop needs", v.HostPath.Path == "/sys/kernel/tracing")
-		}
-	}
+	checkHostMounts(t, pod, c)
 	args := strings.Join(c.Args, " ")
 	check("args must run headless with --metrics on the node's address", strings.Contains(args, "--no-ui") &&
 		strings.Contains(args, "--metrics=$(HOST_IP):9273"))
@@ -177,6 +172,193 @@ func TestManifestLeastPrivilege(t *testing.T) {
 	check("the pod monitor must select the pods", mapsEqual(pm.Spec.Selector.MatchLabels, ds.Spec.Template.Labels))
 	check("the pod monitor must scrape /metrics on the metrics port", len(pm.Spec.PodMetricsEndpoints) == 1 &&
 		pm.Spec.PodMetricsEndpoints[0].Port != nil && *pm.Spec.PodMetricsEndpoints[0].Port == "metrics" && pm.Spec.PodMetricsEndpoints[0].Path == "/metrics")
+}
+
+// hostMount is a host path the DaemonSet may mount, where, and how.
+type hostMount struct {
+	mountPath string
+	typ       corev1.HostPathType
+	// recursive: the mount must be recursively read-only where the runtime
+	// can, as the host path may hold other mounts
+	recursive bool
+	// fromHost: mounts made on the host under the path must show in the
+	// container (HostToContainer); no other propagation is allowed
+	fromHost bool
+}
+
+// hostMounts are the host paths twtop needs, each mounted read-only (none
+// needs writing: a unix socket is connected to on a read-only mount too).
+var hostMounts = map[string]hostMount{
+	// tracepoint tier
+	"/sys/kernel/tracing": {mountPath: "/sys/kernel/tracing", typ: corev1.HostPathDirectory},
+	// cgroup id → pod UID and container id: the node's whole hierarchy, over
+	// the container's namespaced /sys/fs/cgroup, where twtop looks for it
+	"/sys/fs/cgroup": {mountPath: "/sys/fs/cgroup", typ: corev1.HostPathDirectory, recursive: true},
+	// pod and container names: the runtime's socket where twtop looks for
+	// it. No type: a node runs one of the two runtimes, and an absent
+	// socket must neither keep the pod from starting ("Socket") nor have
+	// the runtime's directory created ("DirectoryOrCreate").
+	"/run/containerd/containerd.sock": {mountPath: "/run/containerd/containerd.sock", typ: corev1.HostPathUnset},
+	"/run/crio/crio.sock":             {mountPath: "/run/crio/crio.sock", typ: corev1.HostPathUnset},
+	// network namespace → pod: the namespace files the runtimes' sandbox
+	// status names, at the path it names them by; pods' namespaces come
+	// after twtop starts, and a new node has no directory yet
+	"/var/run/netns": {mountPath: "/var/run/netns", typ: corev1.HostPathDirectoryOrCreate, fromHost: true},
+}
+
+// checkHostMounts checks that the pod mounts exactly hostMounts, each
+// read-only where twtop looks for it, and nothing else.
+func checkHostMounts(t *testing.T, pod *corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m
+		if !m.ReadOnly {
+			t.Errorf("volume %s must be mounted read-only", m.Name)
+		}
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			t.Errorf("volume %s: a subPath is created on the host when missing", m.Name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if v.HostPath == nil {
+			t.Errorf("volume %s is not a host path: twtop needs no other", v.Name)
+			continue
+		}
+		want, ok := hostMounts[v.HostPath.Path]
+		if !ok {
+			t.Errorf("hostPath %s is not one twtop needs", v.HostPath.Path)
+			continue
+		}
+		seen[v.HostPath.Path] = true
+		typ := corev1.HostPathUnset
+		if v.HostPath.Type != nil {
+			typ = *v.HostPath.Type
+		}
+		if typ != want.typ {
+			t.Errorf("hostPath %s: type %q, want %q", v.HostPath.Path, typ, want.typ)
+		}
+		m, ok := mounts[v.Name]
+		if !ok {
+			t.Errorf("volume %s (%s) is not mounted", v.Name, v.HostPath.Path)
+			continue
+		}
+		delete(mounts, v.Name)
+		if m.MountPath != want.mountPath {
+			t.Errorf("hostPath %s is mounted at %s, want %s", v.HostPath.Path, m.MountPath, want.mountPath)
+		}
+		if rro := m.RecursiveReadOnly; want.recursive && (rro == nil || *rro != corev1.RecursiveReadOnlyIfPossible) {
+			t.Errorf("hostPath %s must be recursively read-only if possible", v.HostPath.Path)
+		}
+		prop := corev1.MountPropagationNone
+		if m.MountPropagation != nil {
+			prop = *m.MountPropagation
+		}
+		wantProp := corev1.MountPropagationNone
+		if want.fromHost {
+			wantProp = corev1.MountPropagationHostToContainer
+		}
+		if prop != wantProp {
+			t.Errorf("hostPath %s: mount propagation %s, want %s", v.HostPath.Path, prop, wantProp)
+		}
+	}
+	for p := range hostMounts {
+		if !seen[p] {
+			t.Errorf("hostPath %s is not mounted", p)
+		}
+	}
+	for name := range mounts {
+		t.Errorf("volume mount %s has no volume", name)
+	}
+}
+
+// The runtime sockets are mounted where twtop looks for one by default,
+// and it is not told another.
+func TestManifestRuntimeSockets(t *testing.T) {
+	c := twtopContainer(t, &decode(t).daemonSets[0])
+	var sockets []string
+	for _, m := range c.VolumeMounts {
+		if strings.HasSuffix(m.MountPath, ".sock") {
+			sockets = append(sockets, m.MountPath)
+			if !slices.Contains(workload.DefaultCRISockets, m.MountPath) {
+				t.Errorf("runtime socket mounted at %s, where twtop does not look (%v)", m.MountPath, workload.DefaultCRISockets)
+			}
+		}
+	}
+	for _, want := range []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"} {
+		if !slices.Contains(sockets, want) {
+			t.Errorf("no runtime socket mounted at %s", want)
+		}
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--cri-socket") {
+			t.Errorf("args set %s: twtop finds the mounted socket itself", a)
+		}
+	}
+}
+
+// twtop finds the node's cgroup2 hierarchy where the DaemonSet mounts it,
+// as the container sees it: the hostPath mount's root is shown relative to
+// the container's cgroup namespace ("/../../.."), and the runtime's own
+// /sys/fs/cgroup, which shows that namespace only, is still there unless
+// the hostPath mount replaces it.
+func TestManifestCgroupMount(t *testing.T) {
+	ds := &decode(t).daemonSets[0]
+	c := twtopContainer(t, ds)
+	var dir string
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.HostPath == nil || v.HostPath.Path != "/sys/fs/cgroup" {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == v.Name {
+				dir = m.MountPath
+			}
+		}
+	}
+	if dir == "" {
+		t.Fatal("the node's cgroup hierarchy is not mounted")
+	}
+	var (
+		rootfs  = "600 500 0:50 / / ro,relatime master:1 - overlay overlay rw\n"
+		runtime = "610 600 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw\n"
+		node    = "620 600 0:30 /../../.. " + dir + " ro,nosuid,nodev,noexec,relatime master:9 - cgroup2 cgroup2 rw\n"
+	)
+	views := map[string]string{"the runtime's /sys/fs/cgroup kept": rootfs + runtime + node}
+	if dir == "/sys/fs/cgroup" {
+		views["the runtime's /sys/fs/cgroup replaced"] = rootfs + node
+	}
+	for name, mountinfo := range views {
+		proc := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(proc, "self"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proc, "self", "mountinfo"), []byte(mountinfo), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := workload.FindCgroup2(proc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// the mount read (a directory shows the top mount on it), and paths
+		// under it read as the node's cgroup paths
+		if m.Dir != dir || path.Join("/", m.Root, "kubepods.slice") != "/kubepods.slice" {
+			t.Errorf("%s: twtop reads cgroups at %+v, not the node's hierarchy at %s", name, m, dir)
+		}
+	}
+	// The Go runtime looks for the CPU limit in the container's own cgroup,
+	// which the node's hierarchy hides.
+	var gomaxprocs bool
+	for _, e := range c.Env {
+		if e.Name == "GOMAXPROCS" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.cpu" {
+			gomaxprocs = true
+		}
+	}
+	if !gomaxprocs {
+		t.Error("GOMAXPROCS must come from limits.cpu")
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {

@@ -20,6 +20,10 @@ func TestParseMountinfo(t *testing.T) {
 		// a mount point with a space; optional fields before the separator
 		spaced = "41 22 0:30 / /mnt/my\\040cgroup rw shared:3 master:1 - cgroup2 none rw\n"
 		v1only = root + "33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+		// a container in a cgroup namespace of its own, with the node's
+		// hierarchy mounted over its /sys/fs/cgroup (twtop's DaemonSet): the
+		// mount's root reads relative to the namespace's
+		nodeInPod = "620 600 0:30 /../../.. /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime master:9 - cgroup2 cgroup2 rw\n"
 	)
 	for _, tc := range []struct {
 		name, mountinfo string
@@ -31,6 +35,7 @@ func TestParseMountinfo(t *testing.T) {
 		{"whole hierarchy over a bind mount of part", root + bind + v2, Mount{Dir: "/sys/fs/cgroup", Root: "/"}, nil},
 		{"only part of it", root + bind, Mount{Dir: "/host/kubepods", Root: "/kubepods.slice"}, nil},
 		{"escaped mount point", root + spaced, Mount{Dir: "/mnt/my cgroup", Root: "/"}, nil},
+		{"the node's over a pod's own", root + nodeInPod, Mount{Dir: "/sys/fs/cgroup", Root: "/../../.."}, nil},
 		{"cgroup v1 only", v1only, Mount{}, ErrNoCgroup2},
 		{"empty", "", Mount{}, ErrNoCgroup2},
 	} {
@@ -139,6 +144,24 @@ func TestIndexMountRoot(t *testing.T) {
 		if name, ok := x.fsPath(p); ok {
 			t.Errorf("fsPath(%q) = %q outside the mount", p, name)
 		}
+	}
+}
+
+// TestIndexNamespacedRoot: the whole hierarchy seen from a cgroup namespace
+// below its root (a mount root of "/../../..") reads as the node's paths.
+func TestIndexNamespacedRoot(t *testing.T) {
+	h := newFakeHost(t)
+	p := systemdPod(uid, cid)
+	id := h.mkdir(p)
+	x := newIndex(Mount{Dir: h.cgroup, Root: "/../../.."}, 0)
+	if err := x.walk(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := x.lookup(id); !ok || got != p {
+		t.Errorf("lookup = %q, %v; want %q", got, ok, p)
+	}
+	if name, ok := x.fsPath(p); !ok || name != filepath.Join(h.cgroup, filepath.FromSlash(p)) {
+		t.Errorf("fsPath = %q, %v", name, ok)
 	}
 }
 

@@ -1,203 +1,17 @@
 package workload
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/twtop/twtop/internal/workload/critest"
 )
-
-// fakeCRI is a CRI RuntimeService answering ListPodSandbox, ListContainers
-// and PodSandboxStatus from its maps; every other method is unimplemented.
-type fakeCRI struct {
-	runtimeapi.UnimplementedRuntimeServiceServer
-
-	mu         sync.Mutex
-	sandboxes  map[string]*runtimeapi.PodSandbox
-	containers map[string]*runtimeapi.Container
-	info       map[string]string // sandbox id → verbose status "info"
-	hostNet    map[string]bool   // sandbox id → host network
-	hang       chan struct{}     // while non-nil, calls wait for it to close
-
-	calls   atomic.Int64
-	entered chan struct{} // a call started (buffered, never blocks)
-}
-
-func newFakeCRI() *fakeCRI {
-	return &fakeCRI{
-		sandboxes:  map[string]*runtimeapi.PodSandbox{},
-		containers: map[string]*runtimeapi.Container{},
-		info:       map[string]string{},
-		hostNet:    map[string]bool{},
-		entered:    make(chan struct{}, 1),
-	}
-}
-
-// serve starts f on a unix socket named name in a temporary directory.
-func (f *fakeCRI) serve(t *testing.T, name string) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), name)
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	runtimeapi.RegisterRuntimeServiceServer(srv, f)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	t.Cleanup(func() { f.setHang(false) }) // runs first: releases hung calls
-	return sock
-}
-
-func (f *fakeCRI) setHang(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if on && f.hang == nil {
-		f.hang = make(chan struct{})
-	}
-	if !on && f.hang != nil {
-		close(f.hang)
-		f.hang = nil
-	}
-}
-
-// call counts a call and, while hung, waits for release or the caller.
-func (f *fakeCRI) call(ctx context.Context) error {
-	f.calls.Add(1)
-	select {
-	case f.entered <- struct{}{}:
-	default:
-	}
-	f.mu.Lock()
-	hang := f.hang
-	f.mu.Unlock()
-	if hang != nil {
-		select {
-		case <-hang:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-func (f *fakeCRI) addPod(uid, namespace, name, sandboxID string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sandboxes[sandboxID] = &runtimeapi.PodSandbox{
-		Id:        sandboxID,
-		Metadata:  &runtimeapi.PodSandboxMetadata{Name: name, Uid: uid, Namespace: namespace},
-		State:     runtimeapi.PodSandboxState_SANDBOX_READY,
-		CreatedAt: time.Now().UnixNano(),
-	}
-}
-
-func (f *fakeCRI) addContainer(id, sandboxID, name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.containers[id] = &runtimeapi.Container{
-		Id:           id,
-		PodSandboxId: sandboxID,
-		Metadata:     &runtimeapi.ContainerMetadata{Name: name},
-		State:        runtimeapi.ContainerState_CONTAINER_RUNNING,
-	}
-}
-
-func (f *fakeCRI) removePod(sandboxID string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.sandboxes, sandboxID)
-	for id, c := range f.containers {
-		if c.PodSandboxId == sandboxID {
-			delete(f.containers, id)
-		}
-	}
-}
-
-// setInfo gives a sandbox's verbose status, as containerd writes it.
-func (f *fakeCRI) setInfo(t *testing.T, sandboxID string, pid int, netnsPath string) {
-	t.Helper()
-	var info sandboxInfo
-	info.Pid = pid
-	if netnsPath != "" {
-		info.RuntimeSpec.Linux.Namespaces = append(info.RuntimeSpec.Linux.Namespaces, struct {
-			Type string `json:"type"`
-			Path string `json:"path"`
-		}{"network", netnsPath})
-	}
-	data, err := json.Marshal(info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.info[sandboxID] = string(data)
-}
-
-func (f *fakeCRI) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	if err := f.call(ctx); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	resp := &runtimeapi.ListPodSandboxResponse{}
-	for _, sb := range f.sandboxes {
-		resp.Items = append(resp.Items, sb)
-	}
-	return resp, nil
-}
-
-func (f *fakeCRI) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	if err := f.call(ctx); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	resp := &runtimeapi.ListContainersResponse{}
-	for _, c := range f.containers {
-		resp.Containers = append(resp.Containers, c)
-	}
-	return resp, nil
-}
-
-func (f *fakeCRI) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	if err := f.call(ctx); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	sb, ok := f.sandboxes[req.GetPodSandboxId()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "sandbox %s not found", req.GetPodSandboxId())
-	}
-	mode := runtimeapi.NamespaceMode_POD
-	if f.hostNet[sb.Id] {
-		mode = runtimeapi.NamespaceMode_NODE
-	}
-	resp := &runtimeapi.PodSandboxStatusResponse{Status: &runtimeapi.PodSandboxStatus{
-		Id:       sb.Id,
-		Metadata: sb.Metadata,
-		State:    sb.State,
-		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{
-			Options: &runtimeapi.NamespaceOption{Network: mode},
-		}},
-	}}
-	if req.GetVerbose() && f.info[sb.Id] != "" {
-		resp.Info = map[string]string{"info": f.info[sb.Id]}
-	}
-	return resp, nil
-}
 
 const (
 	sandboxID  = "aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000"
@@ -227,12 +41,12 @@ func underscores(s string) string {
 
 func TestCRINames(t *testing.T) {
 	h := newFakeHost(t)
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.addContainer(cid, sandboxID, "nginx")
-	cri.addPod(uid2, "kube-system", "coredns-5d78", sandboxID2)
-	cri.addContainer(cid2, sandboxID2, "coredns")
-	sock := cri.serve(t, "containerd.sock")
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.AddContainer(cid, sandboxID, "nginx")
+	cri.AddPod(uid2, "kube-system", "coredns-5d78", sandboxID2)
+	cri.AddContainer(cid2, sandboxID2, "coredns")
+	sock := cri.Serve(t, "containerd.sock")
 
 	ctrID := h.mkdir(systemdPod(uid, cid))
 	sbID := h.mkdir(systemdPod(uid, sandboxID))
@@ -274,11 +88,11 @@ func TestCRINames(t *testing.T) {
 		t.Errorf("Err = %v", err)
 	}
 	// The lists are fetched when an id is missing, not per lookup.
-	if n := cri.calls.Load(); n > 8 {
+	if n := cri.Calls(); n > 8 {
 		t.Errorf("%d CRI calls for 6 cgroups", n)
 	}
-	if s := r.Stats(); s.CRICalls != uint64(cri.calls.Load()) || s.CRIErrors != 0 {
-		t.Errorf("stats %+v, server saw %d calls", s, cri.calls.Load())
+	if s := r.Stats(); s.CRICalls != uint64(cri.Calls()) || s.CRIErrors != 0 {
+		t.Errorf("stats %+v, server saw %d calls", s, cri.Calls())
 	}
 }
 
@@ -288,7 +102,7 @@ func TestFindCRISocket(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := newFakeCRI().serve(t, "crio.sock")
+	sock := critest.New().Serve(t, "crio.sock")
 	missing := filepath.Join(dir, "missing.sock")
 	if got, err := FindCRISocket([]string{missing, file, sock}); err != nil || got != sock {
 		t.Errorf("FindCRISocket = %q, %v; want %q", got, err, sock)
@@ -316,10 +130,10 @@ func TestFindCRISocket(t *testing.T) {
 // TestCRIDiscovery finds the runtime among candidate sockets.
 func TestCRIDiscovery(t *testing.T) {
 	h := newFakeHost(t)
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.addContainer(cid, sandboxID, "nginx")
-	sock := cri.serve(t, "crio.sock")
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.AddContainer(cid, sandboxID, "nginx")
+	sock := cri.Serve(t, "crio.sock")
 	id := h.mkdir(systemdPod(uid, cid))
 	cfg := h.config()
 	cfg.NoCRI = false
@@ -388,11 +202,11 @@ func TestUnreachableRuntime(t *testing.T) {
 // answers again.
 func TestHungRuntime(t *testing.T) {
 	h := newFakeHost(t)
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.addContainer(cid, sandboxID, "nginx")
-	cri.setHang(true)
-	sock := cri.serve(t, "containerd.sock")
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.AddContainer(cid, sandboxID, "nginx")
+	cri.SetHang(true)
+	sock := cri.Serve(t, "containerd.sock")
 	id := h.mkdir(systemdPod(uid, cid))
 	svc := h.mkdir("/system.slice/nginx.service")
 
@@ -435,7 +249,7 @@ func TestHungRuntime(t *testing.T) {
 
 	// The runtime answers again: after RetryTTL the entry is served as it is
 	// while it is resolved again, and the names arrive.
-	cri.setHang(false)
+	cri.SetHang(false)
 	time.Sleep(2 * cfg.CRIBackoff)
 	clock.advance(cfg.withDefaults().RetryTTL + time.Second)
 	if w, ok := r.Lookup(id); !ok || w.PodUID != uid {
@@ -452,9 +266,9 @@ func TestHungRuntime(t *testing.T) {
 // Close does not wait for the call.
 func TestQueueBound(t *testing.T) {
 	h := newFakeHost(t)
-	cri := newFakeCRI()
-	cri.setHang(true)
-	sock := cri.serve(t, "containerd.sock")
+	cri := critest.New()
+	cri.SetHang(true)
+	sock := cri.Serve(t, "containerd.sock")
 	id := h.mkdir(systemdPod(uid, cid))
 	cfg := h.config()
 	cfg.NoCRI = false
@@ -469,7 +283,7 @@ func TestQueueBound(t *testing.T) {
 
 	r.Lookup(id)
 	select {
-	case <-cri.entered:
+	case <-cri.Entered():
 	case <-time.After(10 * time.Second):
 		t.Fatal("no CRI call")
 	}
@@ -511,20 +325,20 @@ func TestQueueBound(t *testing.T) {
 // was resolved with when its entry is resolved again.
 func TestNamesKept(t *testing.T) {
 	h := newFakeHost(t)
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.addContainer(cid, sandboxID, "nginx")
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.AddContainer(cid, sandboxID, "nginx")
 	id := h.mkdir(systemdPod(uid, cid))
 	other := h.mkdir(systemdPod(uid2, cid2))
 	clock := newFakeClock()
 	cfg := h.config()
 	cfg.NoCRI = false
-	cfg.CRISocket = cri.serve(t, "containerd.sock")
+	cfg.CRISocket = cri.Serve(t, "containerd.sock")
 	cfg.Now = clock.Now
 	r := newResolver(t, cfg)
 	eventually(t, func() (Workload, bool) { return r.Lookup(id) }, func(w Workload) bool { return w.Pod != "" })
 
-	cri.removePod(sandboxID)
+	cri.RemovePod(sandboxID)
 	time.Sleep(5 * time.Millisecond)
 	eventually(t, func() (Workload, bool) { return r.Lookup(other) }, anyAnswer) // refreshes the lists
 	clock.advance(cfg.withDefaults().TTL + time.Second)

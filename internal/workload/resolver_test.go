@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twtop/twtop/internal/workload/critest"
 )
 
 func TestNewBadCgroupRoot(t *testing.T) {
@@ -160,13 +162,13 @@ func TestLookupNetns(t *testing.T) {
 	h.mkdir("/system.slice/nginx.service") // not a workload with a namespace of its own
 	h.process(600, "/system.slice/nginx.service", 5006)
 
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.addContainer(cid, sandboxID, "nginx")
-	cri.addPod(uid2, "kube-system", "coredns-5d78", sandboxID2)
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.AddContainer(cid, sandboxID, "nginx")
+	cri.AddPod(uid2, "kube-system", "coredns-5d78", sandboxID2)
 	cfg := h.config()
 	cfg.NoCRI = false
-	cfg.CRISocket = cri.serve(t, "containerd.sock")
+	cfg.CRISocket = cri.Serve(t, "containerd.sock")
 	r := newResolver(t, cfg)
 
 	for ino, want := range map[uint64]Workload{
@@ -189,41 +191,53 @@ func TestLookupNetns(t *testing.T) {
 
 // TestLookupNetnsSandboxStatus finds pods whose cgroups show no process
 // through the runtime's verbose sandbox status: the sandbox's pid, else the
-// namespace's path; a host-network sandbox is no pod's namespace.
+// namespace's path (as in twtop's DaemonSet, which shares no pid namespace
+// with the node: the sandbox's pid is not in its /proc); a host-network
+// sandbox is no pod's namespace.
 func TestLookupNetnsSandboxStatus(t *testing.T) {
 	h := newFakeHost(t)
-	const sandboxID3 = "cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000"
+	const (
+		sandboxID3 = "cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000cccc0000"
+		sandboxID4 = "dddd0000dddd0000dddd0000dddd0000dddd0000dddd0000dddd0000dddd0000"
+		uid4       = "44444444-4444-4444-8444-444444444444"
+	)
 	h.mkdir(systemdPod(uid, sandboxID)) // no process listed
 	h.process(700, "/elsewhere", 6001)
 	nsFile := filepath.Join(t.TempDir(), "cni-5e1f")
 	h.write(nsFile, "")
 	nsIno, _ := inode(nsFile)
 	h.process(702, "/elsewhere", 6003)
+	nsFile4 := filepath.Join(t.TempDir(), "cni-9a0b")
+	h.write(nsFile4, "")
+	nsIno4, _ := inode(nsFile4)
 
-	cri := newFakeCRI()
-	cri.addPod(uid, "shop", "web-7d9f", sandboxID)
-	cri.setInfo(t, sandboxID, 700, "")
-	cri.addPod(uid2, "shop", "api-5c8d", sandboxID2)
-	cri.setInfo(t, sandboxID2, 0, nsFile)
-	cri.addPod("33333333-3333-4333-8333-333333333333", "kube-system", "kube-proxy-x", sandboxID3)
-	cri.setInfo(t, sandboxID3, 702, "")
-	cri.hostNet[sandboxID3] = true
+	cri := critest.New()
+	cri.AddPod(uid, "shop", "web-7d9f", sandboxID)
+	cri.SetSandboxProcess(sandboxID, 700, "")
+	cri.AddPod(uid2, "shop", "api-5c8d", sandboxID2)
+	cri.SetSandboxProcess(sandboxID2, 0, nsFile)
+	cri.AddPod("33333333-3333-4333-8333-333333333333", "kube-system", "kube-proxy-x", sandboxID3)
+	cri.SetSandboxProcess(sandboxID3, 702, "")
+	cri.SetHostNetwork(sandboxID3)
+	cri.AddPod(uid4, "shop", "cart-6b7c", sandboxID4)
+	cri.SetSandboxProcess(sandboxID4, 704, nsFile4) // no /proc/704
 	cfg := h.config()
 	cfg.NoCRI = false
-	cfg.CRISocket = cri.serve(t, "crio.sock")
+	cfg.CRISocket = cri.Serve(t, "crio.sock")
 	r := newResolver(t, cfg)
 
 	for ino, want := range map[uint64]Workload{
-		6001:  {Kind: KindPod, Path: systemdPod(uid, ""), PodUID: uid, Runtime: RuntimeCRIO, Namespace: "shop", Pod: "web-7d9f"},
-		nsIno: {Kind: KindPod, PodUID: uid2, Runtime: RuntimeCRIO, Namespace: "shop", Pod: "api-5c8d"},
-		6003:  {Kind: KindOther},
+		6001:   {Kind: KindPod, Path: systemdPod(uid, ""), PodUID: uid, Runtime: RuntimeCRIO, Namespace: "shop", Pod: "web-7d9f"},
+		nsIno:  {Kind: KindPod, PodUID: uid2, Runtime: RuntimeCRIO, Namespace: "shop", Pod: "api-5c8d"},
+		6003:   {Kind: KindOther},
+		nsIno4: {Kind: KindPod, PodUID: uid4, Runtime: RuntimeCRIO, Namespace: "shop", Pod: "cart-6b7c"},
 	} {
 		if got := eventually(t, func() (Workload, bool) { return r.LookupNetns(ino) }, anyAnswer); got != want {
 			t.Errorf("LookupNetns(%d)\n got %+v\nwant %+v", ino, got, want)
 		}
 	}
-	// three sandboxes, one status call each, however many lookups
-	if n := cri.calls.Load(); n > 3+2*3 {
+	// four sandboxes, one status call each, however many lookups
+	if n := cri.Calls(); n > 4+2*4 {
 		t.Errorf("%d CRI calls", n)
 	}
 }
@@ -314,10 +328,10 @@ func TestChurn(t *testing.T) {
 		limit = 64
 	)
 	h := newFakeHost(t)
-	cri := newFakeCRI()
+	cri := critest.New()
 	cfg := h.config()
 	cfg.NoCRI = false
-	cfg.CRISocket = cri.serve(t, "containerd.sock")
+	cfg.CRISocket = cri.Serve(t, "containerd.sock")
 	cfg.CacheSize = limit
 	r := newResolver(t, cfg)
 	podUID := func(i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) }
@@ -325,8 +339,8 @@ func TestChurn(t *testing.T) {
 	container := func(i int) string { return fmt.Sprintf("%064x", 1<<33+i) }
 	ids := make([]uint64, pods)
 	for i := range pods {
-		cri.addPod(podUID(i), fmt.Sprintf("ns%d", i%7), fmt.Sprintf("pod-%d", i), sandbox(i))
-		cri.addContainer(container(i), sandbox(i), "app")
+		cri.AddPod(podUID(i), fmt.Sprintf("ns%d", i%7), fmt.Sprintf("pod-%d", i), sandbox(i))
+		cri.AddContainer(container(i), sandbox(i), "app")
 		ids[i] = h.mkdir(systemdPod(podUID(i), container(i)))
 		w := eventually(t, func() (Workload, bool) { return r.Lookup(ids[i]) }, anyAnswer)
 		if w.Pod != fmt.Sprintf("pod-%d", i) || w.Container != "app" || w.PodUID != podUID(i) {
@@ -337,14 +351,14 @@ func TestChurn(t *testing.T) {
 		}
 		if i >= live {
 			h.rmdir(systemdPod(podUID(i-live), ""))
-			cri.removePod(sandbox(i - live))
+			cri.RemovePod(sandbox(i - live))
 		}
 		if s := r.Stats(); s.Cached > limit {
 			t.Fatalf("pod %d: %d cached, cap %d", i, s.Cached, limit)
 		}
 	}
 	s := r.Stats()
-	t.Logf("stats %+v; %d CRI calls", s, cri.calls.Load())
+	t.Logf("stats %+v; %d CRI calls", s, cri.Calls())
 	if s.Evicted < pods-limit || s.Dropped != 0 || s.CRIErrors != 0 {
 		t.Errorf("stats %+v", s)
 	}
