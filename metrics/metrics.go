@@ -4,7 +4,8 @@
 // A scrape reads the latest published snapshot and turns it into constant
 // metrics, so it never waits for the pipeline, and every value equals the
 // figure of that snapshot's report. Series per network namespace and per
-// destination are capped: the TopN of each, the rest summed under "other".
+// destination or per pod are capped: the TopN of each, the rest summed
+// under "other".
 // The package imports the model only, neither the tracer nor the UI.
 package metrics
 
@@ -18,8 +19,8 @@ import (
 	"github.com/twtop/twtop/tracer/model"
 )
 
-// DefaultTopN is the default cap of the per-namespace and per-destination
-// series.
+// DefaultTopN is the default cap of the per-namespace, per-destination and
+// per-pod series.
 const DefaultTopN = 50
 
 // Other is the label value that series past the cap are summed under.
@@ -109,8 +110,11 @@ var (
 	famMaxBuckets    = newFamily("twtop_settings_tcp_max_tw_buckets", "The namespace's net.ipv4.tcp_max_tw_buckets.", gauge, "netns")
 	famTwReuse       = newFamily("twtop_settings_tcp_tw_reuse", "The namespace's net.ipv4.tcp_tw_reuse (0, 1 or 2).", gauge, "netns")
 	famPortRange     = newFamily("twtop_settings_ip_local_port_range_size", "The number of ports in the namespace's net.ipv4.ip_local_port_range.", gauge, "netns")
-	famFolded        = newFamily("twtop_metrics_folded", "Namespaces or destinations (kind) summed under \"other\" by the series cap.", gauge, "kind")
-	allFamilies      = []*family{famInfo, famEvents, famLost, famRecursion, famDuration, famCloses, famResetRx, famConnects, famCreated, famCreatedFW2, famExisting, famOpen, famEnded, famLifetime, famOverflow, famReuse, famAddrNotAvail, famAddrInUse, famEvicted, famPortsHeld, famPortsConns, famPortsUsage, famPortsExhaust, famMaxBuckets, famTwReuse, famPortRange, famFolded}
+	famPodCloses     = newFamily("twtop_pod_connections_closed_total", "Connections closed by the sockets of a Kubernetes pod's processes, by side (pod: its name, or its UID while the runtime gives none).", counter, "namespace", "pod", "side")
+	famPodCreated    = newFamily("twtop_pod_timewait_created_total", "TIME_WAIT sockets created by the closes of a pod's processes.", counter, "namespace", "pod")
+	famPodOpen       = newFamily("twtop_pod_timewait_open", "TIME_WAIT sockets a pod's closes created that are open now.", gauge, "namespace", "pod")
+	famFolded        = newFamily("twtop_metrics_folded", "Namespaces, destinations or pods (kind) summed under \"other\" by the series cap.", gauge, "kind")
+	allFamilies      = []*family{famInfo, famEvents, famLost, famRecursion, famDuration, famCloses, famResetRx, famConnects, famCreated, famCreatedFW2, famExisting, famOpen, famEnded, famLifetime, famOverflow, famReuse, famAddrNotAvail, famAddrInUse, famEvicted, famPortsHeld, famPortsConns, famPortsUsage, famPortsExhaust, famMaxBuckets, famTwReuse, famPortRange, famPodCloses, famPodCreated, famPodOpen, famFolded}
 	closeSides       = [...]string{"active", "passive", "simultaneous", "reset"}
 	heldStateLabels  = [...]string{"connecting", "established", "closing", "time_wait"}
 	endedCauseLabels = [...]string{"expired", "reused", "syn_recycled", "rst", "purged", "unknown"}
@@ -173,6 +177,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit(ch, famFolded, float64(folded), "netns")
 	folded = c.ports(ch, s.AllPorts)
 	emit(ch, famFolded, float64(folded), "destinations")
+	folded = c.pods(ch, s.AllClosers[model.ByPod])
+	emit(ch, famFolded, float64(folded), "pods")
 	for _, st := range rep.Settings {
 		ns := netnsLabel(st.Netns)
 		emit(ch, famMaxBuckets, float64(st.MaxTwBuckets), ns)
@@ -296,4 +302,52 @@ func (c *Collector) port(ch chan<- prometheus.Metric, p *model.PortPressure, net
 	if p.ExhaustionS != nil {
 		emit(ch, famPortsExhaust, *p.ExhaustionS, netns, src, dst)
 	}
+}
+
+// pods exports the per-pod series: the TopN pods with the most TIME_WAIT
+// sockets created, then closes; the rest (and the model's own "other"
+// row) summed under namespace and pod "other". It returns how many rows
+// were folded.
+func (c *Collector) pods(ch chan<- prometheus.Metric, rows []model.Closer) int {
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b model.Closer) int {
+		if d := cmp.Compare(b.TimewaitCreated, a.TimewaitCreated); d != 0 {
+			return d
+		}
+		if d := cmp.Compare(b.Total(), a.Total()); d != 0 {
+			return d
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	put := func(r *model.Closer, ns, pod string) {
+		for i, side := range closeSides {
+			emit(ch, famPodCloses, float64(r.Closes[model.SideActive+model.Side(i)]), ns, pod, side)
+		}
+		emit(ch, famPodCreated, float64(r.TimewaitCreated), ns, pod)
+		emit(ch, famPodOpen, float64(r.TimewaitOpen), ns, pod)
+	}
+	var other model.Closer
+	shown, folded := 0, 0
+	for i := range rows {
+		r := &rows[i]
+		if shown < c.opts.TopN && r.Key != Other {
+			pod := r.Pod
+			if pod == "" {
+				pod = r.PodUID
+			}
+			put(r, r.Namespace, pod)
+			shown++
+			continue
+		}
+		folded++
+		for j := range other.Closes {
+			other.Closes[j] += r.Closes[j]
+		}
+		other.TimewaitCreated += r.TimewaitCreated
+		other.TimewaitOpen += r.TimewaitOpen
+	}
+	if folded > 0 {
+		put(&other, Other, Other)
+	}
+	return folded
 }

@@ -18,6 +18,7 @@ import (
 	pmodel "github.com/prometheus/common/model"
 
 	"github.com/twtop/twtop/internal/ingest"
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
 )
@@ -331,6 +332,73 @@ func TestMetricsCardinalityCapped(t *testing.T) {
 	}
 }
 
+// podWorkloads resolves cgroup id 1+i to pod i (its name in namespace
+// i%7), as the workload resolver would with a runtime.
+type podWorkloads struct{}
+
+func (podWorkloads) Lookup(id uint64) (workload.Workload, bool) {
+	i := id - 1
+	return workload.Workload{Kind: workload.KindPod, CgroupID: id, PodUID: fmt.Sprintf("uid-%d", i),
+		ContainerID: fmt.Sprintf("%064x", id), Namespace: fmt.Sprintf("ns-%d", i%7), Pod: fmt.Sprintf("pod-%d", i)}, true
+}
+
+// 1,000 pods, each closing its own connections first with a TIME_WAIT
+// socket each (pod i i+1 of them), give at most TopN series per pod family
+// and one "other" that carries the rest; the sums are the model's totals.
+func TestMetricsPodsCapped(t *testing.T) {
+	const pods, topN = 1000, 50
+	m := model.New(model.Config{MaxKeys: 1 << 14, Workloads: podWorkloads{}})
+	var tm uint64 = 1e9
+	var ptr uint64
+	total := 0
+	for i := range pods {
+		for range i%3 + 1 {
+			ptr++
+			total++
+			ev := event.Event{Kind: event.KindState, Ptr: ptr, Netns: 4026531840, Family: event.AFInet,
+				Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(30000+ptr%30000)),
+				Dst: netip.MustParseAddrPort("10.0.0.1:80"), OldState: event.Close, Lifetime: -1,
+				Flags: event.FlagOwner, Pid: uint32(100 + i), Cgroup: uint64(i + 1)}
+			for _, st := range []event.State{event.SynSent, event.Established, event.FinWait1, event.FinWait2} {
+				tm += 1000
+				ev.Time, ev.NewState = tm, st
+				ev.Flags = 0
+				if st == event.SynSent || st == event.FinWait1 {
+					ev.Flags = event.FlagOwner // in the owner's connect() and close()
+				}
+				m.Apply(&ev)
+				ev.OldState = st
+			}
+			tw := ev
+			tw.Kind, tw.Ptr, tw.Time, tw.NewState, tw.Flags = event.KindTWCreate, 1<<40+ptr, tm+500, event.TimeWait, 0
+			m.Apply(&tw)
+			tm += 1000
+			ev.Time, ev.NewState, ev.Flags = tm, event.Close, 0
+			m.Apply(&ev)
+		}
+	}
+	snap := m.Snapshot()
+	if n := len(snap.AllClosers[model.ByPod]); n != pods {
+		t.Fatalf("the model ranks %d pods, want %d", n, pods)
+	}
+	s := flatten(scrape(t, serve(t, func() *Reading { return &Reading{Snapshot: snap} }, Options{TopN: topN})))
+	for _, name := range []string{"twtop_pod_timewait_created_total", "twtop_pod_timewait_open"} {
+		if _, n := s.sum(name); n != topN+1 {
+			t.Errorf("%s: %d series, want %d", name, n, topN+1)
+		}
+	}
+	if _, n := s.sum("twtop_pod_connections_closed_total"); n != 4*(topN+1) {
+		t.Errorf("twtop_pod_connections_closed_total: %d series, want %d", n, 4*(topN+1))
+	}
+	s.wantSum(t, float64(total), "twtop_pod_timewait_created_total")
+	s.wantSum(t, float64(total), "twtop_pod_timewait_open")
+	s.wantSum(t, float64(total), "twtop_pod_connections_closed_total", lbl("side", "active"))
+	// the top pods are those with 3 connections (i%3 == 2), by key
+	s.want(t, "twtop_pod_timewait_created_total{"+lbl("namespace", "ns-1")+","+lbl("pod", "pod-134")+"}", 3)
+	s.want(t, "twtop_pod_timewait_created_total{"+lbl("namespace", Other)+","+lbl("pod", Other)+"}", float64(total-3*topN))
+	s.want(t, `twtop_metrics_folded{kind="pods"}`, pods-topN)
+}
+
 func TestMetricsBeforeFirstSnapshot(t *testing.T) {
 	s := flatten(scrape(t, serve(t, func() *Reading { return nil }, Options{Version: "v"})))
 	s.want(t, `twtop_info{exact="false",kernel="",tier="",version="v"}`, 1)
@@ -344,7 +412,8 @@ func TestNamesAreExported(t *testing.T) {
 	snap := m.Snapshot()
 	fams := scrape(t, serve(t, func() *Reading { return &Reading{Snapshot: snap, Meta: meta} }, Options{}))
 	for _, n := range Names() {
-		if fams[n] == nil && n != "twtop_ports_exhaustion_seconds" {
+		// the recording has no pods (TestMetricsPodsCapped has)
+		if fams[n] == nil && n != "twtop_ports_exhaustion_seconds" && !strings.HasPrefix(n, "twtop_pod_") {
 			t.Errorf("%s is not in the exposition of port-pressure", n)
 		}
 	}
