@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"cmp"
+	"github.com/twtop/twtop/internal/flatmap"
 	"net/netip"
 	"slices"
 
@@ -44,40 +45,104 @@ const (
 type Tracker struct {
 	hz   uint32
 	now  uint64
-	open map[uint64]*twState
+	open flatmap.Map[twState] // open timewait sockets by ptr
+	// births of open timewait sockets that existed before tracing,
+	// learnt later (the others' birth is their creation record's time)
+	births flatmap.Map[uint64]
+	addrs  addrTable // their IPv6 addresses
 
-	cancels  map[uint16]*event.Event            // tracepoint tier: cancel awaiting a possible re-arm, per CPU
-	synWait  []*event.Event                     // kills of unknown cause awaiting a SYN takeover
-	scanSeen map[uint32]map[uint64]*event.Event // per netns: the scan in progress
-	scanned  map[uint32]bool                    // netns scanned at least once
-	prev     map[uint32]*scanResult             // per netns: the last complete scan, to settle one scan late
-	owners   map[uint64]ownerInfo               // sockets' owners by address (owners.go)
-	diag     *diagIndex                         // nil until a record with a synthetic ptr came
+	cancels  []event.Event          // tracepoint tier: cancels awaiting a possible re-arm, one per CPU, by CPU
+	synWait  []event.Event          // kills of unknown cause awaiting a SYN takeover
+	scanSeen map[uint32]*scanBuf    // per netns: the scan in progress
+	scanned  map[uint32]bool        // netns scanned at least once
+	prev     map[uint32]*scanResult // per netns: the last complete scan, to settle one scan late
+	owners   map[uint64]ownerInfo   // sockets' owners by address (owners.go)
+	diag     *diagIndex             // nil until a record with a synthetic ptr came
+	scanRoom int                    // records the buffers in scanSeen have room for
+
+	// scratch events: what the Tracker emits is built here, not on the
+	// heap (emit may keep none of them past the call)
+	evIn, evEnd, evKill, evReuse, evSub, evScan event.Event
 
 	// Untracked counts timewait sockets not tracked for lack of room.
 	Untracked uint64
 }
 
+// twState is what the Tracker knows of an open timewait socket: its tuple,
+// its substate, and the fields of the record that created it that its birth
+// and an end inferred from the scan need. It holds no pointer.
 type twState struct {
-	created  uint64      // 0 when unknown
-	ev       event.Event // the creation record (tuple, netns, substate)
+	born     uint64 // time of the record that created it (the scan's for one that existed)
+	netns    uint32
+	src, dst uint32 // addresses, of the kinds in kinds (addrTable)
+	aux      uint32 // the creation record's Aux, Aux2, Seq, CPU and OldState
+	aux2     uint32
+	seq      uint32
+	sport    uint16
+	dport    uint16
+	cpu      uint16
+	oldState event.State
+	substate event.State
+	family   uint8
+	kinds    uint8 // the source address's kind, the destination's << 2
 	existing bool
 }
 
 type scanResult struct {
 	time    uint64
-	start   uint64         // when the scan began
-	missing []uint64       // open but absent from the scan
-	unknown []*event.Event // present in the scan but not open
+	start   uint64        // when the scan began
+	missing []uint64      // open but absent from the scan
+	unknown []event.Event // present in the scan but not open, by ptr
+}
+
+// scanBuf holds the records of a scan in progress, as they came.
+type scanBuf struct {
+	recs []event.Event
+	at   flatmap.Map[int32] // the last record of each ptr, by ptr
+	refs []scanRef          // scratch for scanEnd
+}
+
+type scanRef struct {
+	ptr uint64
+	pos int32 // in recs
+}
+
+// scanBufKeep is how many records the scan buffers of all netns may have
+// room for: past that, a buffer is dropped once its scan ended, not kept
+// for the next one.
+const scanBufKeep = 8192
+
+func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
+	b.at.Put(e.Ptr, int32(len(b.recs)))
+	room := cap(b.recs)
+	b.recs = append(b.recs, *e)
+	t.scanRoom += cap(b.recs) - room
+}
+
+// has reports whether the scan showed ptr.
+func (b *scanBuf) has(ptr uint64) bool { return b != nil && b.at.Has(ptr) }
+
+// notOpen is the last record of each ptr the scan showed that is not open,
+// by ptr.
+func (t *Tracker) notOpen(b *scanBuf) []scanRef {
+	if b == nil {
+		return nil
+	}
+	b.refs = b.refs[:0]
+	for i, ptr := range b.at.Keys() {
+		if !t.open.Has(ptr) {
+			b.refs = append(b.refs, scanRef{ptr, *b.at.At(i)})
+		}
+	}
+	slices.SortFunc(b.refs, func(x, y scanRef) int { return cmp.Compare(x.ptr, y.ptr) })
+	return b.refs
 }
 
 // NewTracker returns a Tracker for a kernel with the given HZ.
 func NewTracker(hz uint32) *Tracker {
 	return &Tracker{
 		hz:       hz,
-		open:     make(map[uint64]*twState),
-		cancels:  make(map[uint16]*event.Event),
-		scanSeen: make(map[uint32]map[uint64]*event.Event),
+		scanSeen: make(map[uint32]*scanBuf),
 		scanned:  make(map[uint32]bool),
 		prev:     make(map[uint32]*scanResult),
 		owners:   make(map[uint64]ownerInfo),
@@ -85,7 +150,7 @@ func NewTracker(hz uint32) *Tracker {
 }
 
 // Open is the number of timewait sockets tracked as open now.
-func (t *Tracker) Open() int { return len(t.open) }
+func (t *Tracker) Open() int { return t.open.Len() }
 
 // Add feeds one decoded record and calls emit for every event it yields
 // (zero or more; the *Event is valid only during the call).
@@ -99,56 +164,57 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 	if e.Time > t.now {
 		t.now = e.Time
 	}
-	t.settleCancels(e, emit)
-	t.settleSyn(e, emit)
+	if len(t.cancels) > 0 {
+		t.settleCancels(e, emit)
+	}
+	if len(t.synWait) > 0 {
+		t.settleSyn(emit)
+	}
 
 	switch e.Kind {
 	case event.KindTWCreate:
 		t.create(e, emit)
 	case event.KindTWArm:
-		c := t.cancels[e.CPU]
-		if c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
-			delete(t.cancels, e.CPU) // mod_timer: a re-arm, not an end
+		if i := t.cancelOn(e.CPU); i >= 0 && t.cancels[i].Ptr == e.Ptr && e.Seq == t.cancels[i].Seq+1 {
+			t.dropCancel(i) // mod_timer: a re-arm, not an end
 			t.substate(e, emit)
 			return
 		}
-		if st, ok := t.open[e.Ptr]; ok {
-			if st.existing && st.created == 0 && e.Time < st.ev.Time {
+		if st := t.open.Ref(e.Ptr); st != nil {
+			if st.existing && t.created(e.Ptr, st) == 0 && e.Time < st.born {
 				// armed before the first scan saw it, but read after that
 				// scan (the reader was behind): the arm is its birth, as
 				// in create
-				st.created = e.Time
+				t.births.Put(e.Ptr, e.Time)
 			}
 			t.substate(e, emit) // re-armed without a visible cancel
 			return
 		}
-		out := *e
-		out.Kind = event.KindTWCreate
-		t.create(&out, emit)
+		t.evIn = *e
+		t.evIn.Kind = event.KindTWCreate
+		t.create(&t.evIn, emit)
 	case event.KindTWCancel:
-		c := *e
-		t.cancels[e.CPU] = &c
+		t.setCancel(e)
 	case event.KindTWExpire:
-		if c := t.cancels[e.CPU]; c != nil && c.Ptr == e.Ptr && e.Seq == c.Seq+1 {
-			delete(t.cancels, e.CPU) // the timer wheel detaches a timer before running it
+		if i := t.cancelOn(e.CPU); i >= 0 && t.cancels[i].Ptr == e.Ptr && e.Seq == t.cancels[i].Seq+1 {
+			t.dropCancel(i) // the timer wheel detaches a timer before running it
 		}
-		out := *e
-		out.Cause = event.CauseExpired
-		t.end(&out, emit)
+		t.evIn = *e
+		t.evIn.Cause = event.CauseExpired
+		t.end(&t.evIn, emit)
 	case event.KindTWKill:
 		t.end(e, emit)
 	case event.KindTWReuse:
-		out := *e
-		out.Lifetime = t.age(e.Ptr, e.Time)
-		emit(&out)
+		t.evIn = *e
+		t.evIn.Lifetime = t.age(e.Ptr, e.Time)
+		emit(&t.evIn)
 	case event.KindScanTW:
-		seen := t.scanSeen[e.Netns]
-		if seen == nil {
-			seen = make(map[uint64]*event.Event)
-			t.scanSeen[e.Netns] = seen
+		b := t.scanSeen[e.Netns]
+		if b == nil {
+			b = &scanBuf{}
+			t.scanSeen[e.Netns] = b
 		}
-		c := *e
-		seen[e.Ptr] = &c
+		t.addScan(b, e)
 		// A substate change no other record showed (on the tracepoint
 		// tier, a peer's FIN within the same jiffy re-arms the timer to
 		// the same expiry, which traces nothing) shows up here.
@@ -167,42 +233,68 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 	}
 }
 
+// cancelOn is the position in cancels of the cancel pending on cpu, or -1.
+func (t *Tracker) cancelOn(cpu uint16) int {
+	for i := range t.cancels {
+		if t.cancels[i].CPU == cpu {
+			return i
+		}
+	}
+	return -1
+}
+
+// setCancel makes e the cancel pending on its CPU, keeping cancels sorted
+// by CPU.
+func (t *Tracker) setCancel(e *event.Event) {
+	if i := t.cancelOn(e.CPU); i >= 0 {
+		t.cancels[i] = *e
+		return
+	}
+	i := 0
+	for i < len(t.cancels) && t.cancels[i].CPU < e.CPU {
+		i++
+	}
+	t.cancels = slices.Insert(t.cancels, i, *e)
+}
+
+func (t *Tracker) dropCancel(i int) { t.cancels = slices.Delete(t.cancels, i, i+1) }
+
 // Flush settles everything still pending at the end of the stream.
 func (t *Tracker) Flush(emit func(*event.Event)) {
-	for _, cpu := range sortedCPUs(t.cancels) {
-		c := t.cancels[cpu]
-		delete(t.cancels, cpu)
-		t.kill(c, emit)
+	for len(t.cancels) > 0 {
+		t.evKill = t.cancels[0]
+		t.dropCancel(0)
+		t.kill(&t.evKill, emit)
 	}
-	for _, k := range t.synWait {
-		t.end(k, emit)
+	for i := range t.synWait {
+		t.end(&t.synWait[i], emit)
 	}
-	t.synWait = nil
+	t.synWait = t.synWait[:0]
 }
 
 func (t *Tracker) create(e *event.Event, emit func(*event.Event)) {
-	if st, ok := t.open[e.Ptr]; ok && st.ev.Src == e.Src && st.ev.Dst == e.Dst && st.ev.Netns == e.Netns {
-		if st.existing && e.Flags&event.FlagExisting == 0 && st.created == 0 {
-			st.created = e.Time // the scan saw it first; now we know its birth
+	if st := t.open.Ref(e.Ptr); st != nil && t.sameTuple(st, e) {
+		if st.existing && e.Flags&event.FlagExisting == 0 && t.created(e.Ptr, st) == 0 {
+			t.births.Put(e.Ptr, e.Time) // the scan saw it first; now we know its birth
 		}
 		return
 	}
-	if len(t.open) >= maxTracked {
+	if t.open.Len() >= maxTracked {
 		t.Untracked++
 		emit(e)
 		return
 	}
-	st := &twState{ev: *e, existing: e.Flags&event.FlagExisting != 0}
-	if !st.existing {
-		st.created = e.Time
+	st := t.newState(e)
+	if old := t.open.Ref(e.Ptr); old != nil {
+		if t.diag != nil {
+			t.diag.forget(e.Ptr, t.keyOfState(old))
+		}
+		t.forgetState(e.Ptr, old)
 	}
 	if t.diag != nil {
-		if old, ok := t.open[e.Ptr]; ok {
-			t.diag.forget(e.Ptr, old)
-		}
-		t.diag.add(e.Ptr, st)
+		t.diag.add(e.Ptr, t.keyOfState(&st))
 	}
-	t.open[e.Ptr] = st
+	t.open.Put(e.Ptr, st)
 	emit(e)
 }
 
@@ -210,92 +302,124 @@ func (t *Tracker) create(e *event.Event, emit func(*event.Event)) {
 // reception or scan record); a change (the peer's FIN reached a
 // FIN_WAIT2-substate socket) yields KindTWSubstate.
 func (t *Tracker) substate(e *event.Event, emit func(*event.Event)) {
-	st, ok := t.open[e.Ptr]
-	if !ok || e.NewState == 0 || st.ev.NewState == e.NewState {
+	if e.NewState == 0 {
 		return
 	}
-	st.ev.NewState = e.NewState
-	out := *e
+	st := t.open.Ref(e.Ptr)
+	if st == nil || st.substate == e.NewState {
+		return
+	}
+	st.substate = e.NewState
+	out := &t.evSub
+	*out = *e
 	out.Kind = event.KindTWSubstate
-	out.Lifetime = t.age(e.Ptr, e.Time)
+	out.Lifetime = t.ageOf(e.Ptr, st, e.Time)
 	switch e.Kind {
 	case event.KindTWRx:
 		out.Aux = 0 // the timer is not in a reception record
 	case event.KindScanTW:
 		out.Flags |= event.FlagReconciled // seen by the scan, up to a scan period late
 	}
-	emit(&out)
+	emit(out)
 }
 
 // end emits an end event (expire or kill) with the lifetime when known.
 func (t *Tracker) end(e *event.Event, emit func(*event.Event)) {
-	out := *e
-	out.Lifetime = t.age(e.Ptr, e.Time)
-	if st, ok := t.open[e.Ptr]; ok {
+	out := &t.evEnd
+	*out = *e
+	out.Lifetime = -1
+	if st := t.open.Ref(e.Ptr); st != nil {
+		out.Lifetime = t.ageOf(e.Ptr, st, e.Time)
 		if out.Family == 0 {
-			out.Family, out.Src, out.Dst, out.Netns = st.ev.Family, st.ev.Src, st.ev.Dst, st.ev.Netns
+			t.fillTuple(st, out)
 		}
 		if t.diag != nil {
-			t.diag.forget(e.Ptr, st)
+			t.diag.forget(e.Ptr, t.keyOfState(st))
 		}
-		delete(t.open, e.Ptr)
+		t.forgetState(e.Ptr, st)
+		t.open.Del(e.Ptr)
 	}
-	emit(&out)
+	emit(out)
 }
 
 // age is how long the timewait socket at ptr has existed, -1 when unknown.
 func (t *Tracker) age(ptr, now uint64) int64 {
-	st, ok := t.open[ptr]
-	if !ok || st.created == 0 || now < st.created {
+	st := t.open.Ref(ptr)
+	if st == nil {
 		return -1
 	}
-	return int64(now - st.created)
+	return t.ageOf(ptr, st, now)
+}
+
+func (t *Tracker) ageOf(ptr uint64, st *twState, now uint64) int64 {
+	c := t.created(ptr, st)
+	if c == 0 || now < c {
+		return -1
+	}
+	return int64(now - c)
+}
+
+// created is the birth of the timewait socket st open at ptr, 0 when
+// unknown.
+func (t *Tracker) created(ptr uint64, st *twState) uint64 {
+	if !st.existing {
+		return st.born
+	}
+	if c := t.births.Ref(ptr); c != nil {
+		return *c
+	}
+	return 0
 }
 
 // settleCancels turns pending cancels into kills once they can no longer be
 // re-arms: another record from their CPU, or enough stream time, came by.
 func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
-	for _, cpu := range sortedCPUs(t.cancels) {
-		c := t.cancels[cpu]
+	for i := 0; i < len(t.cancels); {
+		c := &t.cancels[i]
 		follows := (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1
-		sameCPUNext := cpu == e.CPU && e.Seq != c.Seq && !follows
+		sameCPUNext := c.CPU == e.CPU && e.Seq != c.Seq && !follows
 		if sameCPUNext || t.now > c.Time+rearmWindow {
-			delete(t.cancels, cpu)
-			t.kill(c, emit)
+			t.evKill = *c
+			t.dropCancel(i)
+			t.kill(&t.evKill, emit)
+			continue
 		}
+		i++
 	}
 }
 
-func (t *Tracker) kill(c *event.Event, emit func(*event.Event)) {
-	k := *c
+// kill turns the cancel k (a scratch event it may change) into a kill.
+func (t *Tracker) kill(k *event.Event, emit func(*event.Event)) {
 	k.Kind = event.KindTWKill
 	if k.Cause == event.CauseConnectReuse && k.Flags&event.FlagInConnect != 0 {
 		// tracepoint tier: no tcp_twsk_unique hook, so the reuse itself is
 		// known from the kill inside connect()
-		r := k
+		r := &t.evReuse
+		*r = *k
 		r.Kind = event.KindTWReuse
 		r.Lifetime = t.age(k.Ptr, k.Time)
-		emit(&r)
+		emit(r)
 	}
 	if k.Cause == event.CauseUnknown {
 		// maybe a SYN takeover: wait for a new connection on the tuple
-		t.synWait = append(t.synWait, &k)
+		t.synWait = append(t.synWait, *k)
 		return
 	}
-	t.end(&k, emit)
+	t.end(k, emit)
 }
 
-func (t *Tracker) settleSyn(e *event.Event, emit func(*event.Event)) {
+func (t *Tracker) settleSyn(emit func(*event.Event)) {
 	n := 0
-	for _, k := range t.synWait {
-		if t.now > k.Time+synWindow {
-			t.end(k, emit)
+	for i := range t.synWait {
+		if t.now > t.synWait[i].Time+synWindow {
+			t.end(&t.synWait[i], emit)
 			continue
 		}
-		t.synWait[n] = k
+		if n != i {
+			t.synWait[n] = t.synWait[i]
+		}
 		n++
 	}
-	clear(t.synWait[n:])
 	t.synWait = t.synWait[:n]
 }
 
@@ -309,11 +433,13 @@ func (t *Tracker) matchSyn(e *event.Event, emit func(*event.Event)) {
 	if (e.NewState != event.SynRecv && e.OldState != event.SynRecv) || len(t.synWait) == 0 {
 		return
 	}
-	for i, k := range t.synWait {
+	for i := range t.synWait {
+		k := &t.synWait[i]
 		if k.Netns == e.Netns && k.Src == e.Src && k.Dst == e.Dst {
-			k.Cause = event.CauseSYN
-			t.synWait = append(t.synWait[:i], t.synWait[i+1:]...)
-			t.end(k, emit)
+			t.evKill = *k
+			t.evKill.Cause = event.CauseSYN
+			t.synWait = slices.Delete(t.synWait, i, i+1)
+			t.end(&t.evKill, emit)
 			return
 		}
 	}
@@ -322,8 +448,8 @@ func (t *Tracker) matchSyn(e *event.Event, emit func(*event.Event)) {
 // awaitingSyn reports whether the timewait socket at ptr was killed and
 // waits in synWait for a SYN takeover to settle its cause.
 func (t *Tracker) awaitingSyn(ptr uint64) bool {
-	for _, k := range t.synWait {
-		if k.Ptr == ptr {
+	for i := range t.synWait {
+		if t.synWait[i].Ptr == ptr {
 			return true
 		}
 	}
@@ -334,19 +460,17 @@ func (t *Tracker) awaitingSyn(ptr uint64) bool {
 func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 	ns := e.Netns
 	seen := t.scanSeen[ns]
-	delete(t.scanSeen, ns)
+	defer t.doneScan(ns, seen)
 
 	if !t.scanned[ns] {
 		// first scan: what it shows existed before tracing started
 		t.scanned[ns] = true
-		for _, s := range sortedByPtr(seen) {
-			if _, ok := t.open[s.Ptr]; ok {
-				continue
-			}
-			c := *s
+		for _, r := range t.notOpen(seen) {
+			c := &t.evScan
+			*c = seen.recs[r.pos]
 			c.Kind = event.KindTWCreate
 			c.Flags |= event.FlagExisting
-			t.create(&c, emit)
+			t.create(c, emit)
 		}
 		t.prev[ns] = &scanResult{time: e.Time, start: e.ScanStart()}
 		emit(e)
@@ -362,53 +486,70 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 			// skips a socket now and then), and the socket open at ptr
 			// now is the one the scan missed, not one created since at
 			// its address
-			if _, back := seen[ptr]; back {
+			if seen.has(ptr) {
 				continue
 			}
-			if st, ok := t.open[ptr]; ok && st.created <= p.start {
-				end := st.ev
+			if st := t.open.Ref(ptr); st != nil && t.created(ptr, st) <= p.start {
+				end := &t.evScan
+				t.creationRecord(ptr, st, end)
 				end.Kind = event.KindTWKill
 				end.Cause = event.CauseVanished
 				end.Time = p.time
 				end.Flags = event.FlagInferred | event.FlagReconciled
-				end.Pid, end.Tid, end.Cgroup, end.Comm = 0, 0, 0, [16]byte{}
-				t.end(&end, emit)
+				t.end(end, emit)
 			}
 		}
-		for _, u := range p.unknown {
-			if _, ok := t.open[u.Ptr]; ok {
+		for i := range p.unknown {
+			u := &p.unknown[i]
+			if t.open.Has(u.Ptr) {
 				continue
 			}
-			if _, still := seen[u.Ptr]; !still {
+			if !seen.has(u.Ptr) {
 				continue // gone again; nothing certain to say
 			}
-			c := *u
+			c := &t.evScan
+			*c = *u
 			c.Kind = event.KindTWCreate
 			c.Time = p.time
 			c.Flags |= event.FlagInferred | event.FlagReconciled
-			t.create(&c, emit)
+			t.create(c, emit)
 		}
 	}
 
 	// a socket created after the scan began may sit in a part of the
 	// table the walk had passed: only older ones are missing
 	r := &scanResult{time: e.Time, start: e.ScanStart()}
-	for ptr, st := range t.open {
-		if st.ev.Netns != ns || st.created > r.start {
+	for i, ptr := range t.open.Keys() {
+		st := t.open.At(i)
+		if st.netns != ns || t.created(ptr, st) > r.start {
 			continue
 		}
-		if _, ok := seen[ptr]; !ok {
+		if !seen.has(ptr) {
 			r.missing = append(r.missing, ptr)
 		}
 	}
 	sortU64(r.missing)
-	for _, s := range sortedByPtr(seen) {
-		if _, ok := t.open[s.Ptr]; !ok {
-			r.unknown = append(r.unknown, s)
-		}
+	for _, o := range t.notOpen(seen) {
+		r.unknown = append(r.unknown, seen.recs[o.pos])
 	}
 	t.prev[ns] = r
 	emit(e)
+}
+
+// doneScan empties the buffer of a scan of ns that ended, keeping it while
+// the buffers kept are small.
+func (t *Tracker) doneScan(ns uint32, b *scanBuf) {
+	if b == nil {
+		return
+	}
+	if t.scanRoom > scanBufKeep {
+		t.scanRoom -= cap(b.recs)
+		delete(t.scanSeen, ns)
+		return
+	}
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	b.at.Reset()
 }
 
 // tupleKey identifies a connection in a network namespace; the family is
@@ -445,30 +586,27 @@ func (t *Tracker) startDiag() {
 		alias: make(map[uint64]uint64),
 		back:  make(map[uint64]uint64),
 	}
-	ptrs := make([]uint64, 0, len(t.open))
-	for p := range t.open {
-		ptrs = append(ptrs, p)
-	}
+	ptrs := slices.Clone(t.open.Keys())
 	slices.SortFunc(ptrs, func(a, b uint64) int {
-		return cmp.Or(cmp.Compare(t.open[a].ev.Time, t.open[b].ev.Time), cmp.Compare(a, b))
+		return cmp.Or(cmp.Compare(t.open.Ref(a).born, t.open.Ref(b).born), cmp.Compare(a, b))
 	})
 	for _, p := range ptrs {
-		d.add(p, t.open[p])
+		d.add(p, t.keyOfState(t.open.Ref(p)))
 	}
 	t.diag = d
 }
 
-// add indexes the socket opened under ptr.
-func (d *diagIndex) add(ptr uint64, st *twState) {
+// add indexes the socket with tuple k opened under ptr.
+func (d *diagIndex) add(ptr uint64, k tupleKey) {
 	if event.IsSyntheticPtr(ptr) {
-		d.synth[keyOf(&st.ev)] = ptr
+		d.synth[k] = ptr
 	} else {
-		d.real[keyOf(&st.ev)] = ptr
+		d.real[k] = ptr
 	}
 }
 
-// forget drops the socket open under ptr from the index.
-func (d *diagIndex) forget(ptr uint64, st *twState) {
+// forget drops the socket with tuple k open under ptr from the index.
+func (d *diagIndex) forget(ptr uint64, k tupleKey) {
 	m := d.real
 	if event.IsSyntheticPtr(ptr) {
 		m = d.synth
@@ -477,7 +615,7 @@ func (d *diagIndex) forget(ptr uint64, st *twState) {
 			delete(d.back, ptr)
 		}
 	}
-	if k := keyOf(&st.ev); m[k] == ptr {
+	if m[k] == ptr {
 		delete(m, k)
 	}
 }
@@ -506,7 +644,7 @@ func (t *Tracker) resolve(e *event.Event) *event.Event {
 		if !event.IsSyntheticPtr(e.Ptr) {
 			return e
 		}
-		if _, ok := t.open[e.Ptr]; ok {
+		if t.open.Has(e.Ptr) {
 			return e
 		}
 		if p, ok := d.real[keyOf(e)]; ok {
@@ -517,14 +655,14 @@ func (t *Tracker) resolve(e *event.Event) *event.Event {
 			return e
 		}
 		if s, ok := d.alias[e.Ptr]; ok {
-			if st := t.open[s]; st != nil && keyOf(&st.ev) == keyOf(e) {
+			if st := t.open.Ref(s); st != nil && t.keyOfState(st) == keyOf(e) {
 				return d.with(e, s)
 			}
 			// the address holds another socket now
 			delete(d.alias, e.Ptr)
 			delete(d.back, s)
 		}
-		if _, ok := t.open[e.Ptr]; ok {
+		if t.open.Has(e.Ptr) {
 			return e
 		}
 		if s, ok := d.synth[keyOf(e)]; ok {

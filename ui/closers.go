@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/gdamore/tcell/v2"
@@ -225,15 +226,21 @@ func (a *app) enterDrill() {
 }
 
 // rowEvents are the recent events that concern a closers row: those of
-// its process, service port, peer or namespace, and every event of the
-// connections (tuples) those belong to, so that the TIME_WAIT sockets
+// its process, service port, peer, namespace or workload (owned by one of
+// the row's cgroups, see model.Snapshot.RowCgroups), and every event of
+// the connections (tuples) those belong to, so that the TIME_WAIT sockets
 // they left show too.
-func rowEvents(row *model.Closer, by model.By, evs []event.Event) []event.Event {
+func rowEvents(row *model.Closer, by model.By, cgroups []uint64, evs []event.Event) []event.Event {
 	if row.Key == "other" {
 		return nil
 	}
 	var match func(e *event.Event) bool
 	switch by {
+	case model.ByPod, model.ByContainer, model.ByService:
+		if len(cgroups) == 0 {
+			return nil
+		}
+		match = func(e *event.Event) bool { return e.Owned() && slices.Contains(cgroups, e.Cgroup) }
 	case model.ByProcess:
 		if row.Pid == 0 {
 			return nil
@@ -317,7 +324,7 @@ func (a *app) drawDrill(c canvas) {
 	top = append(top, num(row.Closes[model.SideReset], "reset")...)
 	c.segs(0, 0, top)
 
-	evs := rowEvents(row, d.by, a.snap.Recent)
+	evs := rowEvents(row, d.by, a.snap.RowCgroups(d.by, row), a.snap.Recent)
 	made, open := openTimewait(evs)
 	c.segs(0, 1, []seg{{"TIME_WAIT ", th.dim}, {count(row.TimewaitCreated), th.bold}, {" made, ", th.normal},
 		{count(row.TimewaitOpen), th.spark.Bold(true)}, {" open", th.normal}})
@@ -327,8 +334,6 @@ func (a *app) drawDrill(c canvas) {
 		info = "\"other\" sums the keys past the ranking's limit: no events to show"
 	case d.by == model.ByProcess && row.Pid == 0:
 		info = "no process was seen closing these connections: no events to show"
-	case d.by.Workload():
-		info = "events are not kept by " + d.by.String() + ": see its processes by process (b)"
 	default:
 		info = fmt.Sprintf("Its events among the latest %d: %d, with %d TIME_WAIT made (%d still open)",
 			len(a.snap.Recent), len(evs), made, open)

@@ -388,7 +388,7 @@ func TestRowEvents(t *testing.T) {
 				}
 				return e.Netns == row.Netns
 			}
-			evs := rowEvents(&row, by, s.Recent)
+			evs := rowEvents(&row, by, s.RowCgroups(by, &row), s.Recent)
 			mine := map[tuple]bool{}
 			for i := range evs {
 				if own(&evs[i]) {
@@ -416,7 +416,7 @@ func TestRowEvents(t *testing.T) {
 			}
 		}
 	}
-	if got := rowEvents(&model.Closer{Key: "other"}, model.ByPeer, s.Recent); got != nil {
+	if got := rowEvents(&model.Closer{Key: "other"}, model.ByPeer, nil, s.Recent); got != nil {
 		t.Errorf("the other row has %d events", len(got))
 	}
 }

@@ -109,12 +109,46 @@ func checkModel(t *testing.T, m *Model) {
 	for _, s := range m.socks {
 		want[s.held]++
 	}
-	for _, tw := range m.tws {
-		if tw.client {
+	for i := range m.tws.Keys() {
+		if tw := m.tws.At(i); m.books.get(tw.books).client {
 			want[heldTimewait]++
 		}
 	}
 	want[heldNone] = 0
+	// the shared books and IPv6 addresses are held by the open TIME_WAIT
+	// sockets using them, and only by them
+	books, addrs := map[uint32]uint32{}, map[uint32]uint32{}
+	for i := range m.tws.Keys() {
+		tw := m.tws.At(i)
+		books[tw.books]++
+		for _, a := range [...]struct {
+			v uint32
+			k uint8
+		}{{tw.src, tw.kinds & 3}, {tw.dst, tw.kinds >> 2}} {
+			if a.k == addrHandle {
+				addrs[a.v]++
+			}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		used map[uint32]uint32
+		refs []uint32
+		ids  int
+	}{{"books", books, m.books.refs, len(m.books.ids)}, {"addresses", addrs, m.addrs.refs, len(m.addrs.ids)}} {
+		live := 0
+		for id, n := range c.refs {
+			if n != c.used[uint32(id)] {
+				t.Errorf("%s %d: %d users counted, %d open TIME_WAIT sockets use it", c.name, id, n, c.used[uint32(id)])
+			}
+			if n > 0 {
+				live++
+			}
+		}
+		if live != c.ids {
+			t.Errorf("%s: %d in use, %d interned", c.name, live, c.ids)
+		}
+	}
 	if held != want {
 		t.Errorf("held ports by group %v, sockets holding them %v", held, want)
 	}

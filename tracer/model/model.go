@@ -12,6 +12,7 @@
 package model
 
 import (
+	"github.com/twtop/twtop/internal/flatmap"
 	"net/netip"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -109,6 +110,14 @@ type sock struct {
 	twTaken bool
 	held    portGroup
 	dest    destKey
+	destp   *dest // m.dests[dest] once looked up, unless folded
+	// indexed: byTuple maps the socket's tuple to it (as the last write
+	// there left it), so the next transition need not write it again
+	indexed bool
+	// keys are closerOf's answer while keysOK (the fields it depends on
+	// are unchanged since)
+	keys   closerKeys
+	keysOK bool
 	// estab is the event time the socket became ESTABLISHED, 0 when not
 	// seen (for the duration of the connections a service closes)
 	estab uint64
@@ -135,21 +144,29 @@ type owner struct {
 	cgroup uint64 // cgroup v2 id, 0 when not known
 }
 
+// tw is what the model keeps of an open TIME_WAIT socket: the books it
+// is charged to and its tuple (to tell a new socket at its address from a
+// repeat, and for the destination a client's holds). Its birth, substate
+// and the inference of its end are the lifecycle Tracker's, which puts its
+// lifetime on the end event. It holds no pointer.
 type tw struct {
-	netns    uint32
-	src, dst netip.AddrPort
-	created  uint64
-	closer   *closerKeys // aggregates charged with this TIME_WAIT
-	substate event.State
-	// client: the socket is a connection's client side, so it holds its
-	// local port towards its destination, destKey{netns, src.Addr(), dst},
-	// until it ends
-	client bool
+	books        uint32 // handle in Model.books
+	src, dst     uint32 // addresses, of the kinds in kinds (addrs.go)
+	sport, dport uint16
+	kinds        uint8 // the source address's kind, the destination's << 2
 }
 
-// dest is the destination whose local port a client TIME_WAIT socket
+// twDest is the destination whose local port a client TIME_WAIT socket
 // holds.
-func (t *tw) dest() destKey { return destKey{t.netns, t.src.Addr(), t.dst} }
+func (m *Model) twDest(t *tw, b *twBooks) destKey {
+	return destKey{b.netns, m.decAddr(t.src, t.kinds&3), netip.AddrPortFrom(m.decAddr(t.dst, t.kinds>>2), t.dport)}
+}
+
+// twIs reports whether the socket has e's tuple.
+func (m *Model) twIs(t *tw, e *event.Event) bool {
+	return m.books.get(t.books).netns == e.Netns && t.sport == e.Src.Port() && t.dport == e.Dst.Port() &&
+		m.isAddr(t.src, t.kinds&3, e.Src.Addr()) && m.isAddr(t.dst, t.kinds>>2, e.Dst.Addr())
+}
 
 // closerKeys are the aggregate entries one closing socket counts under, by
 // ranking; nil where the socket has no key of that ranking.
@@ -162,10 +179,14 @@ type Model struct {
 	now   uint64
 
 	socks       map[uint64]*sock
+	freeSocks   []*sock // sockets closed, for reuse
 	byTuple     map[tupleKey]uint64
 	recent      map[tupleKey]closed
-	recentOrder []tupleKey
-	tws         map[uint64]*tw
+	recentOrder []tupleKey // ring of recentMax, oldest at recentHead
+	recentHead  int
+	tws         flatmap.Map[tw]      // open TIME_WAIT sockets by address
+	books       interned[twBooks]    // what they are charged to
+	addrs       interned[netip.Addr] // their IPv6 addresses
 
 	c         Counters
 	life      Histogram
@@ -204,7 +225,6 @@ func New(cfg Config) *Model {
 		socks:     make(map[uint64]*sock),
 		byTuple:   make(map[tupleKey]uint64),
 		recent:    make(map[tupleKey]closed),
-		tws:       make(map[uint64]*tw),
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destKey]*dest),
 		portRange: make(map[uint32]int),
@@ -239,9 +259,7 @@ func (m *Model) Apply(e *event.Event) {
 	case event.KindTWExpire, event.KindTWKill:
 		m.twEnd(e)
 	case event.KindTWSubstate:
-		if t := m.tws[e.Ptr]; t != nil && t.substate == event.FinWait2 && e.NewState == event.TimeWait {
-			t.substate = event.TimeWait
-		}
+		// the Tracker follows the substate; nothing here depends on it
 	case event.KindTWReuse:
 		m.c.ReuseConnect++
 		// connect() took over a client TIME_WAIT tuple: the port stays
@@ -281,7 +299,7 @@ func (m *Model) Apply(e *event.Event) {
 		m.workloadErr(e, func(c *Closer) { c.BindErrors++ })
 		m.aggs.netns.get(e.Netns).BindErrors++
 	}
-	m.openTW.set(m.now, int64(len(m.tws)))
+	m.openTW.set(m.now, int64(m.tws.Len()))
 }
 
 // processOf is the process row of an event that ran in its owner's
@@ -330,37 +348,45 @@ func (m *Model) state(e *event.Event) {
 			m.c.EvictedSockets++
 			return
 		}
-		s = &sock{netns: e.Netns}
+		s = m.newSock()
+		s.netns = e.Netns
 		m.socks[e.Ptr] = s
 	}
-	if e.Src.Port() != 0 {
+	if e.Src.Port() != 0 && (s.src != e.Src || s.dst != e.Dst) {
 		s.src, s.dst = e.Src, e.Dst
+		s.indexed, s.keysOK = false, false
 	}
 	// pid/comm only from events that carry the owner (process context)
 	if e.Owned() && e.Pid != 0 {
-		s.owner = owner{pid: e.Pid, comm: e.Comm, cgroup: e.Cgroup}
+		if o := (owner{pid: e.Pid, comm: e.Comm, cgroup: e.Cgroup}); o != s.owner {
+			s.owner, s.keysOK = o, false
+		}
 		m.workloadOf(e.Cgroup) // ask early: the answer comes in the background
 	}
+	r := s.role
 	if e.OldState == event.Close && e.NewState == event.SynSent {
 		m.c.Connects++ // a connect(): the base of the share that reused a tuple
-		s.role = roleClient
+		r = roleClient
 	}
 	if e.NewState == event.SynRecv {
-		s.role = roleServer // a child of a listener: its local port is a service
+		r = roleServer // a child of a listener: its local port is a service
 	}
-	if s.role == roleUnknown && s.src.Port() != 0 && s.dst.Port() != 0 {
+	if r == roleUnknown && s.src.Port() != 0 && s.dst.Port() != 0 {
 		// first seen with its connection open (before tracing began, or
 		// its first transitions were lost): no history says which end
 		// it is, the ports may
-		s.role = m.roleByPorts(s.netns, s.src.Port(), s.dst.Port())
+		r = m.roleByPorts(s.netns, s.src.Port(), s.dst.Port())
+	}
+	if r != s.role {
+		s.role, s.keysOK = r, false
 	}
 	if e.NewState == event.Established && s.estab == 0 {
 		s.estab = e.Time
 	}
 	wasHeld := s.held
 	m.hold(s, e.NewState)
-	if e.Src.Port() != 0 && e.Dst.Port() != 0 {
-		m.byTuple[tupleKey{s.netns, s.src, s.dst}] = e.Ptr
+	if e.Src.Port() != 0 && e.Dst.Port() != 0 && !s.indexed {
+		m.index(s, e.Ptr)
 	}
 
 	switch {
@@ -395,22 +421,48 @@ func (m *Model) state(e *event.Event) {
 		if pending {
 			m.remember(k, m.leftBy(s, keys))
 		} else if wasHeld != heldNone && !s.twTaken {
-			m.destOf(s.dest).freed() // closed without TIME_WAIT: its port is free
+			m.sockDest(s).freed() // closed without TIME_WAIT: its port is free
 		}
 		delete(m.socks, e.Ptr)
+		m.freeSocks = append(m.freeSocks, s)
 	}
+}
+
+// newSock returns a zero sock, reusing a closed one's memory.
+func (m *Model) newSock() *sock {
+	if n := len(m.freeSocks); n > 0 {
+		s := m.freeSocks[n-1]
+		m.freeSocks = m.freeSocks[:n-1]
+		*s = sock{}
+		return s
+	}
+	return new(sock)
+}
+
+// index maps the socket s at ptr's tuple to it in byTuple.
+func (m *Model) index(s *sock, ptr uint64) {
+	k := tupleKey{s.netns, s.src, s.dst}
+	if old, ok := m.byTuple[k]; ok && old != ptr {
+		if o := m.socks[old]; o != nil {
+			o.indexed = false // its tuple maps to s now
+		}
+	}
+	m.byTuple[k] = ptr
+	s.indexed = true
 }
 
 // remember keeps a closed socket's aggregates for the TIME_WAIT creation
 // that the exact tiers report right after the CLOSE transition.
 func (m *Model) remember(k tupleKey, c closed) {
 	if len(m.recentOrder) >= recentMax {
-		old := m.recentOrder[0]
-		m.recentOrder = m.recentOrder[1:]
+		old := m.recentOrder[m.recentHead]
 		delete(m.recent, old)
+		m.recentOrder[m.recentHead] = k
+		m.recentHead = (m.recentHead + 1) % recentMax
+	} else {
+		m.recentOrder = append(m.recentOrder, k)
 	}
 	m.recent[k] = c
-	m.recentOrder = append(m.recentOrder, k)
 }
 
 const recentMax = 4096
@@ -456,6 +508,11 @@ func (m *Model) countClose(s *sock, keys *closerKeys, rstRx bool) {
 // which end it is is not known), its network namespace, and its owner's
 // pod, container or service when the owner's cgroup is resolved.
 func (m *Model) closerOf(s *sock) closerKeys {
+	if s.keysOK {
+		// the same as looking them up again: rows are never dropped,
+		// and a key folded into "other" stays folded
+		return s.keys
+	}
 	var out closerKeys
 	if s.owner.pid != 0 {
 		out[ByProcess] = m.aggs.process.get(procKey{s.owner.pid, s.owner.comm})
@@ -470,6 +527,7 @@ func (m *Model) closerOf(s *sock) closerKeys {
 	}
 	out[ByNetns] = m.aggs.netns.get(s.netns)
 	out[byCgroup] = m.cgroupRow(s.owner.cgroup)
+	s.keys, s.keysOK = out, true
 	return out
 }
 
@@ -496,8 +554,8 @@ func (m *Model) leftBy(s *sock, keys closerKeys) closed {
 }
 
 func (m *Model) twCreate(e *event.Event) {
-	if t, ok := m.tws[e.Ptr]; ok {
-		if t.netns == e.Netns && t.src == e.Src && t.dst == e.Dst {
+	if t := m.tws.Ref(e.Ptr); t != nil {
+		if m.twIs(t, e) {
 			return // the same socket, reported again
 		}
 		// A new socket at the address of one still open here: the kernel
@@ -506,7 +564,7 @@ func (m *Model) twCreate(e *event.Event) {
 		m.c.Ended[endUnknown]++
 		m.c.EndedUnseen++
 		m.c.Inferred.Ended = true
-		m.release(e.Ptr, t)
+		m.release(e.Ptr, *t)
 	}
 	existing := e.Flags&event.FlagExisting != 0
 	if !existing {
@@ -518,20 +576,16 @@ func (m *Model) twCreate(e *event.Event) {
 	} else {
 		m.c.Existing++
 	}
-	if len(m.tws) >= m.cfg.MaxTimewait {
+	if m.tws.Len() >= m.cfg.MaxTimewait {
 		m.c.EvictedTimewait++
 		return
 	}
-	t := &tw{netns: e.Netns, src: e.Src, dst: e.Dst, substate: e.NewState}
-	if !existing {
-		t.created = e.Time
-	}
+	b := twBooks{netns: e.Netns}
 	r := roleUnknown
 	if left, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
 		r = left.role
-		keys := left.keys
-		t.closer = &keys
-		for _, c := range keys {
+		b.closer = left.keys
+		for _, c := range b.closer {
 			if c != nil {
 				c.TimewaitCreated++
 				c.TimewaitOpen++
@@ -543,17 +597,23 @@ func (m *Model) twCreate(e *event.Event) {
 		// tracing, the scan found it, or its socket was not tracked)
 		r = m.roleByPorts(e.Netns, e.Src.Port(), e.Dst.Port())
 	}
+	t := tw{sport: e.Src.Port(), dport: e.Dst.Port()}
+	var sk, dk uint8
+	t.src, sk = m.encAddr(e.Src.Addr())
+	t.dst, dk = m.encAddr(e.Dst.Addr())
+	t.kinds = sk | dk<<2
 	if r == roleClient && e.Src.Addr().IsValid() && e.Src.Port() != 0 && e.Dst.IsValid() {
 		// the client's TIME_WAIT socket keeps its local port towards the
 		// destination until it ends
-		t.client = true
-		d := m.destOf(t.dest())
+		b.client = true
+		d := m.destOf(destKey{e.Netns, e.Src.Addr(), e.Dst})
 		d.change(heldTimewait, 1, m.now)
 		if !existing {
 			d.timewaitCreated(m.now)
 		}
 	}
-	m.tws[e.Ptr] = t
+	t.books = m.books.ref(b)
+	m.tws.Put(e.Ptr, t)
 	m.ns(e.Netns).Open++
 }
 
@@ -575,31 +635,33 @@ func (m *Model) twEnd(e *event.Event) {
 	if e.Lifetime >= 0 {
 		m.life.Record(uint64(e.Lifetime))
 	}
-	t := m.tws[e.Ptr]
+	t := m.tws.Ref(e.Ptr)
 	if t == nil {
 		m.c.EndedUntracked++ // created before tracing and never scanned, or evicted
 		return
 	}
-	m.release(e.Ptr, t)
+	m.release(e.Ptr, *t)
 }
 
 // release forgets an open TIME_WAIT socket and takes it off the gauges it
 // was counted in.
-func (m *Model) release(ptr uint64, t *tw) {
-	delete(m.tws, ptr)
-	m.ns(t.netns).Open--
-	if t.client {
-		d := m.destOf(t.dest())
+func (m *Model) release(ptr uint64, t tw) {
+	m.tws.Del(ptr)
+	b := m.books.get(t.books)
+	m.ns(b.netns).Open--
+	if b.client {
+		d := m.destOf(m.twDest(&t, b))
 		d.change(heldTimewait, -1, m.now)
 		d.freed()
 	}
-	if t.closer != nil {
-		for _, c := range t.closer {
-			if c != nil {
-				c.TimewaitOpen--
-			}
+	for _, c := range b.closer {
+		if c != nil {
+			c.TimewaitOpen--
 		}
 	}
+	m.books.unref(t.books)
+	m.dropAddr(t.src, t.kinds&3)
+	m.dropAddr(t.dst, t.kinds>>2)
 }
 
 // End buckets of the report (timewait.ended).

@@ -319,6 +319,23 @@ func (m *Model) destOf(k destKey) *dest {
 	return d
 }
 
+// sockDest is destOf(s.dest), kept on the socket unless folded into
+// "other" (each fold is counted, as every lookup of a folded key is).
+func (m *Model) sockDest(s *sock) *dest {
+	if s.destp != nil {
+		return s.destp
+	}
+	d := m.dests[s.dest]
+	if d == nil {
+		d = m.destOf(s.dest)
+		if m.dests[s.dest] != d {
+			return d // folded
+		}
+	}
+	s.destp = d
+	return d
+}
+
 // hold moves a client socket's held port to the group of its new state.
 // The rings run on the model's clock (the latest event time), so an event
 // stamped a little earlier than the one before it, from another CPU, is
@@ -332,11 +349,13 @@ func (m *Model) hold(s *sock, st event.State) {
 		return
 	}
 	if s.held != heldNone {
-		m.destOf(s.dest).change(s.held, -1, m.now)
+		m.sockDest(s).change(s.held, -1, m.now)
 	}
 	if g != heldNone {
-		s.dest = destKey{s.netns, s.src.Addr(), s.dst}
-		d := m.destOf(s.dest)
+		if k := (destKey{s.netns, s.src.Addr(), s.dst}); k != s.dest {
+			s.dest, s.destp = k, nil
+		}
+		d := m.sockDest(s)
 		d.change(g, 1, m.now)
 		if g == heldEstablished && s.held != heldClosing {
 			d.connected(m.now)

@@ -66,7 +66,11 @@ type Snapshot struct {
 	// "other" row of keys past that), in the default order, for readers
 	// that rank by another column (TopClosers).
 	AllClosers [byKinds][]Closer
-	Netns      []NetnsStats
+	// WorkloadCgroups are, per workload ranking (pod, container, service)
+	// and per row id (pod UID, container id, unit), the owner cgroups the
+	// row sums: see RowCgroups.
+	WorkloadCgroups [byKinds]map[string][]uint64
+	Netns           []NetnsStats
 	// Ports are the TopN destinations holding the most ports, as the
 	// report shows them.
 	Ports []PortPressure
@@ -88,7 +92,7 @@ type Snapshot struct {
 // it also asks once more about the owners' cgroup ids not resolved yet, so
 // it is called from the goroutine that calls Apply, as the pipeline does.
 func (m *Model) Snapshot() *Snapshot {
-	s := &Snapshot{Tier: m.cfg.Tier, First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: len(m.tws)}
+	s := &Snapshot{Tier: m.cfg.Tier, First: m.first, Now: m.now, Counters: m.c, Lifetime: m.life, ReuseAge: m.reuseAge, OpenNow: m.tws.Len()}
 	s.Recent = m.tail.events()
 	s.AllClosers = m.aggs.all()
 	m.workloadRankings(s)

@@ -96,6 +96,7 @@ func (m *Model) workloadRankings(s *Snapshot) {
 		return
 	}
 	m.reaskPending()
+	s.WorkloadCgroups = [byKinds]map[string][]uint64{}
 	pods := map[string]*Closer{}
 	ctrs := map[string]*Closer{}
 	svcs := map[string]*Closer{}
@@ -107,6 +108,7 @@ func (m *Model) workloadRankings(s *Snapshot) {
 		if !ok {
 			continue
 		}
+		s.addWorkloadCgroup(w, id)
 		switch w.Kind {
 		case workload.KindPod:
 			if w.PodUID != "" {
@@ -135,6 +137,45 @@ func (m *Model) workloadRankings(s *Snapshot) {
 		slices.SortFunc(all, defaultOrder)
 		s.AllClosers[by] = all
 	}
+}
+
+// addWorkloadCgroup notes that cgroup id belongs to the rows of w.
+func (s *Snapshot) addWorkloadCgroup(w workload.Workload, id uint64) {
+	add := func(by By, key string) {
+		if key == "" {
+			return
+		}
+		if s.WorkloadCgroups[by] == nil {
+			s.WorkloadCgroups[by] = map[string][]uint64{}
+		}
+		s.WorkloadCgroups[by][key] = append(s.WorkloadCgroups[by][key], id)
+	}
+	switch w.Kind {
+	case workload.KindPod:
+		add(ByPod, w.PodUID)
+		add(ByContainer, w.ContainerID)
+	case workload.KindContainer:
+		add(ByContainer, w.ContainerID)
+	case workload.KindService:
+		add(ByService, w.Service)
+	}
+}
+
+// RowCgroups are the owner cgroup ids whose closes a workload row (pod,
+// container, service) sums; nil for other rows.
+func (s *Snapshot) RowCgroups(by By, row *Closer) []uint64 {
+	if by < 0 || by >= byKinds {
+		return nil
+	}
+	switch by {
+	case ByPod:
+		return s.WorkloadCgroups[by][row.PodUID]
+	case ByContainer:
+		return s.WorkloadCgroups[by][row.ContainerID]
+	case ByService:
+		return s.WorkloadCgroups[by][row.Service]
+	}
+	return nil
 }
 
 func row(rows map[string]*Closer, id string, by By) *Closer {

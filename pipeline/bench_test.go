@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/twtop/twtop/lifecycle"
+	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/model"
+)
+
+// churnSource yields the raw records of an endless client-closes-first
+// churn, as the live reader hands them over: each connection to one of
+// dests destinations connects, is established, closes first (FIN_WAIT1,
+// FIN_WAIT2, a TIME_WAIT socket, CLOSE), and its TIME_WAIT socket expires
+// once open more are open after it (none expire when open is 0).
+type churnSource struct {
+	dests int
+	open  int
+	conn  int
+	step  int
+	t     uint64
+	seq   [2]uint32
+	buf   [event.RecordSize]byte
+	e     event.Event
+}
+
+var churnLocal = netip.MustParseAddr("10.0.0.1")
+
+func (c *churnSource) dest(i int) netip.AddrPort {
+	d := i % c.dests
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(d >> 8), byte(d)}), 443)
+}
+
+func (c *churnSource) src(i int) netip.AddrPort {
+	return netip.AddrPortFrom(churnLocal, uint16(1024+(i/c.dests)%64000))
+}
+
+func twPtr(i int) uint64   { return 0xffff888200000000 + uint64(i)*0x100 }
+func sockPtr(i int) uint64 { return 0xffff888100000000 + uint64(i%4096)*0x940 }
+
+func (c *churnSource) Next() ([]byte, error) {
+	i := c.conn
+	e := &c.e
+	*e = event.Event{Kind: event.KindState, Ptr: sockPtr(i), Netns: 4026531840, Family: event.AFInet,
+		Src: c.src(i), Dst: c.dest(i)}
+	switch c.step {
+	case 0:
+		e.OldState, e.NewState = event.Close, event.SynSent
+		e.Pid, e.Tid, e.Flags = 4242, 4242, event.FlagOwner
+		copy(e.Comm[:], "client")
+	case 1:
+		e.OldState, e.NewState = event.SynSent, event.Established
+	case 2:
+		e.OldState, e.NewState = event.Established, event.FinWait1
+		e.Pid, e.Tid, e.Flags = 4242, 4242, event.FlagOwner
+		copy(e.Comm[:], "client")
+	case 3:
+		e.OldState, e.NewState = event.FinWait1, event.FinWait2
+	case 4:
+		e.Kind, e.Ptr, e.NewState, e.Aux = event.KindTWCreate, twPtr(i), event.TimeWait, 15000
+	case 5:
+		e.OldState, e.NewState = event.FinWait2, event.Close
+	case 6:
+		old := i - c.open
+		e.Kind, e.Ptr, e.NewState, e.Src, e.Dst = event.KindTWExpire, twPtr(old), event.TimeWait, c.src(old), c.dest(old)
+	}
+	c.step++
+	if c.step == 6 && (c.open == 0 || i < c.open) || c.step == 7 {
+		c.step = 0
+		c.conn++
+	}
+	c.t += 2000
+	e.Time = c.t
+	e.CPU = uint16(c.t/2000) % 2
+	c.seq[e.CPU]++
+	e.Seq = c.seq[e.CPU]
+	event.Encode(e, c.buf[:])
+	return c.buf[:], nil
+}
+
+// pipe is the live path after the reader: decode, the Tracker and the
+// model, one record at a time.
+type pipe struct {
+	src event.RawSource
+	tk  *lifecycle.Tracker
+	m   *model.Model
+	e   event.Event
+}
+
+func newPipe(src event.RawSource) *pipe {
+	p := &pipe{src: src, tk: lifecycle.NewTracker(250), m: model.New(model.Config{})}
+	return p
+}
+
+func (p *pipe) feed(n int) {
+	for range n {
+		raw, _ := p.src.Next()
+		if err := event.Decode(raw, &p.e); err != nil {
+			panic(err)
+		}
+		p.tk.Add(&p.e, p.m.Apply)
+	}
+}
+
+// BenchmarkPipelineAllocs reports the heap allocations per record of
+// decode, Tracker and model over a steady churn (10,000 TIME_WAIT sockets
+// open, 1,024 destinations), once warm (goal: about 0).
+func BenchmarkPipelineAllocs(b *testing.B) {
+	p := newPipe(&churnSource{dests: 1024, open: 10000})
+	p.feed(500_000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	p.feed(b.N)
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/record")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "B/record")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPipelineOpenTimewait opens 262,144 TIME_WAIT sockets, the
+// connections of one client towards 1,024 destinations closed first and
+// none ended, through decode, Tracker and model, and reports the heap the
+// whole pipeline holds: per TIME_WAIT socket (goal: at most 64 bytes) and
+// in all (goal: 64 MB).
+func BenchmarkPipelineOpenTimewait(b *testing.B) {
+	const open = 262144
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		src := &churnSource{dests: 1024}
+		p := newPipe(src)
+		for src.conn < open {
+			p.feed(1)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := p.m.Snapshot().OpenNow; n != open || p.tk.Open() != open {
+			b.Fatalf("open %d in the model, %d in the Tracker", n, p.tk.Open())
+		}
+		heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		b.ReportMetric(heap/open, "bytes/tw")
+		b.ReportMetric(heap/(1<<20), "MiB")
+		runtime.KeepAlive(p)
+	}
+}
