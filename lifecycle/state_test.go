@@ -90,7 +90,7 @@ func TestTrackerStateKeepsTuples(t *testing.T) {
 	if g := byPtr[0x9000]; g.Lifetime != int64(ts+10e9-birth.Time) || g.Src != scan.Src {
 		t.Errorf("vanished socket from before tracing: %+v", g)
 	}
-	if tk.Open() != 0 || tk.births.Len() != 0 || len(tk.addrs.ids) != 0 {
-		t.Fatalf("open %d, births %d, addresses %d", tk.Open(), tk.births.Len(), len(tk.addrs.ids))
+	if tk.Open() != 0 || tk.births.Len() != 0 || tk.addrs.Len() != 0 {
+		t.Fatalf("open %d, births %d, addresses %d", tk.Open(), tk.births.Len(), tk.addrs.Len())
 	}
 }

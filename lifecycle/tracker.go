@@ -2,7 +2,7 @@ package lifecycle
 
 import (
 	"cmp"
-	"github.com/twtop/twtop/internal/flatmap"
+	"github.com/twtop/twtop/internal/compact"
 	"net/netip"
 	"slices"
 
@@ -45,11 +45,11 @@ const (
 type Tracker struct {
 	hz   uint32
 	now  uint64
-	open flatmap.Map[twState] // open timewait sockets by ptr
+	open compact.Map[twState] // open timewait sockets by ptr
 	// births of open timewait sockets that existed before tracing,
 	// learnt later (the others' birth is their creation record's time)
-	births flatmap.Map[uint64]
-	addrs  addrTable // their IPv6 addresses
+	births compact.Map[uint64]
+	addrs  compact.Addrs // their IPv6 addresses
 
 	cancels  []event.Event          // tracepoint tier: cancels awaiting a possible re-arm, one per CPU, by CPU
 	synWait  []event.Event          // kills of unknown cause awaiting a SYN takeover
@@ -74,7 +74,7 @@ type Tracker struct {
 type twState struct {
 	born     uint64 // time of the record that created it (the scan's for one that existed)
 	netns    uint32
-	src, dst uint32 // addresses, of the kinds in kinds (addrTable)
+	src, dst uint32 // addresses, of the kinds in kinds (compact.Addrs)
 	aux      uint32 // the creation record's Aux, Aux2, Seq, CPU and OldState
 	aux2     uint32
 	seq      uint32
@@ -98,7 +98,7 @@ type scanResult struct {
 // scanBuf holds the records of a scan in progress, as they came.
 type scanBuf struct {
 	recs []event.Event
-	at   flatmap.Map[int32] // the last record of each ptr, by ptr
+	at   compact.Map[int32] // the last record of each ptr, by ptr
 	refs []scanRef          // scratch for scanEnd
 }
 

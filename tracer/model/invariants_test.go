@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/twtop/twtop/internal/compact"
 	"testing"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -110,7 +111,7 @@ func checkModel(t *testing.T, m *Model) {
 		want[s.held]++
 	}
 	for i := range m.tws.Keys() {
-		if tw := m.tws.At(i); m.books.get(tw.books).client {
+		if tw := m.tws.At(i); m.books.Get(tw.books).client {
 			want[heldTimewait]++
 		}
 	}
@@ -125,7 +126,7 @@ func checkModel(t *testing.T, m *Model) {
 			v uint32
 			k uint8
 		}{{tw.src, tw.kinds & 3}, {tw.dst, tw.kinds >> 2}} {
-			if a.k == addrHandle {
+			if a.k == compact.AddrHandle {
 				addrs[a.v]++
 			}
 		}
@@ -133,20 +134,16 @@ func checkModel(t *testing.T, m *Model) {
 	for _, c := range []struct {
 		name string
 		used map[uint32]uint32
-		refs []uint32
-		ids  int
-	}{{"books", books, m.books.refs, len(m.books.ids)}, {"addresses", addrs, m.addrs.refs, len(m.addrs.ids)}} {
-		live := 0
-		for id, n := range c.refs {
-			if n != c.used[uint32(id)] {
-				t.Errorf("%s %d: %d users counted, %d open TIME_WAIT sockets use it", c.name, id, n, c.used[uint32(id)])
-			}
-			if n > 0 {
-				live++
+		refs func(uint32) uint32
+		live int
+	}{{"books", books, m.books.Refs, m.books.Len()}, {"addresses", addrs, m.addrs.Refs, m.addrs.Len()}} {
+		for id, n := range c.used {
+			if got := c.refs(id); got != n {
+				t.Errorf("%s %d: %d users counted, %d open TIME_WAIT sockets use it", c.name, id, got, n)
 			}
 		}
-		if live != c.ids {
-			t.Errorf("%s: %d in use, %d interned", c.name, live, c.ids)
+		if c.live != len(c.used) {
+			t.Errorf("%s: %d in use, %d interned", c.name, len(c.used), c.live)
 		}
 	}
 	if held != want {

@@ -12,7 +12,7 @@
 package model
 
 import (
-	"github.com/twtop/twtop/internal/flatmap"
+	"github.com/twtop/twtop/internal/compact"
 	"net/netip"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -151,7 +151,7 @@ type owner struct {
 // lifetime on the end event. It holds no pointer.
 type tw struct {
 	books        uint32 // handle in Model.books
-	src, dst     uint32 // addresses, of the kinds in kinds (addrs.go)
+	src, dst     uint32 // addresses, of the kinds in kinds (compact.Addrs)
 	sport, dport uint16
 	kinds        uint8 // the source address's kind, the destination's << 2
 }
@@ -159,13 +159,13 @@ type tw struct {
 // twDest is the destination whose local port a client TIME_WAIT socket
 // holds.
 func (m *Model) twDest(t *tw, b *twBooks) destKey {
-	return destKey{b.netns, m.decAddr(t.src, t.kinds&3), netip.AddrPortFrom(m.decAddr(t.dst, t.kinds>>2), t.dport)}
+	return destKey{b.netns, m.addrs.Dec(t.src, t.kinds&3), netip.AddrPortFrom(m.addrs.Dec(t.dst, t.kinds>>2), t.dport)}
 }
 
 // twIs reports whether the socket has e's tuple.
 func (m *Model) twIs(t *tw, e *event.Event) bool {
-	return m.books.get(t.books).netns == e.Netns && t.sport == e.Src.Port() && t.dport == e.Dst.Port() &&
-		m.isAddr(t.src, t.kinds&3, e.Src.Addr()) && m.isAddr(t.dst, t.kinds>>2, e.Dst.Addr())
+	return m.books.Get(t.books).netns == e.Netns && t.sport == e.Src.Port() && t.dport == e.Dst.Port() &&
+		m.addrs.Is(t.src, t.kinds&3, e.Src.Addr()) && m.addrs.Is(t.dst, t.kinds>>2, e.Dst.Addr())
 }
 
 // closerKeys are the aggregate entries one closing socket counts under, by
@@ -184,9 +184,9 @@ type Model struct {
 	recent      map[tupleKey]closed
 	recentOrder []tupleKey // ring of recentMax, oldest at recentHead
 	recentHead  int
-	tws         flatmap.Map[tw]      // open TIME_WAIT sockets by address
-	books       interned[twBooks]    // what they are charged to
-	addrs       interned[netip.Addr] // their IPv6 addresses
+	tws         compact.Map[tw]           // open TIME_WAIT sockets by address
+	books       compact.Interned[twBooks] // what they are charged to
+	addrs       compact.Addrs             // their IPv6 addresses
 
 	c         Counters
 	life      Histogram
@@ -599,8 +599,8 @@ func (m *Model) twCreate(e *event.Event) {
 	}
 	t := tw{sport: e.Src.Port(), dport: e.Dst.Port()}
 	var sk, dk uint8
-	t.src, sk = m.encAddr(e.Src.Addr())
-	t.dst, dk = m.encAddr(e.Dst.Addr())
+	t.src, sk = m.addrs.Enc(e.Src.Addr())
+	t.dst, dk = m.addrs.Enc(e.Dst.Addr())
 	t.kinds = sk | dk<<2
 	if r == roleClient && e.Src.Addr().IsValid() && e.Src.Port() != 0 && e.Dst.IsValid() {
 		// the client's TIME_WAIT socket keeps its local port towards the
@@ -612,7 +612,7 @@ func (m *Model) twCreate(e *event.Event) {
 			d.timewaitCreated(m.now)
 		}
 	}
-	t.books = m.books.ref(b)
+	t.books = m.books.Ref(b)
 	m.tws.Put(e.Ptr, t)
 	m.ns(e.Netns).Open++
 }
@@ -647,7 +647,7 @@ func (m *Model) twEnd(e *event.Event) {
 // was counted in.
 func (m *Model) release(ptr uint64, t tw) {
 	m.tws.Del(ptr)
-	b := m.books.get(t.books)
+	b := m.books.Get(t.books)
 	m.ns(b.netns).Open--
 	if b.client {
 		d := m.destOf(m.twDest(&t, b))
@@ -659,9 +659,9 @@ func (m *Model) release(ptr uint64, t tw) {
 			c.TimewaitOpen--
 		}
 	}
-	m.books.unref(t.books)
-	m.dropAddr(t.src, t.kinds&3)
-	m.dropAddr(t.dst, t.kinds>>2)
+	m.books.Unref(t.books)
+	m.addrs.Drop(t.src, t.kinds&3)
+	m.addrs.Drop(t.dst, t.kinds>>2)
 }
 
 // End buckets of the report (timewait.ended).

@@ -1,4 +1,4 @@
-package flatmap
+package compact
 
 import (
 	"math/rand/v2"

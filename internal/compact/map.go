@@ -1,10 +1,12 @@
-// Package flatmap holds Map, a hash map from 64-bit keys (kernel
-// addresses) to values kept by value in dense slices, with no pointer per
-// entry: the tables of open sockets that the lifecycle Tracker and the
-// model keep for hundreds of thousands of TIME_WAIT sockets.
+// Package compact holds the pointer-free tables in which the lifecycle
+// Tracker and the model keep state for hundreds of thousands of open
+// TIME_WAIT sockets: Map, a hash map from kernel addresses to values kept
+// by value in dense slices; Interned, small reference-counted handles for
+// values many sockets share; and Addrs, which keeps an IP address in 4
+// bytes and 2 bits.
 //
-// A Map is not safe for concurrent use.
-package flatmap
+// None of them is safe for concurrent use.
+package compact
 
 // Map maps kernel addresses to values of V without a pointer per entry:
 // keys and values sit in two dense slices, and an open-addressing index of
