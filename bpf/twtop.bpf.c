@@ -121,8 +121,17 @@ struct owner {
 	char comm[TWTOP_COMM_LEN];
 };
 
+/* With cfg.cgroup: the cgroup whose subtree the owners must be in. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroup_filter SEC(".maps");
+
 /* The process that owns a socket, taken where a transition runs in its
- * context (connect, listen, close) and carried to later transitions. */
+ * context (connect, listen, close) and carried to later transitions; with
+ * an owner filter (pid, cgroup), only the sockets of wanted owners. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -140,8 +149,9 @@ struct tuple {
 	__u8 pad[7];
 };
 
-/* With a pid filter: the tuples of that process's closed sockets, so that
- * their timewait sockets (which have no owner) pass the filter too. */
+/* With an owner filter (pid, cgroup): the tuples of the sockets wanted
+ * owners closed, so that their timewait sockets (which have no owner)
+ * pass the filter too. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -431,12 +441,31 @@ static __always_inline bool tuple_wanted(const struct event *e)
 	return true;
 }
 
-/* Filters for timewait records, which have no owner of their own. */
+/* Whether a filter on the socket's owner is set (--pid, a cgroup). */
+static __always_inline bool owner_filter(void)
+{
+	return cfg.pid || cfg.cgroup;
+}
+
+/* Whether the current task, of tgid pid, passes the owner filters: that
+ * process, and a cgroup in the subtree of the one in cgroup_filter (a pod,
+ * a container, a service). */
+static __always_inline bool current_wanted(__u32 pid)
+{
+	if (cfg.pid && pid != cfg.pid)
+		return false;
+	if (cfg.cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+		return false;
+	return true;
+}
+
+/* Filters for timewait records, which have no owner of their own: with an
+ * owner filter, the tuples of the sockets a wanted owner closed. */
 static __always_inline bool tw_wanted(const struct event *e)
 {
 	if (!tuple_wanted(e))
 		return false;
-	if (cfg.pid) {
+	if (owner_filter()) {
 		struct tuple t;
 		tuple_of(e, &t);
 		if (!bpf_map_lookup_elem(&pid_tuples, &t))
@@ -625,19 +654,27 @@ static __always_inline int state_change(void *ctx, const struct sock *sk, int ol
 		      (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK) || no_tuple;
 	/* The owner goes on the transitions made in its context. User space
 	 * follows sockets by address and carries it to the others; only the
-	 * --pid filter needs it here, on every transition (owners map). */
+	 * owner filters need it here, on every transition: the owners map
+	 * holds the sockets of wanted owners. */
+	bool wanted = true;
 	if (in_ctx) {
 		current_owner(&o);
 		set_owner(&e, &o);
-		if (cfg.pid)
-			bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
-	} else if (cfg.pid) {
+		if (owner_filter()) {
+			wanted = current_wanted(o.pid);
+			if (wanted)
+				bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
+			else
+				bpf_map_delete_elem(&owners, &key);
+		}
+	} else if (owner_filter()) {
 		struct owner *known = bpf_map_lookup_elem(&owners, &key);
+		wanted = known != NULL;
 		if (known)
 			set_owner(&e, known);
 	}
 	if (newstate == TCP_CLOSE) {
-		if (cfg.pid)
+		if (owner_filter())
 			bpf_map_delete_elem(&owners, &key);
 		__u64 *marks = bpf_map_lookup_elem(&rst_marks, &zero);
 		__u32 *ports = marks && *marks ? bpf_map_lookup_elem(&rst_rx, &key) : NULL;
@@ -649,8 +686,8 @@ static __always_inline int state_change(void *ctx, const struct sock *sk, int ol
 		}
 	}
 
-	if (cfg.pid) {
-		if (!(e.flags & EVF_OWNER) || e.pid != cfg.pid)
+	if (owner_filter()) {
+		if (!wanted)
 			return 0;
 		if (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSING || newstate == TCP_LAST_ACK) {
 			struct tuple t;
@@ -722,7 +759,7 @@ int on_enter_bind(struct trace_event_raw_sys_enter *ctx)
 	struct sys_args a = {.fd = (__u32)ctx->args[0]};
 	__u16 port = 0;
 
-	if (cfg.pid && (id >> 32) != cfg.pid)
+	if (owner_filter() && !current_wanted(id >> 32))
 		return 0;
 	bpf_probe_read_user(&a.family, sizeof(a.family), uaddr);
 	if (a.family == AF_INET) {
@@ -834,7 +871,7 @@ static __always_inline void twsk_alloc_done(void *ctx, const struct sock *sk, co
 		e.ptr = (__u64)sk;
 		read_sock_tuple(sk, &e);
 		e.oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-		struct owner *o = cfg.pid ? bpf_map_lookup_elem(&owners, &key) : NULL;
+		struct owner *o = owner_filter() ? bpf_map_lookup_elem(&owners, &key) : NULL;
 		if (o)
 			set_owner(&e, o);
 		if (!tw_wanted(&e))
@@ -844,7 +881,7 @@ static __always_inline void twsk_alloc_done(void *ctx, const struct sock *sk, co
 		return;
 	}
 	struct tw_birth b = {.tw = (__u64)tw};
-	struct owner *o = cfg.pid ? bpf_map_lookup_elem(&owners, &key) : NULL;
+	struct owner *o = owner_filter() ? bpf_map_lookup_elem(&owners, &key) : NULL;
 	if (o) {
 		b.owner = *o;
 		b.has_owner = 1;
@@ -970,7 +1007,7 @@ static __always_inline void twsk_unique_done(void *ctx, const struct sock *sk, c
 	if (!tuple_wanted(&e))
 		return;
 	current_owner(&o);
-	if (cfg.pid && o.pid != cfg.pid)
+	if (owner_filter() && !current_wanted(o.pid))
 		return;
 	set_owner(&e, &o);
 	e.flags |= EVF_IN_CONNECT;

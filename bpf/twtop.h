@@ -97,6 +97,8 @@ struct config {
 	__u8 old_helpers;   /* bpf_probe_read for kernel and user memory (before 5.5) */
 	__u8 pad[2];
 	__u64 jiffies_addr; /* with old_helpers: the address of jiffies_64 (no bpf_jiffies64) */
+	__u8 cgroup;        /* only sockets owned by a process in the subtree of the cgroup in cgroup_filter */
+	__u8 pad2[7];
 };
 
 #endif /* TWTOP_H */

@@ -19,10 +19,13 @@ import (
 const stateEvery = 10 * time.Second
 
 // Recorder is a --record destination: records and readings go to it in
-// the order the pipeline meets them.
+// the order the pipeline meets them, on the pipeline's goroutine.
 type Recorder interface {
 	Add(rec []byte) error
 	State(s record.State) error
+	// Idle is called when the tracer has waited a while for a record (up
+	// to 100 ms), so that a recorder can write out what it buffers.
+	Idle() error
 }
 
 // NewLiveSource reads tr and the settings and counters of the namespaces
@@ -31,7 +34,17 @@ func NewLiveSource(tr *tracer.Tracer, netns []string) *LiveSource {
 	if len(netns) == 0 {
 		netns = []string{""} // twtop's own namespace
 	}
-	return &LiveSource{tr: tr, netns: netns}
+	l := &LiveSource{tr: tr, netns: netns}
+	tr.OnIdle(l.idle)
+	return l
+}
+
+// idle passes the tracer's waits on to the recorder.
+func (l *LiveSource) idle() error {
+	if l.Rec != nil {
+		return l.Rec.Idle()
+	}
+	return nil
 }
 
 // LiveSource is the tracer as a raw record source, with the readings of

@@ -69,11 +69,12 @@ func diagScan(ns string, inode uint32, hz uint32) ([][]byte, error) {
 
 // filterScan applies o's filters to a scan's records as scan_tw does in
 // the kernel (tw_wanted): the tuple filters (Family, Netns, Port), and with
-// Pid, owned says whether that process closed the socket. diagScan lists
+// an owner filter (Pid, Cgroup), owned says whether a wanted owner closed
+// the socket. diagScan lists
 // every timewait socket of the namespace. The end record's count becomes
 // the number kept. recs is filtered in place.
 func filterScan(recs [][]byte, o Options, owned func(*event.Event) bool) [][]byte {
-	if o.Family == 0 && o.Netns == 0 && o.Port == 0 && o.Pid == 0 {
+	if o.Family == 0 && o.Netns == 0 && o.Port == 0 && !o.ownerFilter() {
 		return recs
 	}
 	out := recs[:0]
@@ -81,7 +82,7 @@ func filterScan(recs [][]byte, o Options, owned func(*event.Event) bool) [][]byt
 	for _, r := range recs {
 		switch event.RawKind(r) {
 		case event.KindScanTW:
-			if event.Decode(r, &e) == nil && (!tupleWanted(&e, o) || (o.Pid != 0 && !owned(&e))) {
+			if event.Decode(r, &e) == nil && (!tupleWanted(&e, o) || (o.ownerFilter() && !owned(&e))) {
 				continue
 			}
 		case event.KindScanEnd:
@@ -104,9 +105,9 @@ type pidTuple struct {
 	_            [7]byte
 }
 
-// closedByPid reports whether the --pid process closed the socket whose
-// timewait socket e is (tw_wanted in bpf/twtop.bpf.c).
-func (t *Tracer) closedByPid(e *event.Event) bool {
+// closedByOwner reports whether a wanted owner (--pid, a cgroup) closed
+// the socket whose timewait socket e is (tw_wanted in bpf/twtop.bpf.c).
+func (t *Tracer) closedByOwner(e *event.Event) bool {
 	k := pidTuple{Netns: e.Netns, Sport: e.Src.Port(), Dport: e.Dst.Port(), Family: e.Family}
 	src, dst := e.Src.Addr().AsSlice(), e.Dst.Addr().AsSlice()
 	copy(k.Saddr[:], src)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
+	"github.com/twtop/twtop/internal/workload/workloadtest"
 	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 )
@@ -209,6 +211,8 @@ const (
 	helperNetnsEnv = "TWTOP_TEST_HELPER_NETNS"
 	helperPortEnv  = "TWTOP_TEST_HELPER_PORT"
 	helperConnsEnv = "TWTOP_TEST_HELPER_CONNS"
+	// a cgroup directory the helper joins first (TestInKernelCgroupFilter)
+	helperCgroupEnv = "TWTOP_TEST_HELPER_CGROUP"
 )
 
 // TestFilterHelperProcess is not a test on its own: TestInKernelPidFilter
@@ -221,7 +225,14 @@ func TestFilterHelperProcess(t *testing.T) {
 	}
 	port, _ := strconv.Atoi(os.Getenv(helperPortEnv))
 	n, _ := strconv.Atoi(os.Getenv(helperConnsEnv))
-	if err := helperConnections(path, port, n); err != nil {
+	var err error
+	if cg := os.Getenv(helperCgroupEnv); cg != "" {
+		err = workloadtest.Join(cg)
+	}
+	if err == nil {
+		err = helperConnections(path, port, n)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(1)
 	}
@@ -239,17 +250,15 @@ func helperConnections(path string, port, n int) error {
 	})
 }
 
-// --pid N keeps the sockets process N owns, with their TIME_WAIT: two
-// processes make connections in one namespace, and a tracer for each pid
-// sees exactly its process's connections and none of the other's.
-func TestInKernelPidFilter(t *testing.T) {
-	ns := netnstest.New(t)
-	const helperPort, helperConns = 5003, 2
+// startHelper starts TestFilterHelperProcess making n connections to its
+// own listener on port in ns, after joining cgroup (if not ""); a line on
+// the returned pipe says go.
+func startHelper(t *testing.T, ns *netns.NS, port, n int, cgroup string) (*exec.Cmd, io.Writer, *strings.Builder) {
 	helper := exec.Command(os.Args[0], "-test.run=^TestFilterHelperProcess$", "-test.count=1")
 	helper.Env = append(os.Environ(), helperNetnsEnv+"="+ns.Path(),
-		helperPortEnv+"="+strconv.Itoa(helperPort), helperConnsEnv+"="+strconv.Itoa(helperConns))
-	var helperOut strings.Builder
-	helper.Stdout, helper.Stderr = &helperOut, &helperOut
+		helperPortEnv+"="+strconv.Itoa(port), helperConnsEnv+"="+strconv.Itoa(n), helperCgroupEnv+"="+cgroup)
+	out := &strings.Builder{}
+	helper.Stdout, helper.Stderr = out, out
 	start, err := helper.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +267,38 @@ func TestInKernelPidFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	return helper, start, out
+}
+
+// helperTimewait waits for the helper's n TIME_WAIT sockets towards its
+// listener on port and returns their tuples.
+func helperTimewait(t *testing.T, ns *netns.NS, port uint16, n int) []scenario.Tuple {
+	var tw []scenario.Tuple
+	err := scenario.WaitFor(ns, unix.AF_INET, scenario.Timeout, func(socks []netns.Socket) error {
+		tw = tw[:0]
+		for _, s := range socks {
+			if s.State == netns.TimeWait && s.Dst.Port() == port {
+				tw = append(tw, scenario.Tuple{Local: s.Src, Remote: s.Dst})
+			}
+		}
+		if len(tw) != n {
+			return fmt.Errorf("%d TIME_WAIT sockets towards the helper's listener, want %d", len(tw), n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tw
+}
+
+// --pid N keeps the sockets process N owns, with their TIME_WAIT: two
+// processes make connections in one namespace, and a tracer for each pid
+// sees exactly its process's connections and none of the other's.
+func TestInKernelPidFilter(t *testing.T) {
+	ns := netnstest.New(t)
+	const helperPort, helperConns = 5003, 2
+	helper, start, helperOut := startHelper(t, ns, helperPort, helperConns, "")
 
 	base, err := envOptions()
 	if err != nil {
@@ -287,22 +328,7 @@ func TestInKernelPidFilter(t *testing.T) {
 	if err := helper.Wait(); err != nil {
 		t.Fatalf("helper process: %v\n%s", err, helperOut.String())
 	}
-	var helperTW []scenario.Tuple
-	err = scenario.WaitFor(ns, unix.AF_INET, scenario.Timeout, func(socks []netns.Socket) error {
-		helperTW = helperTW[:0]
-		for _, s := range socks {
-			if s.State == netns.TimeWait && s.Dst.Port() == helperPort {
-				helperTW = append(helperTW, scenario.Tuple{Local: s.Src, Remote: s.Dst})
-			}
-		}
-		if len(helperTW) != helperConns {
-			return fmt.Errorf("%d TIME_WAIT sockets towards the helper's listener, want %d", len(helperTW), helperConns)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	helperTW := helperTimewait(t, ns, helperPort, helperConns)
 	eqTWCreated(t, before, netnstest.Counters(t, ns), 3+2+helperConns)
 
 	mine := append(slices.Clone(c4.TimeWait), s6.TimeWait...)
@@ -332,6 +358,71 @@ func TestInKernelPidFilter(t *testing.T) {
 			if e.Owned() && e.Pid != uint32(c.pid) {
 				t.Errorf("%s let through %s owned by pid %d", c.name, describe(e), e.Pid)
 			}
+		}
+	}
+}
+
+// A cgroup filter keeps the sockets of the processes in the cgroup's
+// subtree, with their TIME_WAIT: a helper in a container's cgroup (kubelet's
+// naming) makes connections beside this test's own in one namespace; a
+// tracer on the pod's cgroup (the container's parent) sees exactly the
+// helper's, one on a sibling pod's sees none of either.
+func TestInKernelCgroupFilter(t *testing.T) {
+	ns := netnstest.New(t)
+	uid, id := "0c1e1f6a-4d2b-4c3d-9e8f-"+fmt.Sprintf("%012x", os.Getpid()), fmt.Sprintf("%064x", os.Getpid())
+	ctr := workloadtest.PodCgroup(t, uid, id)
+	pod := filepath.Dir(ctr)
+	sibling := workloadtest.Cgroup(t, "kubepods.slice", "kubepods-besteffort.slice",
+		"kubepods-besteffort-pod"+fmt.Sprintf("%x", os.Getpid())+".slice")
+	const helperPort, helperConns = 5004, 3
+	helper, start, helperOut := startHelper(t, ns, helperPort, helperConns, ctr)
+
+	base, err := envOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(cgroup string) *Tracer {
+		opts := base
+		opts.Netns, opts.Cgroup, opts.ScanNetns = ns.Inode(), cgroup, []string{ns.Path()}
+		opts.ScanInterval = 200 * time.Millisecond
+		tr, err := Open(opts)
+		if err != nil {
+			t.Fatalf("open: %+v", err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return tr
+	}
+	inPod, inSibling := open(pod), open(sibling)
+	before := netnstest.Counters(t, ns)
+	c4 := must[*scenario.Result](t)(scenario.ClientCloses(ns, 2, unix.AF_INET))
+	closeResult(t, c4)
+	if _, err := io.WriteString(start, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Wait(); err != nil {
+		t.Fatalf("helper process: %v\n%s", err, helperOut.String())
+	}
+	helperTW := helperTimewait(t, ns, helperPort, helperConns)
+	eqTWCreated(t, before, netnstest.Counters(t, ns), 2+helperConns)
+
+	got := drain(t, inPod, 1500*time.Millisecond)
+	isCreated := func(e *event.Event) bool { return created(e) && hooked(e) }
+	sameTuples(t, "pod's cgroup: tw_create vs the helper's TIME_WAIT sockets", tuplesOf(got, isCreated), helperTW)
+	sameTuples(t, "pod's cgroup: tw_create, the scan's reconciled ones included", tuplesOf(got, created), helperTW)
+	eq(t, "pod's cgroup: ESTABLISHED->FIN_WAIT1", count(got, finWait1), helperConns)
+	for i := range got {
+		e := &got[i]
+		if hooked(e) && !touches(e, helperPort) {
+			t.Errorf("the pod's cgroup let through %s, not a connection of the helper", describe(e))
+		}
+		if e.Owned() && e.Pid != uint32(helper.Process.Pid) {
+			t.Errorf("the pod's cgroup let through %s owned by pid %d", describe(e), e.Pid)
+		}
+	}
+	got = drain(t, inSibling, 500*time.Millisecond)
+	for i := range got {
+		if e := &got[i]; e.Kind != event.KindScanEnd {
+			t.Errorf("a sibling pod's cgroup let through %s", describe(e))
 		}
 	}
 }

@@ -117,7 +117,7 @@ func (t *Tracer) scan(ns string) ([][]byte, error) {
 			return nil, err
 		}
 		recs, err := diagScan(ns, inode, t.hz)
-		return filterScan(recs, t.opts, t.closedByPid), err
+		return filterScan(recs, t.opts, t.closedByOwner), err
 	}
 	return t.iterScan(ns)
 }

@@ -13,23 +13,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/tracer/event"
 )
 
 // Options select the tier and the in-kernel filters.
 type Options struct {
-	Tier   Tier
-	Netns  uint32 // only this network namespace inode (0: all)
-	Pid    uint32 // only sockets owned by this process (0: all)
+	Tier  Tier
+	Netns uint32 // only this network namespace inode (0: all)
+	Pid   uint32 // only sockets owned by this process (0: all)
+	// Cgroup is a cgroup v2 directory (such as
+	// /sys/fs/cgroup/system.slice/nginx.service): only sockets owned by
+	// processes in its subtree, a pod's, a container's or a service's
+	// ("": all). The kernel checks it (bpf_current_task_under_cgroup).
+	Cgroup string
 	Port   uint16 // only connections with this local or remote port (0: all)
 	Family uint8  // event.AFInet or event.AFInet6 (0: both)
 
@@ -54,6 +60,9 @@ type Options struct {
 	// to stderr (LoadError carries it either way).
 	Verbose bool
 }
+
+// ownerFilter reports whether o filters by the socket's owner.
+func (o Options) ownerFilter() bool { return o.Pid != 0 || o.Cgroup != "" }
 
 // ErrClosed is returned by Next after Close.
 var ErrClosed = errors.New("tracer closed")
@@ -81,6 +90,7 @@ type Tracer struct {
 	clock     time.Time // the time, read every few hundred records
 	deadline  time.Time // the reader's deadline
 	reads     uint32
+	idle      func() error // see OnIdle
 
 	closed    atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
@@ -171,9 +181,10 @@ func Open(opts Options) (t *Tracer, err error) {
 		}
 		return nil, fmt.Errorf("no attach tier works on kernel %s: %w", kernelRelease(), lastErr)
 	}
+	tr := t // t is nil by the time a failure returns
 	defer func() {
 		if err != nil {
-			t.Close()
+			tr.Close()
 		}
 	}()
 	if err := t.calibrate(); err != nil {
@@ -226,6 +237,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 	if t.fallbacks.PerfBuffer {
 		cfg.PerfBuffer = 1
 	}
+	if t.opts.Cgroup != "" {
+		cfg.Cgroup = 1
+	}
 	if t.fallbacks.OldHelpers {
 		cfg.OldHelpers = 1
 		cfg.JiffiesAddr = t.jiffies
@@ -262,6 +276,11 @@ func (t *Tracer) start(tier Tier) (err error) {
 			t.release()
 		}
 	}()
+	if t.opts.Cgroup != "" {
+		if err := setCgroupFilter(coll.Maps["cgroup_filter"], t.opts.Cgroup); err != nil {
+			return err
+		}
+	}
 	for _, h := range hooks {
 		l, err := attach(coll.Programs[h.prog], h)
 		if err != nil && h.optional {
@@ -420,17 +439,27 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.reader.SetDeadline(t.deadline)
 		}
 		r, err := t.reader.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			t.clock = time.Now()
-			continue
+		if err == nil {
+			t.count(r)
+			return r, nil
 		}
-		if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, err
 		}
-		t.count(r)
-		return r, nil
+		t.clock = time.Now()
+		if t.idle != nil {
+			if err := t.idle(); err != nil {
+				return nil, err
+			}
+		}
 	}
 }
+
+// OnIdle sets f to be called on Next's goroutine each time Next has waited
+// for records until its reader's deadline (at most pollEvery, 100 ms)
+// without one: a caller that buffers records can write them out then. An
+// error from f is returned by Next. Set it before the first Next.
+func (t *Tracer) OnIdle(f func() error) { t.idle = f }
 
 // recordReader is where kernel records come from: the ring buffer or, on
 // kernels without one, the per-CPU perf buffers merged by time. Read and
@@ -450,38 +479,199 @@ type recordReader interface {
 	Lost() uint64
 }
 
-// ringReader reads the BPF ring buffer.
+// ringReader reads the BPF ring buffer. It maps the ring and copies the
+// records that are there in batches of up to ringBatch, giving their space
+// back to the kernel once per batch (one store of the consumer position,
+// no lock per record); only when the ring is empty does it wait, in
+// epoll_wait, for the kernel programs' wakeup, Close or the deadline.
 type ringReader struct {
-	rd  *ringbuf.Reader
-	rec ringbuf.Record
+	buf  []byte // records copied out, event.RecordSize bytes apart
+	next int    // offset in buf of the next record to return
+
+	deadline time.Time
+	events   [2]unix.EpollEvent
+
+	mu     sync.Mutex // held by Read while it copies or waits; Close unmaps under it
+	closed bool
+	cons   []byte // the consumer page
+	prod   []byte // the producer page, then the data pages mapped twice
+	mask   uintptr
+	epfd   int // epoll on the map and on wake
+	wake   int // eventfd written by Close
+
+	once sync.Once
 }
 
-func newRingReader(m *ebpf.Map) (*ringReader, error) {
-	rd, err := ringbuf.NewReader(m)
-	if err != nil {
-		return nil, err
+// ringBatch is how many records the reader copies out of the ring at a
+// time.
+const ringBatch = 512
+
+// The length word of a ring buffer record header (struct bpf_ringbuf_hdr).
+const (
+	ringBusyBit    = 1 << 31 // reserved, not yet committed
+	ringDiscardBit = 1 << 30 // discarded: skip it
+	ringHeaderSize = 8
+)
+
+func newRingReader(m *ebpf.Map) (_ *ringReader, err error) {
+	size := int(m.MaxEntries())
+	if m.Type() != ebpf.RingBuf || size == 0 || size&(size-1) != 0 {
+		return nil, fmt.Errorf("map %v of %d bytes is not a ring buffer", m.Type(), size)
 	}
-	return &ringReader{rd: rd}, nil
+	r := &ringReader{epfd: -1, wake: -1, mask: uintptr(size - 1), buf: make([]byte, 0, ringBatch*event.RecordSize)}
+	defer func() {
+		if err != nil {
+			r.release()
+		}
+	}()
+	page := os.Getpagesize()
+	if r.cons, err = unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return nil, fmt.Errorf("map the ring buffer's consumer page: %w", err)
+	}
+	if r.prod, err = unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+		return nil, fmt.Errorf("map the ring buffer's data pages: %w", err)
+	}
+	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll_create: %w", err)
+	}
+	if r.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	for _, fd := range []int{m.FD(), r.wake} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return nil, fmt.Errorf("epoll_ctl: %w", err)
+		}
+	}
+	return r, nil
 }
 
 func (r *ringReader) Read() ([]byte, error) {
-	err := r.rd.ReadInto(&r.rec)
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, err
-	case errors.Is(err, ringbuf.ErrClosed):
-		return nil, ErrClosed
-	case err != nil:
-		return nil, fmt.Errorf("read ring buffer: %w", err)
-	case len(r.rec.RawSample) < event.RecordSize:
-		return nil, fmt.Errorf("short ring buffer record: %d bytes", len(r.rec.RawSample))
+	if r.next < len(r.buf) {
+		rec := r.buf[r.next : r.next+event.RecordSize : r.next+event.RecordSize]
+		r.next += event.RecordSize
+		return rec, nil
 	}
-	return r.rec.RawSample[:event.RecordSize], nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.closed {
+			return nil, ErrClosed
+		}
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+		if len(r.buf) > 0 {
+			r.next = event.RecordSize
+			return r.buf[:event.RecordSize:event.RecordSize], nil
+		}
+		// the ring is empty, or its next record not yet committed
+		timeout := -1
+		if !r.deadline.IsZero() {
+			left := time.Until(r.deadline)
+			if left <= 0 {
+				return nil, fmt.Errorf("read ring buffer: %w", os.ErrDeadlineExceeded)
+			}
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := unix.EpollWait(r.epfd, r.events[:], timeout)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read ring buffer: epoll_wait: %w", err)
+		}
+		for _, ev := range r.events[:n] {
+			if int(ev.Fd) == r.wake {
+				return nil, ErrClosed
+			}
+		}
+	}
 }
 
-func (r *ringReader) SetDeadline(d time.Time) { r.rd.SetDeadline(d) }
-func (r *ringReader) Close() error            { return r.rd.Close() }
+// fill copies the committed records at the head of the ring into buf, up
+// to ringBatch, and gives their space back to the kernel. It is called
+// with mu held.
+func (r *ringReader) fill() error {
+	r.buf, r.next = r.buf[:0], 0
+	consPos := (*uintptr)(unsafe.Pointer(&r.cons[0]))
+	data := r.prod[os.Getpagesize():]
+	prod := atomic.LoadUintptr((*uintptr)(unsafe.Pointer(&r.prod[0])))
+	cons := atomic.LoadUintptr(consPos)
+	start := cons
+	var err error
+	for prod-cons >= ringHeaderSize && len(r.buf) < ringBatch*event.RecordSize {
+		// the length word is read atomically: the kernel's xchg that
+		// clears the busy bit orders the record's bytes before it
+		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&data[cons&r.mask])))
+		if hdr&ringBusyBit != 0 {
+			break
+		}
+		n := uintptr(hdr &^ (ringBusyBit | ringDiscardBit))
+		next := cons + ringHeaderSize + (n+7)&^7
+		if next-cons > prod-cons {
+			err = fmt.Errorf("read ring buffer: a record of %d bytes runs past the producer position", n)
+			break
+		}
+		if hdr&ringDiscardBit == 0 {
+			if n < event.RecordSize {
+				err = fmt.Errorf("short ring buffer record: %d bytes", n)
+				cons = next
+				break
+			}
+			// the data pages are mapped twice in a row: a record that
+			// wraps around the end is whole in the second mapping
+			off := (cons + ringHeaderSize) & r.mask
+			r.buf = append(r.buf, data[off:off+event.RecordSize]...)
+		}
+		cons = next
+	}
+	if cons != start {
+		atomic.StoreUintptr(consPos, cons)
+	}
+	if err != nil {
+		r.buf = r.buf[:0]
+	}
+	return err
+}
+
+func (r *ringReader) SetDeadline(d time.Time) { r.deadline = d }
 func (r *ringReader) Lost() uint64            { return 0 }
+
+// Close wakes a Read blocked in epoll_wait, then unmaps the ring and closes
+// the descriptors once no Read uses them; safe to call twice.
+func (r *ringReader) Close() error {
+	var err error
+	r.once.Do(func() {
+		var one [8]byte
+		one[0] = 1 // eventfd counters are in native byte order; 1 is nonzero in either
+		if _, werr := unix.Write(r.wake, one[:]); werr != nil {
+			err = fmt.Errorf("wake the ring buffer reader: %w", werr)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.closed = true
+		err = errors.Join(err, r.release())
+	})
+	return err
+}
+
+// release unmaps the ring and closes the descriptors that are open.
+func (r *ringReader) release() error {
+	var errs []error
+	for _, m := range [][]byte{r.prod, r.cons} {
+		if m != nil {
+			errs = append(errs, unix.Munmap(m))
+		}
+	}
+	for _, fd := range []int{r.wake, r.epfd} {
+		if fd >= 0 {
+			errs = append(errs, unix.Close(fd))
+		}
+	}
+	r.prod, r.cons, r.wake, r.epfd = nil, nil, -1, -1
+	return errors.Join(errs...)
+}
 
 // DefaultRingSize is the ring buffer size for a host of ncpu CPUs: 8 MiB
 // per CPU (half a second of one CPU at a saturated churn, some 75,000
@@ -517,4 +707,18 @@ func (t *Tracer) count(r []byte) {
 	if k := int(event.RawKind(r)); k < len(t.counts) {
 		t.counts[k].Add(1)
 	}
+}
+
+// setCgroupFilter puts the cgroup directory dir into the programs' cgroup
+// array, before any program is attached.
+func setCgroupFilter(m *ebpf.Map, dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("cgroup filter: %w", err)
+	}
+	defer f.Close()
+	if err := m.Put(uint32(0), uint32(f.Fd())); err != nil {
+		return fmt.Errorf("cgroup filter %s (not a cgroup v2 directory?): %w", dir, err)
+	}
+	return nil
 }

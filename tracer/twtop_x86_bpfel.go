@@ -27,6 +27,8 @@ type twtopConfig struct {
 	Pad         [2]uint8
 	_           [4]byte
 	JiffiesAddr uint64
+	Cgroup      uint8
+	Pad2        [7]uint8
 }
 
 type twtopEvent struct {
@@ -60,6 +62,7 @@ type twtopEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	twtopMapBirths          = "births"
+	twtopMapCgroupFilter    = "cgroup_filter"
 	twtopMapConnecting      = "connecting"
 	twtopMapEvents          = "events"
 	twtopMapInBind          = "in_bind"
@@ -214,24 +217,25 @@ type twtopProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type twtopMapSpecs struct {
-	Births     *ebpf.MapSpec `ebpf:"births"`
-	Connecting *ebpf.MapSpec `ebpf:"connecting"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	InBind     *ebpf.MapSpec `ebpf:"in_bind"`
-	InPurge    *ebpf.MapSpec `ebpf:"in_purge"`
-	KillStash  *ebpf.MapSpec `ebpf:"kill_stash"`
-	KprobeArgs *ebpf.MapSpec `ebpf:"kprobe_args"`
-	LastArmed  *ebpf.MapSpec `ebpf:"last_armed"`
-	LastRstTw  *ebpf.MapSpec `ebpf:"last_rst_tw"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Owners     *ebpf.MapSpec `ebpf:"owners"`
-	PerfEvents *ebpf.MapSpec `ebpf:"perf_events"`
-	PidTuples  *ebpf.MapSpec `ebpf:"pid_tuples"`
-	RstMarks   *ebpf.MapSpec `ebpf:"rst_marks"`
-	RstRx      *ebpf.MapSpec `ebpf:"rst_rx"`
-	Seqs       *ebpf.MapSpec `ebpf:"seqs"`
-	TwCause    *ebpf.MapSpec `ebpf:"tw_cause"`
-	TwDone     *ebpf.MapSpec `ebpf:"tw_done"`
+	Births       *ebpf.MapSpec `ebpf:"births"`
+	CgroupFilter *ebpf.MapSpec `ebpf:"cgroup_filter"`
+	Connecting   *ebpf.MapSpec `ebpf:"connecting"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	InBind       *ebpf.MapSpec `ebpf:"in_bind"`
+	InPurge      *ebpf.MapSpec `ebpf:"in_purge"`
+	KillStash    *ebpf.MapSpec `ebpf:"kill_stash"`
+	KprobeArgs   *ebpf.MapSpec `ebpf:"kprobe_args"`
+	LastArmed    *ebpf.MapSpec `ebpf:"last_armed"`
+	LastRstTw    *ebpf.MapSpec `ebpf:"last_rst_tw"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Owners       *ebpf.MapSpec `ebpf:"owners"`
+	PerfEvents   *ebpf.MapSpec `ebpf:"perf_events"`
+	PidTuples    *ebpf.MapSpec `ebpf:"pid_tuples"`
+	RstMarks     *ebpf.MapSpec `ebpf:"rst_marks"`
+	RstRx        *ebpf.MapSpec `ebpf:"rst_rx"`
+	Seqs         *ebpf.MapSpec `ebpf:"seqs"`
+	TwCause      *ebpf.MapSpec `ebpf:"tw_cause"`
+	TwDone       *ebpf.MapSpec `ebpf:"tw_done"`
 }
 
 // twtopVariableSpecs contains global variables before they are loaded into the kernel.
@@ -263,29 +267,31 @@ func (o *twtopObjects) Close() error {
 //
 // It can be passed to loadTwtopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type twtopMaps struct {
-	Births     *ebpf.Map `ebpf:"births"`
-	Connecting *ebpf.Map `ebpf:"connecting"`
-	Events     *ebpf.Map `ebpf:"events"`
-	InBind     *ebpf.Map `ebpf:"in_bind"`
-	InPurge    *ebpf.Map `ebpf:"in_purge"`
-	KillStash  *ebpf.Map `ebpf:"kill_stash"`
-	KprobeArgs *ebpf.Map `ebpf:"kprobe_args"`
-	LastArmed  *ebpf.Map `ebpf:"last_armed"`
-	LastRstTw  *ebpf.Map `ebpf:"last_rst_tw"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Owners     *ebpf.Map `ebpf:"owners"`
-	PerfEvents *ebpf.Map `ebpf:"perf_events"`
-	PidTuples  *ebpf.Map `ebpf:"pid_tuples"`
-	RstMarks   *ebpf.Map `ebpf:"rst_marks"`
-	RstRx      *ebpf.Map `ebpf:"rst_rx"`
-	Seqs       *ebpf.Map `ebpf:"seqs"`
-	TwCause    *ebpf.Map `ebpf:"tw_cause"`
-	TwDone     *ebpf.Map `ebpf:"tw_done"`
+	Births       *ebpf.Map `ebpf:"births"`
+	CgroupFilter *ebpf.Map `ebpf:"cgroup_filter"`
+	Connecting   *ebpf.Map `ebpf:"connecting"`
+	Events       *ebpf.Map `ebpf:"events"`
+	InBind       *ebpf.Map `ebpf:"in_bind"`
+	InPurge      *ebpf.Map `ebpf:"in_purge"`
+	KillStash    *ebpf.Map `ebpf:"kill_stash"`
+	KprobeArgs   *ebpf.Map `ebpf:"kprobe_args"`
+	LastArmed    *ebpf.Map `ebpf:"last_armed"`
+	LastRstTw    *ebpf.Map `ebpf:"last_rst_tw"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Owners       *ebpf.Map `ebpf:"owners"`
+	PerfEvents   *ebpf.Map `ebpf:"perf_events"`
+	PidTuples    *ebpf.Map `ebpf:"pid_tuples"`
+	RstMarks     *ebpf.Map `ebpf:"rst_marks"`
+	RstRx        *ebpf.Map `ebpf:"rst_rx"`
+	Seqs         *ebpf.Map `ebpf:"seqs"`
+	TwCause      *ebpf.Map `ebpf:"tw_cause"`
+	TwDone       *ebpf.Map `ebpf:"tw_done"`
 }
 
 func (m *twtopMaps) Close() error {
 	return _TwtopClose(
 		m.Births,
+		m.CgroupFilter,
 		m.Connecting,
 		m.Events,
 		m.InBind,

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/metrics"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/check"
@@ -90,6 +91,14 @@ Flags:
                      path (/proc/PID/ns/net) or an inode number; the TIME_WAIT
                      scan and the settings are read inside it
   --pid N            only sockets owned by process N (their TIME_WAIT too)
+  --pod POD          only sockets owned by the processes of a Kubernetes pod
+                     (their TIME_WAIT too): NAMESPACE/NAME (named through the
+                     runtime's CRI socket) or the pod's UID
+  --container ID     only those of a container: its id or a unique prefix
+  --cgroup PATH      only those of a cgroup v2 subtree: a path as
+                     /proc/PID/cgroup shows it (/system.slice/nginx.service)
+                     or its directory under /sys/fs/cgroup. The kernel applies
+                     --pid and these three filters itself
   --cri-socket PATH  the container runtime's CRI socket, for pod and container
                      names (default: containerd's or CRI-O's usual socket);
                      without one, pods and containers keep their ids
@@ -142,6 +151,7 @@ type config struct {
 	criSocket string
 	ringSize  uint32
 	pid       uint32
+	owner     workload.Selector // --pod, --container, --cgroup
 	port      uint16
 	family    uint8
 
@@ -208,6 +218,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil
 	})
 	fs.UintVar(&pid, "pid", 0, "")
+	fs.StringVar(&cfg.owner.Pod, "pod", "", "")
+	fs.StringVar(&cfg.owner.Container, "container", "", "")
+	fs.StringVar(&cfg.owner.Path, "cgroup", "", "")
 	fs.UintVar(&port, "port", 0, "")
 	fs.BoolVar(&v4, "4", false, "")
 	fs.BoolVar(&v6, "6", false, "")
@@ -244,7 +257,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.replay != "" {
-		for _, name := range []string{"record", "duration", "attach", "netns", "cri-socket", "ring-size", "pid", "port", "4", "6", "probe", "btf", "fallback"} {
+		for _, name := range []string{"record", "duration", "attach", "netns", "cri-socket", "ring-size", "pid", "pod", "container", "cgroup", "port", "4", "6", "probe", "btf", "fallback"} {
 			if set[name] {
 				return nil, &usageError{fmt.Sprintf("--%s applies to tracing, not to --replay", name)}
 			}
@@ -269,6 +282,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if pid > 1<<22 {
 		return nil, &usageError{"--pid " + strconv.FormatUint(uint64(pid), 10) + ": not a process id"}
 	}
+	if n := btoi(cfg.owner.Pod != "") + btoi(cfg.owner.Container != "") + btoi(cfg.owner.Path != ""); n > 1 {
+		return nil, &usageError{"--pod, --container and --cgroup exclude each other: give the one that names the workload"}
+	}
 	if port > 65535 {
 		return nil, &usageError{"--port " + strconv.FormatUint(uint64(port), 10) + ": ports go up to 65535"}
 	}
@@ -291,6 +307,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, &usageError{"--duration must be positive"}
 	}
 	cfg.pid, cfg.port = uint32(pid), uint16(port)
+	cfg.owner.CRISocket = cfg.criSocket
 	switch {
 	case v4:
 		cfg.family = event.AFInet
@@ -357,4 +374,11 @@ func parseSize(v string) (uint32, error) {
 		return 0, fmt.Errorf("give a power of two from %dK to 2G, e.g. 64M", os.Getpagesize()>>10)
 	}
 	return uint32(size), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

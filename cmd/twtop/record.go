@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twtop/twtop/pipeline"
@@ -16,13 +16,16 @@ import (
 // flushEvery bounds what a recording killed mid-run can lose.
 const flushEvery = time.Second
 
-// recording is an open --record destination. The pipeline adds records;
-// a ticker flushes them every flushEvery, even when the host is quiet.
+// recording is an open --record destination. The pipeline adds records
+// and readings on its goroutine; the writer encodes and writes them on its
+// own. Every flushEvery a ticker marks the buffered records due, and the
+// pipeline hands them to the writer at its next record or, when the host
+// is quiet, when the tracer has waited a while for one (Idle).
 type recording struct {
 	path  string
 	f     *os.File
-	mu    sync.Mutex // guards w between the pipeline and the ticker
-	w     *record.Writer
+	w     *record.AsyncWriter
+	due   atomic.Bool // set by the ticker: flush at the next Add or Idle
 	start time.Time
 	stop  chan struct{}
 	done  chan struct{}
@@ -61,7 +64,7 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 		Twtop: versionString(), Host: host, Kernel: tr.KernelRelease(), Tier: tr.Tier().String(),
 		HZ: tr.HZ(), ByteOrder: "little", RecordSize: event.RecordSize,
 		WallOffsetNs: now.UnixNano() - int64(pipeline.MonotonicNow()), Started: now.UTC().Truncate(time.Second),
-		Filters: record.Filters{Netns: opts.Netns, Pid: opts.Pid, Port: opts.Port, Family: opts.Family},
+		Filters: record.Filters{Netns: opts.Netns, Pid: opts.Pid, Cgroup: opts.Cgroup, Port: opts.Port, Family: opts.Family},
 	}
 	h.Notes = append(h.Notes, tr.Rejected()...)
 	if f := tr.Fallbacks().String(); f != "" {
@@ -70,7 +73,7 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 	for _, fn := range tr.SkippedHooks() {
 		h.Notes = append(h.Notes, fn+" cannot be hooked on this kernel: "+tracer.HookLoss(fn))
 	}
-	w, err := record.NewWriter(f, h)
+	w, err := record.NewAsyncWriter(f, h)
 	if err != nil {
 		if f != os.Stdout {
 			f.Close()
@@ -83,21 +86,36 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 
 // Add writes a record (pipeline.Recorder).
 func (r *recording) Add(b []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.w.Add(b)
+	if err := r.w.Add(b); err != nil {
+		return err
+	}
+	if r.due.Load() {
+		return r.flush()
+	}
+	return nil
+}
+
+// Idle writes the buffered records if they are due (pipeline.Recorder).
+func (r *recording) Idle() error {
+	if r.due.Load() {
+		return r.flush()
+	}
+	return nil
+}
+
+func (r *recording) flush() error {
+	r.due.Store(false)
+	return r.w.Flush()
 }
 
 // State writes a reading (pipeline.Recorder).
 func (r *recording) State(s record.State) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	return r.w.State(s)
 }
 
-// flushing flushes the recording every flushEvery and updates the status
-// line until finish. A write error sticks in the writer and ends the
-// pipeline at its next add.
+// flushing marks the buffered records due every flushEvery and updates
+// the status line until finish. A write error ends the pipeline at its
+// next flush.
 func (r *recording) flushing(tr *tracer.Tracer) {
 	defer close(r.done)
 	tick := time.NewTicker(flushEvery)
@@ -107,12 +125,7 @@ func (r *recording) flushing(tr *tracer.Tracer) {
 		case <-r.stop:
 			return
 		case <-tick.C:
-			r.mu.Lock()
-			err := r.w.Flush()
-			r.mu.Unlock()
-			if err != nil {
-				return
-			}
+			r.due.Store(true)
 			r.show(tr)
 		}
 	}
@@ -123,9 +136,7 @@ func (r *recording) show(tr *tracer.Tracer) {
 	if !r.progress || time.Since(r.lastShown) < time.Second {
 		return
 	}
-	r.mu.Lock()
 	n, written := r.w.Records(), r.w.Written()
-	r.mu.Unlock()
 	rate := float64(n-r.lastCount) / time.Since(r.lastShown).Seconds()
 	if r.lastShown.IsZero() {
 		rate = 0
@@ -151,6 +162,8 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 	if werr == nil {
 		ts, _ := pipeline.TracerStats(tr)
 		err = r.w.Close(record.Trailer{TimeNs: pipeline.MonotonicNow(), Tracer: ts})
+	} else {
+		_ = r.w.Stop() // what was handed over is written; werr is the error
 	}
 	if r.f != os.Stdout {
 		if serr := r.f.Sync(); serr != nil && err == nil && !errors.Is(serr, os.ErrInvalid) {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/internal/ingest"
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
@@ -47,6 +48,13 @@ func live(cfg *config) error {
 	opts := traceOptions(cfg)
 	if cfg.pid != 0 && unix.Kill(int(cfg.pid), 0) == unix.ESRCH {
 		return &usageError{fmt.Sprintf("--pid %d: no such process", cfg.pid)}
+	}
+	if cfg.owner != (workload.Selector{CRISocket: cfg.owner.CRISocket}) {
+		dir, err := workload.Select("/proc", cfg.owner)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		opts.Cgroup = dir
 	}
 	if cfg.netns != "" {
 		inode, path, err := resolveNetns(cfg.netns)

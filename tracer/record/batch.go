@@ -2,6 +2,7 @@ package record
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -14,17 +15,29 @@ const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
 // grouped by offset out, is transpose(dst, recs, n, size); the way back is
 // transpose(recs, t, size, n).
 func transpose(dst, src []byte, rows, cols int) {
-	// 8x8 blocks in registers, written as whole words ...
+	// 8x8 blocks in registers, written as whole words, in an order that
+	// keeps the side whose rows lie far apart (a power of two apart, for
+	// a full batch: they share cache sets) on 8 rows at a time, each
+	// written or read a cache line at a time, while the other side's
+	// tile of 64 rows or columns stays in cache ...
+	const tile = 64
 	r8, c8 := rows&^7, cols&^7
-	for i := 0; i < r8; i += 8 {
-		for j := 0; j < c8; j += 8 {
-			var w [8]uint64
-			for k := range w {
-				w[k] = le.Uint64(src[(i+k)*cols+j:])
+	if rows >= cols {
+		for i0 := 0; i0 < r8; i0 += tile {
+			i1 := min(i0+tile, r8)
+			for j := 0; j < c8; j += 8 {
+				for i := i0; i < i1; i += 8 {
+					transpose8(dst[j*rows+i:], rows, src[i*cols+j:], cols)
+				}
 			}
-			transpose8(&w)
-			for k := range w {
-				le.PutUint64(dst[(j+k)*rows+i:], w[k])
+		}
+	} else {
+		for j0 := 0; j0 < c8; j0 += tile {
+			j1 := min(j0+tile, c8)
+			for i := 0; i < r8; i += 8 {
+				for j := j0; j < j1; j += 8 {
+					transpose8(dst[j*rows+i:], rows, src[i*cols+j:], cols)
+				}
 			}
 		}
 	}
@@ -41,26 +54,79 @@ func transpose(dst, src []byte, rows, cols int) {
 	}
 }
 
-// transpose8 transposes the 8x8 matrix of bytes whose row k is w[k]
-// (little-endian: byte j of row k is w[k]>>(8*j)), by swapping 4x4, then
-// 2x2, then 1x1 blocks across the diagonal.
-func transpose8(w *[8]uint64) {
-	for k := range 4 {
-		t := (w[k]>>32 ^ w[k+4]) & 0x00000000ffffffff
-		w[k] ^= t << 32
-		w[k+4] ^= t
+// transpose8 transposes the 8x8 bytes whose rows start sstride apart in
+// src into the rows dstride apart in dst. Row k is read as a little-endian
+// word (byte j of row k is a_k>>(8*j)); 4x4, then 2x2, then 1x1 blocks
+// are swapped across the diagonal, in registers. On little-endian hosts
+// the words are loaded and stored directly, after one bounds check per
+// side.
+func transpose8(dst []byte, dstride int, src []byte, sstride int) {
+	if !littleEndianHost {
+		transpose8Bytes(dst, dstride, src, sstride)
+		return
 	}
-	for _, k := range [4]int{0, 1, 4, 5} {
-		t := (w[k]>>16 ^ w[k+2]) & 0x0000ffff0000ffff
-		w[k] ^= t << 16
-		w[k+2] ^= t
-	}
-	for _, k := range [4]int{0, 2, 4, 6} {
-		t := (w[k]>>8 ^ w[k+1]) & 0x00ff00ff00ff00ff
-		w[k] ^= t << 8
-		w[k+1] ^= t
+	_ = src[7*sstride+7]
+	_ = dst[7*dstride+7]
+	s, ss := unsafe.Pointer(unsafe.SliceData(src)), uintptr(sstride)
+	a0 := *(*uint64)(s)
+	a1 := *(*uint64)(unsafe.Add(s, ss))
+	a2 := *(*uint64)(unsafe.Add(s, 2*ss))
+	a3 := *(*uint64)(unsafe.Add(s, 3*ss))
+	a4 := *(*uint64)(unsafe.Add(s, 4*ss))
+	a5 := *(*uint64)(unsafe.Add(s, 5*ss))
+	a6 := *(*uint64)(unsafe.Add(s, 6*ss))
+	a7 := *(*uint64)(unsafe.Add(s, 7*ss))
+	const m32, m16, m8 = 0x00000000ffffffff, 0x0000ffff0000ffff, 0x00ff00ff00ff00ff
+	t := (a0>>32 ^ a4) & m32
+	a0, a4 = a0^t<<32, a4^t
+	t = (a1>>32 ^ a5) & m32
+	a1, a5 = a1^t<<32, a5^t
+	t = (a2>>32 ^ a6) & m32
+	a2, a6 = a2^t<<32, a6^t
+	t = (a3>>32 ^ a7) & m32
+	a3, a7 = a3^t<<32, a7^t
+	t = (a0>>16 ^ a2) & m16
+	a0, a2 = a0^t<<16, a2^t
+	t = (a1>>16 ^ a3) & m16
+	a1, a3 = a1^t<<16, a3^t
+	t = (a4>>16 ^ a6) & m16
+	a4, a6 = a4^t<<16, a6^t
+	t = (a5>>16 ^ a7) & m16
+	a5, a7 = a5^t<<16, a7^t
+	t = (a0>>8 ^ a1) & m8
+	a0, a1 = a0^t<<8, a1^t
+	t = (a2>>8 ^ a3) & m8
+	a2, a3 = a2^t<<8, a3^t
+	t = (a4>>8 ^ a5) & m8
+	a4, a5 = a4^t<<8, a5^t
+	t = (a6>>8 ^ a7) & m8
+	a6, a7 = a6^t<<8, a7^t
+	d, ds := unsafe.Pointer(unsafe.SliceData(dst)), uintptr(dstride)
+	*(*uint64)(d) = a0
+	*(*uint64)(unsafe.Add(d, ds)) = a1
+	*(*uint64)(unsafe.Add(d, 2*ds)) = a2
+	*(*uint64)(unsafe.Add(d, 3*ds)) = a3
+	*(*uint64)(unsafe.Add(d, 4*ds)) = a4
+	*(*uint64)(unsafe.Add(d, 5*ds)) = a5
+	*(*uint64)(unsafe.Add(d, 6*ds)) = a6
+	*(*uint64)(unsafe.Add(d, 7*ds)) = a7
+}
+
+// transpose8Bytes is transpose8 byte by byte, for big-endian hosts.
+func transpose8Bytes(dst []byte, dstride int, src []byte, sstride int) {
+	for k := range 8 {
+		for j := range 8 {
+			dst[j*dstride+k] = src[k*sstride+j]
+		}
 	}
 }
+
+// littleEndianHost is set when the host stores words little-endian, as
+// the records and the transposed planes are.
+var littleEndianHost = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // batchEncoder encodes event block payloads (encDeltaTransposedS2).
 type batchEncoder struct {
@@ -84,11 +150,12 @@ func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
 	transpose(t, recs, n, sz)
 	// S2 writes into the spare capacity of its destination when it is
 	// large enough, so the block buffer is reused from batch to batch
+	// (with room for the block's checksum after the payload)
 	need := s2.MaxEncodedLen(len(t))
 	if cap(dst)-len(dst) < need {
-		dst = append(make([]byte, 0, len(dst)+need), dst...)
+		dst = append(make([]byte, 0, len(dst)+need+blockTailSize), dst...)
 	}
-	out := s2.EncodeBetter(dst[len(dst):len(dst)+need], t)
+	out := s2.Encode(dst[len(dst):len(dst)+need], t)
 	return dst[:len(dst)+len(out)]
 }
 

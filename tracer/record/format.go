@@ -96,11 +96,12 @@ const (
 	// record's: times that differ by microseconds leave 5 to 6 byte
 	// planes of zeros, which compress to almost nothing
 	encDeltaTransposedZstd = 2
-	// as encDeltaTransposedZstd with S2 (a Snappy extension, its
-	// "better" level) instead of zstd: written since this encoding
-	// exists. Live, compressing is most of twtop's own CPU per event,
-	// and S2 takes a third to a half of zstd's fastest level's time for
-	// about 10% more bytes
+	// as encDeltaTransposedZstd with S2 (a Snappy extension) instead of
+	// zstd: written since this encoding exists. Every S2 level decodes
+	// alike. Live, compressing is most of twtop's own CPU per event: the
+	// writer uses S2's default level, under half the time of its
+	// "better" level (itself a third to a half of zstd's fastest level's
+	// time) for about 10% more bytes than "better"
 	encDeltaTransposedS2 = 3
 )
 

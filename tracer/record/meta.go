@@ -36,8 +36,10 @@ type Header struct {
 
 // Filters are the in-kernel event filters (0 or empty: none).
 type Filters struct {
-	Netns  uint32 `json:"netns,omitempty"`
-	Pid    uint32 `json:"pid,omitempty"`
+	Netns uint32 `json:"netns,omitempty"`
+	Pid   uint32 `json:"pid,omitempty"`
+	// Cgroup is the cgroup directory of --pod, --container or --cgroup.
+	Cgroup string `json:"cgroup,omitempty"`
 	Port   uint16 `json:"port,omitempty"`
 	Family uint8  `json:"family,omitempty"`
 }

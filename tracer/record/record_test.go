@@ -369,8 +369,8 @@ func TestWriterFullDisk(t *testing.T) {
 // The word-wise transpose equals the byte-wise definition, for record
 // counts and sizes that are and are not multiples of 8, and undoes itself.
 func TestTranspose(t *testing.T) {
-	for _, n := range []int{1, 7, 8, 9, 64, 1000} {
-		for _, sz := range []int{8, 112, 13} {
+	for _, n := range []int{1, 7, 8, 9, 64, 130, 1000, batchRecords} {
+		for _, sz := range []int{8, 112, 13, 200} {
 			src := make([]byte, n*sz)
 			for i := range src {
 				src[i] = byte(i*7 + i/sz)

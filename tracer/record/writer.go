@@ -8,17 +8,17 @@ import (
 )
 
 // Writer writes a recording. Add buffers raw records; Flush writes them as
-// one block. The caller flushes at least once a second (the live loop does
-// it whenever the tracer's periodic scan ends), so a recording killed
-// mid-run loses at most its last second. A Writer is not safe for
-// concurrent use.
+// one block. The caller flushes at least once a second, so that a
+// recording killed mid-run loses at most its last second. A Writer is not
+// safe for concurrent use; AsyncWriter encodes and writes on a goroutine
+// of its own.
 type Writer struct {
 	w       io.Writer
 	size    int // record size
 	recs    []byte
 	n       int
 	enc     *batchEncoder
-	block   []byte
+	block   []byte // the last events block written, head to tail
 	written int64
 	records uint64
 	err     error // sticky: the first write error
@@ -71,11 +71,30 @@ func (w *Writer) Flush() error {
 	if w.n == 0 {
 		return nil
 	}
-	w.block = w.enc.encode(w.block[:0], w.recs, w.n, w.size)
-	err := w.writeBlock(blockEvents, w.block)
-	w.records += uint64(w.n)
+	err := w.writeEvents(w.recs, w.n)
 	w.recs, w.n = w.recs[:0], 0
 	return err
+}
+
+// writeEvents encodes n records (recs, whose times it overwrites) and
+// writes them as one events block, encoded in place after the block's
+// head in a buffer kept from block to block.
+func (w *Writer) writeEvents(recs []byte, n int) error {
+	if w.err != nil {
+		return w.err
+	}
+	buf := w.enc.encode(append(w.block[:0], make([]byte, blockHeadSize)...), recs, n, w.size)
+	payload := buf[blockHeadSize:]
+	if len(payload) > maxBlock {
+		return fmt.Errorf("record: events block of %d bytes exceeds %d", len(payload), maxBlock)
+	}
+	le.PutUint32(buf[0:], blockEvents)
+	le.PutUint32(buf[4:], uint32(len(payload)))
+	le.PutUint32(buf[8:], checksum(buf[:8]))
+	buf = le.AppendUint32(buf, checksum(payload))
+	w.block = buf
+	w.records += uint64(n)
+	return w.write(buf)
 }
 
 // State writes the buffered records, then a state block, so the state
