@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/pipeline"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/event"
@@ -30,6 +32,12 @@ type recording struct {
 	stop  chan struct{}
 	done  chan struct{}
 
+	// the owners' workloads: the resolver (nil: none), the cgroup ids
+	// seen, and those not yet written (resolved or not)
+	wl      *workload.Resolver
+	seen    map[uint64]bool
+	unnamed []uint64
+
 	progress  bool // stderr is a terminal: keep a status line
 	lastShown time.Time
 	lastCount uint64
@@ -38,7 +46,7 @@ type recording struct {
 
 // createRecording opens path (mode 0600; "-" is stdout) and writes the
 // header.
-func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*recording, error) {
+func createRecording(path string, tr *tracer.Tracer, opts tracer.Options, wl *workload.Resolver) (*recording, error) {
 	var f *os.File
 	if path == "-" {
 		if isTerminal(os.Stdout) {
@@ -81,13 +89,19 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options) (*reco
 		return nil, err
 	}
 	return &recording{path: path, f: f, w: w, start: now, progress: isTerminal(os.Stderr),
-		stop: make(chan struct{}), done: make(chan struct{})}, nil
+		stop: make(chan struct{}), done: make(chan struct{}), wl: wl, seen: map[uint64]bool{}}, nil
 }
 
-// Add writes a record (pipeline.Recorder).
+// Add writes a record (pipeline.Recorder). The first time an owner's
+// cgroup shows up, its workload is asked for (the answer comes later).
 func (r *recording) Add(b []byte) error {
 	if err := r.w.Add(b); err != nil {
 		return err
+	}
+	if id, ok := event.RawOwnerCgroup(b); ok && r.wl != nil && !r.seen[id] {
+		r.seen[id] = true
+		r.unnamed = append(r.unnamed, id)
+		r.wl.Lookup(id)
 	}
 	if r.due.Load() {
 		return r.flush()
@@ -108,9 +122,37 @@ func (r *recording) flush() error {
 	return r.w.Flush()
 }
 
-// State writes a reading (pipeline.Recorder).
+// State writes a reading (pipeline.Recorder), after the workloads
+// resolved since the last one.
 func (r *recording) State(s record.State) error {
+	if err := r.workloads(); err != nil {
+		return err
+	}
 	return r.w.State(s)
+}
+
+// workloads writes the workloads of the cgroups seen that have been
+// resolved since the last call; the others wait for the next.
+func (r *recording) workloads() error {
+	if len(r.unnamed) == 0 {
+		return nil
+	}
+	ws := record.Workloads{Cgroups: map[string]workload.Workload{}}
+	left := r.unnamed[:0]
+	for _, id := range r.unnamed {
+		w, ok := r.wl.Lookup(id)
+		switch {
+		case !ok:
+			left = append(left, id)
+		case w.Kind != workload.KindOther:
+			ws.Cgroups[strconv.FormatUint(id, 10)] = w
+		}
+	}
+	r.unnamed = left
+	if len(ws.Cgroups) == 0 {
+		return nil
+	}
+	return r.w.Workloads(ws)
 }
 
 // flushing marks the buffered records due every flushEvery and updates
@@ -160,6 +202,9 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 	}
 	var err error
 	if werr == nil {
+		err = r.lastWorkloads()
+	}
+	if err == nil && werr == nil {
 		ts, _ := pipeline.TracerStats(tr)
 		err = r.w.Close(record.Trailer{TimeNs: pipeline.MonotonicNow(), Tracer: ts})
 	} else {
@@ -181,6 +226,21 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 	}
 	return err
 }
+
+// lastWorkloads writes the workloads still unwritten, giving the resolver
+// up to lastResolve to answer for the cgroups seen last.
+func (r *recording) lastWorkloads() error {
+	deadline := time.Now().Add(lastResolve)
+	for {
+		if err := r.workloads(); err != nil || len(r.unnamed) == 0 || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lastResolve bounds how long the end of a recording waits for names.
+const lastResolve = time.Second
 
 func (r *recording) name() string {
 	if r.path == "-" {

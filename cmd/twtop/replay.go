@@ -66,8 +66,7 @@ func replay(cfg *config) error {
 			stop, unnotify = notifyStop()
 			defer unnotify()
 		}
-		m := model.New(model.Config{Tier: ingest.Tier(h.Tier)})
-		rd.OnState = func(s record.State) { ingest.State(m, s) }
+		m := ingest.Model(rd)
 		if err = pipeline.Feed(src, h.HZ, m); err == nil {
 			src.done()
 			board.Publish(m.Snapshot(), rd.TracerStats())

@@ -88,9 +88,14 @@ func live(cfg *config) error {
 	}
 
 	src := pipeline.NewLiveSource(tr, opts.ScanNetns)
+	var wl *workloads
+	if cfg.record != "" || cfg.report != "" || cfg.ui || feed != nil {
+		wl = startWorkloads(cfg)
+		defer wl.close()
+	}
 	var rec *recording
 	if cfg.record != "" {
-		if rec, err = createRecording(cfg.record, tr, opts); err != nil {
+		if rec, err = createRecording(cfg.record, tr, opts, wl.r); err != nil {
 			return err
 		}
 		src.Rec = rec
@@ -98,8 +103,6 @@ func live(cfg *config) error {
 	}
 	var m *model.Model
 	if cfg.report != "" || cfg.ui || feed != nil {
-		wl := startWorkloads(cfg)
-		defer wl.close()
 		mc := model.Config{Tier: ingest.Tier(tr.Tier().String())}
 		if wl.r != nil {
 			mc.Workloads = wl.r

@@ -33,8 +33,7 @@ func replayUI(name string, rd *record.Reader, b *pipeline.Board, metrics bool) e
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	h := rd.Header()
-	m := model.New(model.Config{Tier: ingest.Tier(h.Tier)})
-	rd.OnState = func(s record.State) { ingest.State(m, s) }
+	m := ingest.Model(rd)
 	v := pipeline.NewView(b, m, ui.Status{Host: h.Host, Kernel: h.Kernel, File: filepath.Base(name), Speed: 1}, rd.TracerStats, metrics)
 	ctx, cancel := context.WithCancel(ctx)
 	return show(ctx, v, rd, h.HZ, cancel)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer"
 	"github.com/twtop/twtop/tracer/model"
@@ -29,10 +30,20 @@ func State(m *model.Model, s record.State) {
 	m.SetCounters(s.Settings.Netns, s.Counters)
 }
 
+// Model is a new model for the recording rd: its tier, and, as rd is
+// read, its settings and counters and the workloads it names (a recording
+// made before workloads were recorded has none).
+func Model(rd *record.Reader) *model.Model {
+	var names workload.Table
+	m := model.New(model.Config{Tier: Tier(rd.Header().Tier), Workloads: &names})
+	rd.OnState = func(s record.State) { State(m, s) }
+	rd.OnWorkloads = func(ws record.Workloads) { names.Add(ws.Cgroups) }
+	return m
+}
+
 // Recording replays rd to its end into a new model.
 func Recording(rd *record.Reader) (*model.Model, error) {
-	m := model.New(model.Config{Tier: Tier(rd.Header().Tier)})
-	rd.OnState = func(s record.State) { State(m, s) }
+	m := Model(rd)
 	st := lifecycle.NewStream(rd, rd.Header().HZ)
 	for {
 		e, err := st.Next()

@@ -53,3 +53,17 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+func TestTable(t *testing.T) {
+	var tb Table
+	if w, ok := tb.Lookup(7); ok || w.Kind != KindOther || w.CgroupID != 7 {
+		t.Errorf("empty table: Lookup(7) = %+v, %v", w, ok)
+	}
+	tb.Add(map[string]Workload{"7": {Kind: KindService, Service: "nginx.service"}, "x": {Kind: KindPod}})
+	if w, ok := tb.Lookup(7); !ok || w.Service != "nginx.service" || w.CgroupID != 7 {
+		t.Errorf("Lookup(7) = %+v, %v", w, ok)
+	}
+	if _, ok := tb.Lookup(8); ok {
+		t.Error("Lookup(8) answered without an entry")
+	}
+}

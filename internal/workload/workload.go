@@ -18,6 +18,7 @@ package workload
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -112,4 +113,33 @@ func shortID(id string) string {
 // trimScope removes a systemd unit suffix.
 func trimScope(c string) string {
 	return strings.TrimSuffix(c, ".scope")
+}
+
+// Table answers Lookup from workloads resolved earlier, such as those a
+// recording carries: an id is answered true once its entry was added, and
+// KindOther, false until then. It is not safe for concurrent use.
+type Table struct {
+	m map[uint64]Workload
+}
+
+// Add adds the entries of ws, cgroup ids in decimal; it ignores keys that
+// are not.
+func (t *Table) Add(ws map[string]Workload) {
+	if t.m == nil {
+		t.m = make(map[uint64]Workload, len(ws))
+	}
+	for k, w := range ws {
+		if id, err := strconv.ParseUint(k, 10, 64); err == nil {
+			w.CgroupID = id
+			t.m[id] = w
+		}
+	}
+}
+
+// Lookup is the workload of cgroup id, when added.
+func (t *Table) Lookup(id uint64) (Workload, bool) {
+	if w, ok := t.m[id]; ok {
+		return w, true
+	}
+	return Workload{Kind: KindOther, CgroupID: id}, false
 }

@@ -205,6 +205,15 @@ func RawKind(b []byte) Kind {
 	return Kind(binary.LittleEndian.Uint16(b[offKind:]))
 }
 
+// RawOwnerCgroup is the owner's cgroup id of a raw record that describes
+// its socket's owner (FlagOwner), without decoding it.
+func RawOwnerCgroup(b []byte) (uint64, bool) {
+	if len(b) < RecordSize || b[offFlags]&FlagOwner == 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b[offCgroup:]), true
+}
+
 // SetRawNetns sets the netns field of a raw record: the scan's end record
 // is stamped with the namespace the scan covered.
 func SetRawNetns(b []byte, inode uint32) {

@@ -18,7 +18,7 @@ const asyncBuffers = 4
 // in the order they were given and writes them in that order. When every
 // batch is queued, the next hand-over waits for one to be written.
 //
-// Add, State, Flush, Close and Stop are called from one goroutine;
+// Add, State, Workloads, Flush, Close and Stop are called from one goroutine;
 // Records, Written and Err from any. A write error is returned by the
 // hand-over after it, and by Close.
 type AsyncWriter struct {
@@ -41,10 +41,11 @@ type AsyncWriter struct {
 
 var errAsyncEnded = errors.New("record: recording already closed")
 
-// asyncItem is a batch of records or, when state is set, a reading.
+// asyncItem is a batch of records, a reading (state) or workloads.
 type asyncItem struct {
-	recs  []byte
-	state *State
+	recs      []byte
+	state     *State
+	workloads *Workloads
 }
 
 // NewAsyncWriter writes the preamble and the header block to w and starts
@@ -73,9 +74,12 @@ func (a *AsyncWriter) run() {
 	defer close(a.done)
 	for it := range a.work {
 		var err error
-		if it.state != nil {
+		switch {
+		case it.state != nil:
 			err = a.w.State(*it.state)
-		} else {
+		case it.workloads != nil:
+			err = a.w.Workloads(*it.workloads)
+		default:
 			err = a.w.writeEvents(it.recs, len(it.recs)/a.size)
 			a.free <- it.recs[:0]
 		}
@@ -129,6 +133,18 @@ func (a *AsyncWriter) State(s State) error {
 		return errAsyncEnded
 	}
 	a.work <- asyncItem{state: &s}
+	return nil
+}
+
+// Workloads hands the buffered records, then ws over.
+func (a *AsyncWriter) Workloads(ws Workloads) error {
+	if err := a.Flush(); err != nil {
+		return err
+	}
+	if a.ended {
+		return errAsyncEnded
+	}
+	a.work <- asyncItem{workloads: &ws}
 	return nil
 }
 

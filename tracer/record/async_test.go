@@ -5,7 +5,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/twtop/twtop/internal/workload"
 )
 
 // recordWriter is what Writer and AsyncWriter have in common.
@@ -13,6 +18,7 @@ type recordWriter interface {
 	Add(rec []byte) error
 	Flush() error
 	State(s State) error
+	Workloads(ws Workloads) error
 	Close(t Trailer) error
 	Written() int64
 	Records() uint64
@@ -34,6 +40,10 @@ func script(t *testing.T, w recordWriter, recs [][]byte) {
 			}
 		case 1:
 			if err := w.State(testState(uint64(i))); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if err := w.Workloads(testWorkloads(uint64(i))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -140,5 +150,78 @@ func TestAsyncWriterAddAllocs(t *testing.T) {
 	}
 	if err := a.Close(Trailer{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testWorkloads names cgroup id n a pod's container.
+func testWorkloads(n uint64) Workloads {
+	return Workloads{Cgroups: map[string]workload.Workload{strconv.FormatUint(n, 10): {
+		Kind: workload.KindPod, PodUID: "uid-" + strconv.FormatUint(n, 10), ContainerID: strings.Repeat("a", 64),
+		Namespace: "shop", Pod: "web", Container: "nginx"}}}
+}
+
+// Workloads blocks come back in order among the records: each is handed
+// to OnWorkloads after the records written before it and before those
+// written after it, as the writer got them.
+func TestWorkloadsBlocks(t *testing.T) {
+	recs := churn(3*batchRecords + 7)
+	for _, async := range []bool{false, true} {
+		var buf bytes.Buffer
+		var w recordWriter
+		var err error
+		if async {
+			w, err = NewAsyncWriter(&buf, testHeader())
+		} else {
+			w, err = NewWriter(&buf, testHeader())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := []int{0, 5, batchRecords + 1, len(recs)}
+		for i, r := range recs {
+			if slices.Contains(at, i) {
+				if err := w.Workloads(testWorkloads(uint64(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Workloads(testWorkloads(uint64(len(recs)))); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(Trailer{}); err != nil {
+			t.Fatal(err)
+		}
+		rd, err := NewReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		read := 0
+		rd.OnWorkloads = func(ws Workloads) {
+			for k, w := range ws.Cgroups {
+				if w.Pod != "web" || w.Container != "nginx" || w.PodUID != "uid-"+k {
+					t.Errorf("async %v: workloads block %s: %+v", async, k, w)
+				}
+				if k != strconv.Itoa(read) {
+					t.Errorf("async %v: workloads of %s read after %d records", async, k, read)
+				}
+				got = append(got, read)
+			}
+		}
+		for {
+			if _, err := rd.Next(); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				break
+			}
+			read++
+		}
+		if !slices.Equal(got, at) || read != len(recs) {
+			t.Errorf("async %v: workloads blocks after %v records (of %d), want %v", async, got, read, at)
+		}
 	}
 }

@@ -15,8 +15,10 @@
 // Integers are little-endian. The head has its own checksum so that a
 // damaged length is told apart from a file cut short. The first block is the header; then come
 // state blocks (settings and counters, at start and periodically), event
-// blocks (batches of raw records) and, when the recording ended cleanly, a
-// trailer with the totals. Header, state and trailer payloads are JSON
+// blocks (batches of raw records), workloads blocks (the pods, containers
+// and services of the owners' cgroups, as they are resolved) and, when the
+// recording ended cleanly, a trailer with the totals. Header, state,
+// workloads and trailer payloads are JSON
 // objects, so fields are added without breaking older readers; readers
 // skip block types they do not know.
 //
@@ -55,6 +57,9 @@ const (
 	blockState   = 2
 	blockEvents  = 3
 	blockTrailer = 4
+	// the workloads (pods, containers, services) of the records' owners,
+	// resolved while recording; older readers skip the block
+	blockWorkloads = 5
 )
 
 func blockName(t uint32) string {
@@ -67,6 +72,8 @@ func blockName(t uint32) string {
 		return "events"
 	case blockTrailer:
 		return "trailer"
+	case blockWorkloads:
+		return "workloads"
 	}
 	return fmt.Sprintf("type-%d", t)
 }

@@ -3,6 +3,7 @@ package record
 import (
 	"time"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/tracer/settings"
 )
 
@@ -68,4 +69,12 @@ type Trailer struct {
 	Tracer TracerStats `json:"tracer"`
 	// Records is the number of raw records in the file's event blocks.
 	Records uint64 `json:"records_written"`
+}
+
+// Workloads are the workloads of owner cgroups resolved while recording,
+// by cgroup id (in decimal: JSON keys are strings). A recording carries
+// each id once, in the block written after it was resolved, so that a
+// replay elsewhere names pods, containers and services as the host did.
+type Workloads struct {
+	Cgroups map[string]workload.Workload `json:"cgroups"`
 }

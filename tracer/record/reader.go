@@ -15,6 +15,8 @@ import (
 type Reader struct {
 	// OnState, when set, receives every state block in file order.
 	OnState func(State)
+	// OnWorkloads, when set, receives every workloads block in file order.
+	OnWorkloads func(Workloads)
 
 	r       *bufio.Reader
 	off     int64 // offset of the next unread byte
@@ -137,6 +139,14 @@ func (r *Reader) advance() error {
 			return &FormatError{start, fmt.Sprintf("trailer counts %d records, the events blocks hold %d", t.Records, r.records)}
 		}
 		r.trailer = &t
+	case blockWorkloads:
+		var ws Workloads
+		if err := json.Unmarshal(p, &ws); err != nil {
+			return &FormatError{start, fmt.Sprintf("workloads block: %v", err)}
+		}
+		if r.OnWorkloads != nil {
+			r.OnWorkloads(ws)
+		}
 	case blockHeader:
 		return &FormatError{start, "second header block"}
 	}

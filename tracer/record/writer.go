@@ -106,6 +106,14 @@ func (w *Writer) State(s State) error {
 	return w.writeJSON(blockState, s)
 }
 
+// Workloads writes the buffered records, then a workloads block.
+func (w *Writer) Workloads(ws Workloads) error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return w.writeJSON(blockWorkloads, ws)
+}
+
 // Close writes the buffered records and the trailer. It does not close
 // the underlying writer.
 func (w *Writer) Close(t Trailer) error {
