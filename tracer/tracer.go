@@ -528,7 +528,11 @@ func newRingReader(m *ebpf.Map) (_ *ringReader, err error) {
 	if r.cons, err = unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("map the ring buffer's consumer page: %w", err)
 	}
-	if r.prod, err = unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+	// the kernel lays the data pages out twice in a row, so that a record
+	// wrapping around the end reads whole; mapping them once keeps the
+	// ring's resident size at its size (fill copies a wrapped record in
+	// two parts)
+	if r.prod, err = unix.Mmap(m.FD(), int64(page), page+size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("map the ring buffer's data pages: %w", err)
 	}
 	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -619,10 +623,14 @@ func (r *ringReader) fill() error {
 				cons = next
 				break
 			}
-			// the data pages are mapped twice in a row: a record that
-			// wraps around the end is whole in the second mapping
+			// a record that wraps around the end continues at the start
 			off := (cons + ringHeaderSize) & r.mask
-			r.buf = append(r.buf, data[off:off+event.RecordSize]...)
+			if end := off + event.RecordSize; end <= uintptr(len(data)) {
+				r.buf = append(r.buf, data[off:end]...)
+			} else {
+				r.buf = append(r.buf, data[off:]...)
+				r.buf = append(r.buf, data[:end-uintptr(len(data))]...)
+			}
 		}
 		cons = next
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -78,6 +79,9 @@ func live(cfg *config) error {
 		return err
 	}
 	defer tr.Close()
+	// loading parsed the kernel's BTF (tens of MiB, garbage now): give
+	// that memory back rather than keep it for the life of the process
+	debug.FreeOSMemory()
 	if cfg.verbose {
 		for _, why := range tr.Rejected() {
 			fmt.Fprintf(os.Stderr, "twtop: not using tier %s\n", why)
