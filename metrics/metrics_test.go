@@ -21,6 +21,7 @@ import (
 	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
+	"github.com/twtop/twtop/tracer/model/modeltest"
 )
 
 // replay runs a recording through the decoder into a model, as
@@ -343,7 +344,7 @@ func (podWorkloads) Lookup(id uint64) (workload.Workload, bool) {
 }
 
 // 1,000 pods, each closing its own connections first with a TIME_WAIT
-// socket each (pod i i+1 of them), give at most TopN series per pod family
+// socket each (pod i makes i%3+1), give at most TopN series per pod family
 // and one "other" that carries the rest; the sums are the model's totals.
 func TestMetricsPodsCapped(t *testing.T) {
 	const pods, topN = 1000, 50
@@ -355,26 +356,9 @@ func TestMetricsPodsCapped(t *testing.T) {
 		for range i%3 + 1 {
 			ptr++
 			total++
-			ev := event.Event{Kind: event.KindState, Ptr: ptr, Netns: 4026531840, Family: event.AFInet,
+			modeltest.ClientCloses(m, &tm, modeltest.Conn{Ptr: ptr, Netns: 4026531840,
 				Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(30000+ptr%30000)),
-				Dst: netip.MustParseAddrPort("10.0.0.1:80"), OldState: event.Close, Lifetime: -1,
-				Flags: event.FlagOwner, Pid: uint32(100 + i), Cgroup: uint64(i + 1)}
-			for _, st := range []event.State{event.SynSent, event.Established, event.FinWait1, event.FinWait2} {
-				tm += 1000
-				ev.Time, ev.NewState = tm, st
-				ev.Flags = 0
-				if st == event.SynSent || st == event.FinWait1 {
-					ev.Flags = event.FlagOwner // in the owner's connect() and close()
-				}
-				m.Apply(&ev)
-				ev.OldState = st
-			}
-			tw := ev
-			tw.Kind, tw.Ptr, tw.Time, tw.NewState, tw.Flags = event.KindTWCreate, 1<<40+ptr, tm+500, event.TimeWait, 0
-			m.Apply(&tw)
-			tm += 1000
-			ev.Time, ev.NewState, ev.Flags = tm, event.Close, 0
-			m.Apply(&ev)
+				Dst: netip.MustParseAddrPort("10.0.0.1:80"), Pid: uint32(100 + i), Cgroup: uint64(i + 1)})
 		}
 	}
 	snap := m.Snapshot()

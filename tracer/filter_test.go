@@ -154,19 +154,8 @@ func TestInKernelPortFilter(t *testing.T) {
 	ns := netnstest.New(t)
 	// below ip_local_port_range: no client of the scenarios gets them
 	const portA, portB = 5001, 5002
-	base, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
 	open := func(port uint16) *Tracer {
-		opts := base
-		opts.Netns, opts.Port, opts.ScanNetns = ns.Inode(), port, []string{ns.Path()}
-		tr, err := Open(opts)
-		if err != nil {
-			t.Fatalf("open: %+v", err)
-		}
-		t.Cleanup(func() { tr.Close() })
-		return tr
+		return openIn(t, ns, func(o *Options) { o.Port = port })
 	}
 	trA, trB := open(portA), open(portB)
 	before := netnstest.Counters(t, ns)
@@ -250,6 +239,24 @@ func helperConnections(path string, port, n int) error {
 	})
 }
 
+// openIn opens a tracer of the harness's options for namespace ns (its
+// filter and its scan), changed by set; it is closed when t ends.
+func openIn(t *testing.T, ns *netns.NS, set func(*Options)) *Tracer {
+	t.Helper()
+	opts, err := envOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Netns, opts.ScanNetns = ns.Inode(), []string{ns.Path()}
+	set(&opts)
+	tr, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open: %+v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 // startHelper starts TestFilterHelperProcess making n connections to its
 // own listener on port in ns, after joining cgroup (if not ""); a line on
 // the returned pipe says go.
@@ -300,21 +307,12 @@ func TestInKernelPidFilter(t *testing.T) {
 	const helperPort, helperConns = 5003, 2
 	helper, start, helperOut := startHelper(t, ns, helperPort, helperConns, "")
 
-	base, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
 	open := func(pid int) *Tracer {
-		opts := base
-		opts.Netns, opts.Pid, opts.ScanNetns = ns.Inode(), uint32(pid), []string{ns.Path()}
-		// scans within the drain below: what they show passes --pid too
-		opts.ScanInterval = 200 * time.Millisecond
-		tr, err := Open(opts)
-		if err != nil {
-			t.Fatalf("open: %+v", err)
-		}
-		t.Cleanup(func() { tr.Close() })
-		return tr
+		return openIn(t, ns, func(o *Options) {
+			o.Pid = uint32(pid)
+			// scans within the drain below: what they show passes --pid too
+			o.ScanInterval = 200 * time.Millisecond
+		})
 	}
 	self, other := open(os.Getpid()), open(helper.Process.Pid)
 	before := netnstest.Counters(t, ns)
@@ -377,20 +375,11 @@ func TestInKernelCgroupFilter(t *testing.T) {
 	const helperPort, helperConns = 5004, 3
 	helper, start, helperOut := startHelper(t, ns, helperPort, helperConns, ctr)
 
-	base, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
 	open := func(cgroup string) *Tracer {
-		opts := base
-		opts.Netns, opts.Cgroup, opts.ScanNetns = ns.Inode(), cgroup, []string{ns.Path()}
-		opts.ScanInterval = 200 * time.Millisecond
-		tr, err := Open(opts)
-		if err != nil {
-			t.Fatalf("open: %+v", err)
-		}
-		t.Cleanup(func() { tr.Close() })
-		return tr
+		return openIn(t, ns, func(o *Options) {
+			o.Cgroup = cgroup
+			o.ScanInterval = 200 * time.Millisecond
+		})
 	}
 	inPod, inSibling := open(pod), open(sibling)
 	before := netnstest.Counters(t, ns)

@@ -23,16 +23,7 @@ func TestOwnerCgroupNamesContainer(t *testing.T) {
 	const port, conns = 5005, 2
 	helper, start, out := startHelper(t, ns, port, conns, cg)
 
-	opts, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Netns, opts.ScanNetns = ns.Inode(), []string{ns.Path()}
-	tr, err := Open(opts)
-	if err != nil {
-		t.Fatalf("open: %+v", err)
-	}
-	t.Cleanup(func() { tr.Close() })
+	tr := openIn(t, ns, func(*Options) {})
 	if _, err := io.WriteString(start, "go\n"); err != nil {
 		t.Fatal(err)
 	}

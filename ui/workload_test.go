@@ -8,8 +8,8 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/twtop/twtop/internal/workload"
-	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
+	"github.com/twtop/twtop/tracer/model/modeltest"
 )
 
 // twoPods names cgroup 1 pod shop/cart and cgroup 2 pod shop/web.
@@ -36,25 +36,9 @@ func TestPodRowEvents(t *testing.T) {
 		conns  int
 	}{{1, "10.0.1.1", 3}, {2, "10.0.2.2", 1}} {
 		for c := range pod.conns {
-			ptr := uint64(100*i + c + 1)
-			ev := event.Event{Kind: event.KindState, Ptr: ptr, Netns: 4026531840, Family: event.AFInet,
+			modeltest.ClientCloses(m, &tm, modeltest.Conn{Ptr: uint64(100*i + c + 1), Netns: 4026531840,
 				Src: netip.AddrPortFrom(netip.MustParseAddr(pod.src), uint16(40000+c)), Dst: netip.MustParseAddrPort("10.0.0.1:80"),
-				OldState: event.Close, Lifetime: -1, Pid: uint32(1000 + i), Cgroup: pod.cgroup}
-			for _, st := range []event.State{event.SynSent, event.Established, event.FinWait1, event.FinWait2} {
-				tm += 1000
-				ev.Time, ev.NewState, ev.Flags = tm, st, 0
-				if st == event.SynSent || st == event.FinWait1 {
-					ev.Flags = event.FlagOwner
-				}
-				m.Apply(&ev)
-				ev.OldState = st
-			}
-			tw := ev
-			tw.Kind, tw.Ptr, tw.Time, tw.NewState, tw.Flags = event.KindTWCreate, 1<<40+ptr, tm+500, event.TimeWait, 0
-			m.Apply(&tw)
-			tm += 1000
-			ev.Time, ev.NewState, ev.Flags = tm, event.Close, 0
-			m.Apply(&ev)
+				Pid: uint32(1000 + i), Cgroup: pod.cgroup})
 		}
 	}
 	src := &fakeSource{snap: m.Snapshot(), st: Status{Live: true, Tier: "tracepoint"}}
