@@ -50,7 +50,7 @@ func live(cfg *config) error {
 	if cfg.pid != 0 && unix.Kill(int(cfg.pid), 0) == unix.ESRCH {
 		return &usageError{fmt.Sprintf("--pid %d: no such process", cfg.pid)}
 	}
-	if cfg.owner != (workload.Selector{CRISocket: cfg.owner.CRISocket}) {
+	if cfg.owner.Given() {
 		dir, err := workload.Select("/proc", cfg.owner)
 		if err != nil {
 			return &usageError{err.Error()}
@@ -92,11 +92,8 @@ func live(cfg *config) error {
 	}
 
 	src := pipeline.NewLiveSource(tr, opts.ScanNetns)
-	var wl *workloads
-	if cfg.record != "" || cfg.report != "" || cfg.ui || feed != nil {
-		wl = startWorkloads(cfg)
-		defer wl.close()
-	}
+	wl := startWorkloads(cfg)
+	defer wl.close()
 	var rec *recording
 	if cfg.record != "" {
 		if rec, err = createRecording(cfg.record, tr, opts, wl.r); err != nil {
@@ -158,8 +155,6 @@ func live(cfg *config) error {
 	case m != nil:
 		err = pipeline.Feed(src, tr.HZ(), m)
 	case cfg.events != "":
-		wl := startWorkloads(cfg)
-		defer wl.close()
 		err = printEvents(src, tr.HZ(), bufio.NewWriterSize(os.Stdout, 64<<10), wl.of)
 	default:
 		err = recordOnly(src)

@@ -29,6 +29,9 @@ type Selector struct {
 	CRISocket string
 }
 
+// Given reports whether sel names a workload.
+func (sel Selector) Given() bool { return sel.Path != "" || sel.Container != "" || sel.Pod != "" }
+
 // Select returns the cgroup directory sel names, under the cgroup2 mount
 // seen in procRoot (normally "/proc").
 func Select(procRoot string, sel Selector) (string, error) {
