@@ -3,11 +3,8 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -52,12 +49,7 @@ func TestFilterByWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { own.Close() })
-	helper := exec.Command(os.Args[0], "-test.run=^TestPodHelperProcess$", "-test.count=1")
-	helper.Env = append(os.Environ(), podHelperNetnsEnv+"="+ns.Path(), podHelperCgroupEnv+"="+cg,
-		podHelperConnsEnv+"="+strconv.Itoa(podConns))
-	if out, err := helper.CombinedOutput(); err != nil {
-		t.Fatalf("helper process: %v\n%s", err, out)
-	}
+	runPodHelper(t, ns.Path(), cg, podConns)
 	if tw := netnstest.Delta(t, before, netnstest.Counters(t, ns), "TcpExt.TW"); tw != 0 && tw != podConns+ownConns {
 		// the kernel counts TW at creation since 5.19, at expiry before
 		t.Fatalf("TcpExt.TW moved by %d, want %d", tw, podConns+ownConns)

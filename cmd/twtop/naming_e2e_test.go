@@ -3,9 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"os"
-	"os/exec"
-	"strconv"
 	"testing"
 
 	"github.com/twtop/twtop/internal/netns/netnstest"
@@ -37,12 +34,7 @@ func TestReportByContainerAndService(t *testing.T) {
 	_, stdout, wait := startTwtop(t, "--report", "json", "--netns", ns.Path(), "--duration", "5s")
 	for _, w := range workers {
 		cg := workloadtest.Cgroup(t, w.cgroup...)
-		helper := exec.Command(os.Args[0], "-test.run=^TestPodHelperProcess$", "-test.count=1")
-		helper.Env = append(os.Environ(), podHelperNetnsEnv+"="+ns.Path(), podHelperCgroupEnv+"="+cg,
-			podHelperConnsEnv+"="+strconv.Itoa(w.conns))
-		if out, err := helper.CombinedOutput(); err != nil {
-			t.Fatalf("helper process in %v: %v\n%s", w.cgroup, err, out)
-		}
+		runPodHelper(t, ns.Path(), cg, w.conns)
 	}
 	out, err := io.ReadAll(stdout)
 	if err != nil {

@@ -39,6 +39,18 @@ func TestPodHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
+// runPodHelper runs TestPodHelperProcess in cgroup directory cg making
+// conns connections in the namespace at path, and waits for it.
+func runPodHelper(t *testing.T, path, cg string, conns int) {
+	t.Helper()
+	helper := exec.Command(os.Args[0], "-test.run=^TestPodHelperProcess$", "-test.count=1")
+	helper.Env = append(os.Environ(), podHelperNetnsEnv+"="+path, podHelperCgroupEnv+"="+cg,
+		podHelperConnsEnv+"="+strconv.Itoa(conns))
+	if out, err := helper.CombinedOutput(); err != nil {
+		t.Fatalf("helper process in %s: %v\n%s", cg, err, out)
+	}
+}
+
 // podConnections moves this process into the cgroup directory cg, then
 // makes n client-closes-first connections in the namespace at path: n
 // TIME_WAIT sockets, all made by the cgroup's process.
@@ -88,12 +100,7 @@ func reportFromPod(t *testing.T, uid, id string, conns int, args ...string) (pod
 	ns := netnstest.New(t)
 
 	_, stdout, wait := startTwtop(t, append([]string{"--report", "json", "--netns", ns.Path(), "--duration", "4s"}, args...)...)
-	helper := exec.Command(os.Args[0], "-test.run=^TestPodHelperProcess$", "-test.count=1")
-	helper.Env = append(os.Environ(), podHelperNetnsEnv+"="+ns.Path(), podHelperCgroupEnv+"="+cg,
-		podHelperConnsEnv+"="+strconv.Itoa(conns))
-	if out, err := helper.CombinedOutput(); err != nil {
-		t.Fatalf("helper process: %v\n%s", err, out)
-	}
+	runPodHelper(t, ns.Path(), cg, conns)
 	out, err := io.ReadAll(stdout)
 	if err != nil {
 		t.Fatal(err)
