@@ -41,20 +41,25 @@ func encode(b *testing.B, recs [][]byte) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
+	writeAll(b, w, recs)
+	return buf.Bytes()
+}
+
+// writeAll adds recs to w, flushing every 4096 records, and closes it.
+func writeAll(tb testing.TB, w recordWriter, recs [][]byte) {
 	for i, r := range recs {
 		if err := w.Add(r); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if i%4096 == 4095 {
 			if err := w.Flush(); err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 		}
 	}
 	if err := w.Close(Trailer{}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	return buf.Bytes()
 }
 
 // BenchmarkWrite prints the bytes on disk per event (about 7 to 13 for the

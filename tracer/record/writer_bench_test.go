@@ -42,19 +42,7 @@ func BenchmarkAsyncWriter(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				for i, r := range recs {
-					if err := w.Add(r); err != nil {
-						b.Fatal(err)
-					}
-					if i%4096 == 4095 {
-						if err := w.Flush(); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-				if err := w.Close(Trailer{}); err != nil {
-					b.Fatal(err)
-				}
+				writeAll(b, w, recs)
 			}
 			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
