@@ -343,6 +343,11 @@ func (podWorkloads) Lookup(id uint64) (workload.Workload, bool) {
 		ContainerID: fmt.Sprintf("%064x", id), Namespace: fmt.Sprintf("ns-%d", i%7), Pod: fmt.Sprintf("pod-%d", i)}, true
 }
 
+// LookupNetns: the connections are in the host's namespace, no pod's.
+func (podWorkloads) LookupNetns(uint64) (workload.Workload, bool) {
+	return workload.Workload{Kind: workload.KindOther}, true
+}
+
 // 1,000 pods, each closing its own connections first with a TIME_WAIT
 // socket each (pod i makes i%3+1), give at most TopN series per pod family
 // and one "other" that carries the rest; the sums are the model's totals.

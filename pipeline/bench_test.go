@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/twtop/twtop/internal/workload"
 	"github.com/twtop/twtop/lifecycle"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/model"
@@ -90,8 +91,11 @@ type pipe struct {
 }
 
 func newPipe(src event.RawSource) *pipe {
-	p := &pipe{src: src, tk: lifecycle.NewTracker(250), m: model.New(model.Config{})}
-	return p
+	return newPipeWith(src, model.Config{})
+}
+
+func newPipeWith(src event.RawSource, cfg model.Config) *pipe {
+	return &pipe{src: src, tk: lifecycle.NewTracker(250), m: model.New(cfg)}
 }
 
 func (p *pipe) feed(n int) {
@@ -108,7 +112,24 @@ func (p *pipe) feed(n int) {
 // decode, Tracker and model over a steady churn (10,000 TIME_WAIT sockets
 // open, 1,024 destinations), once warm (goal: about 0).
 func BenchmarkPipelineAllocs(b *testing.B) {
-	p := newPipe(&churnSource{dests: 1024, open: 10000})
+	benchAllocs(b, newPipe(&churnSource{dests: 1024, open: 10000}))
+}
+
+// BenchmarkPipelineAllocsWorkloads is BenchmarkPipelineAllocs with the
+// workloads a replay has (the churn's namespace is a pod's): its TIME_WAIT
+// sockets, which no owner's cgroup counts, count by namespace (goal: about
+// 0 allocations too).
+func BenchmarkPipelineAllocsWorkloads(b *testing.B) {
+	var names workload.Table
+	names.AddNetns(map[string]workload.Workload{"4026531840": {Kind: workload.KindPod, PodUID: "uid-a", Namespace: "shop", Pod: "web-1"}})
+	p := newPipeWith(&churnSource{dests: 1024, open: 10000}, model.Config{Workloads: &names})
+	benchAllocs(b, p)
+	if rows := p.m.Snapshot().AllClosers[model.ByPod]; len(rows) != 1 || rows[0].TimewaitOpen != 10000 {
+		b.Fatalf("pod rows %+v, want shop/web-1 with the 10,000 open", rows)
+	}
+}
+
+func benchAllocs(b *testing.B, p *pipe) {
 	p.feed(500_000)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,6 +92,12 @@ var shots = []shot{
 		mustContain(t, text, "10.77.0.1:80", "977", "stay within the range")
 		mustNotContain(t, text, "runs out", "30m")
 	}},
+	{name: "ports-pod", rec: "nginx-proxy", snap: podPorts, keys: func(a *app) {
+		a.handleKey(ch('3'))
+	}, check: func(t *testing.T, text string) {
+		// (cut to fit at 80 columns)
+		mustContain(t, text, " POD ", "shop/cart", "0b7f3c1e", "Held by pod shop/cart-7f9c8d6b5-x2x9z: netns 4026532315 is")
+	}},
 	{name: "events-port-pressure", rec: "port-pressure", keys: func(a *app) {
 		a.handleKey(ch('4'))
 	}, check: func(t *testing.T, text string) {
@@ -123,6 +130,15 @@ func podRows(s *model.Snapshot) {
 	}
 	s.AllClosers[model.ByPod], s.Closers[model.ByPod] = pods, pods
 	s.AllClosers[model.ByContainer], s.Closers[model.ByContainer] = ctrs, ctrs
+}
+
+// podPorts names the pods that hold the destinations' ports, as a live
+// run that resolves network namespaces does: one by its names, one by its
+// UID (the runtime gave none).
+func podPorts(s *model.Snapshot) {
+	s.Ports = slices.Clone(s.Ports)
+	s.Ports[0].Namespace, s.Ports[0].Pod = "shop", "cart-7f9c8d6b5-x2x9z"
+	s.Ports[1].PodUID = "0b7f3c1e-2d4a-4f8e-9c6b-1a2b3c4d5e6f"
 }
 
 var sizes = [][2]int{{80, 24}, {200, 60}}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,7 +28,7 @@ func (a *app) portRows() []model.PortPressure {
 	if f := strings.ToLower(s.filter); f != "" {
 		var kept []model.PortPressure
 		for _, p := range rows {
-			if strings.Contains(strings.ToLower(p.Src+" "+p.Dst), f) {
+			if strings.Contains(strings.ToLower(p.Src+" "+p.Dst+" "+p.PodName()), f) {
 				kept = append(kept, p)
 			}
 		}
@@ -62,17 +63,31 @@ var portCols = []column{
 	{title: "REUSE", w: 5},
 }
 
+// podCol is the column of the pod that holds a destination's ports, after
+// SOURCE, shown when a pod is known for any destination. It is never
+// dropped: at 80 columns FAILED makes room for it.
+var podCol = column{title: "POD", w: 10, flex: true}
+
 // drawPorts draws the local ports held per destination: how full each
-// destination's port space is, how fast it fills, and whether
-// tcp_tw_reuse can help.
+// destination's port space is, how fast it fills, whether tcp_tw_reuse
+// can help, and which pod holds them.
 func (a *app) drawPorts(c canvas) {
 	th := &a.th
 	rows := a.portRows()
 	s := &a.po
 	c.text(0, 0, "Ports held per destination; STEADY = held once TIME_WAIT levels off at this rate", th.dim)
 	cols := append([]column(nil), portCols...)
+	usageCol := 2
+	pods := slices.ContainsFunc(a.snap.Ports, func(p model.PortPressure) bool { return p.PodName() != "" })
+	if pods {
+		cols = slices.Insert(cols, 2, podCol)
+		usageCol = 3
+		for _, p := range rows {
+			cols[2].max = max(cols[2].max, podCol.w, width(printable(p.PodName())))
+		}
+	}
 	if c.w >= 140 { // room for a longer bar
-		cols[2].w = 21
+		cols[usageCol].w = 21
 	}
 	cols[0].max = 16
 	for _, p := range rows {
@@ -154,9 +169,16 @@ func (a *app) drawPorts(c canvas) {
 			plain(count(p.Connecting)), plain(count(p.Established)), plain(count(p.Closing)), plain(count(p.TimeWait)),
 			plain(rate(p.NewPerSec)), pick(steady), plain(growth), pick(exhaust), pick(failed), pick(reuse),
 		}
+		if pods {
+			pod := plain("-")
+			if name := p.PodName(); name != "" {
+				pod = plain(printable(name))
+			}
+			cells = slices.Insert(cells, 2, pod)
+		}
 		body.tableRow(y, cols, ws, cells, st)
-		if p.RangeSize > 0 && ws[2] > 0 {
-			a.usageBar(body, y, cols, ws, p.Usage, sel)
+		if p.RangeSize > 0 && ws[usageCol] > 0 {
+			a.usageBar(body, y, ws, usageCol, p.Usage, sel)
 		}
 	}
 	for i, l := range detail {
@@ -164,17 +186,17 @@ func (a *app) drawPorts(c canvas) {
 	}
 }
 
-// usageBar draws the usage column of row y: a bar of the range held and
-// the share.
-func (a *app) usageBar(c canvas, y int, cols []column, ws []int, usage float64, sel bool) {
+// usageBar draws the usage column (col) of row y: a bar of the range
+// held and the share.
+func (a *app) usageBar(c canvas, y int, ws []int, col int, usage float64, sel bool) {
 	x := 0
-	for i := 0; i < 2; i++ {
+	for i := 0; i < col; i++ {
 		if ws[i] > 0 {
 			x += ws[i] + 1
 		}
 	}
 	pct := fmt.Sprintf("%4s", percent(usage))
-	n := ws[2] - len(pct) - 1
+	n := ws[col] - len(pct) - 1
 	filled := min(int(usage*float64(n)+0.5), n)
 	if usage > 0 && filled == 0 {
 		filled = 1
@@ -203,6 +225,9 @@ func (a *app) portDetail(p *model.PortPressure, w int) [][]seg {
 		for _, l := range wrap(text, w-2) {
 			out = append(out, []seg{{"  " + l, st}})
 		}
+	}
+	if name := p.PodName(); name != "" {
+		para(fmt.Sprintf("Held by pod %s: netns %d is its network namespace.", printable(name), p.Netns), th.bold)
 	}
 	held := fmt.Sprintf("%d connecting, %d established, %d closing, %d in TIME_WAIT", p.Connecting, p.Established, p.Closing, p.TimeWait)
 	reuse := p.ReuseApplies != nil && *p.ReuseApplies

@@ -24,6 +24,11 @@ func (twoPods) Lookup(id uint64) (workload.Workload, bool) {
 		ContainerID: strings.Repeat(name[:1], 64), Namespace: "shop", Pod: name, Container: "app"}, true
 }
 
+// LookupNetns: the connections are in the host's namespace, no pod's.
+func (twoPods) LookupNetns(uint64) (workload.Workload, bool) {
+	return workload.Workload{Kind: workload.KindOther}, true
+}
+
 // Enter on a pod row shows the events of its processes' connections: the
 // closes its cgroups own and the TIME_WAIT sockets they left, none of the
 // other pod's.

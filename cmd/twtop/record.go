@@ -33,10 +33,15 @@ type recording struct {
 	done  chan struct{}
 
 	// the owners' workloads: the resolver (nil: none), the cgroup ids
-	// seen, and those not yet written (resolved or not)
-	wl      *workload.Resolver
-	seen    map[uint64]bool
-	unnamed []uint64
+	// seen, and those not yet written (resolved or not); the same for the
+	// records' network namespaces, with the last one seen (most records
+	// are in the namespace of the one before)
+	wl           *workload.Resolver
+	seen         map[uint64]bool
+	unnamed      []uint64
+	seenNetns    map[uint32]bool
+	unnamedNetns []uint32
+	lastNetns    uint32
 
 	progress  bool // stderr is a terminal: keep a status line
 	lastShown time.Time
@@ -89,19 +94,33 @@ func createRecording(path string, tr *tracer.Tracer, opts tracer.Options, wl *wo
 		return nil, err
 	}
 	return &recording{path: path, f: f, w: w, start: now, progress: isTerminal(os.Stderr),
-		stop: make(chan struct{}), done: make(chan struct{}), wl: wl, seen: map[uint64]bool{}}, nil
+		stop: make(chan struct{}), done: make(chan struct{}), wl: wl, seen: map[uint64]bool{}, seenNetns: map[uint32]bool{}}, nil
 }
 
 // Add writes a record (pipeline.Recorder). The first time an owner's
-// cgroup shows up, its workload is asked for (the answer comes later).
+// cgroup or a network namespace shows up, its workload is asked for (the
+// answer comes later).
 func (r *recording) Add(b []byte) error {
 	if err := r.w.Add(b); err != nil {
 		return err
 	}
-	if id, ok := event.RawOwnerCgroup(b); ok && r.wl != nil && !r.seen[id] {
-		r.seen[id] = true
-		r.unnamed = append(r.unnamed, id)
-		r.wl.Lookup(id)
+	if r.wl != nil {
+		if id, ok := event.RawOwnerCgroup(b); ok && !r.seen[id] {
+			r.seen[id] = true
+			r.unnamed = append(r.unnamed, id)
+			r.wl.Lookup(id)
+		}
+		if ns := event.RawNetns(b); ns != r.lastNetns && ns != 0 && event.RawKind(b) != event.KindScanEnd {
+			// a scan's end marker is no socket's: looking its namespace
+			// up before the namespace's pod has a process would keep
+			// "no workload"
+			r.lastNetns = ns
+			if !r.seenNetns[ns] {
+				r.seenNetns[ns] = true
+				r.unnamedNetns = append(r.unnamedNetns, ns)
+				r.wl.LookupNetns(uint64(ns))
+			}
+		}
 	}
 	if r.due.Load() {
 		return r.flush()
@@ -131,13 +150,15 @@ func (r *recording) State(s record.State) error {
 	return r.w.State(s)
 }
 
-// workloads writes the workloads of the cgroups seen that have been
-// resolved since the last call; the others wait for the next.
+// workloads writes the workloads of the cgroups and network namespaces
+// seen that have been resolved since the last call; the others wait for
+// the next. An id resolved to no workload (the host's namespace) is not
+// written.
 func (r *recording) workloads() error {
-	if len(r.unnamed) == 0 {
+	if len(r.unnamed) == 0 && len(r.unnamedNetns) == 0 {
 		return nil
 	}
-	ws := record.Workloads{Cgroups: map[string]workload.Workload{}}
+	ws := record.Workloads{Cgroups: map[string]workload.Workload{}, Netns: map[string]workload.Workload{}}
 	left := r.unnamed[:0]
 	for _, id := range r.unnamed {
 		w, ok := r.wl.Lookup(id)
@@ -149,7 +170,18 @@ func (r *recording) workloads() error {
 		}
 	}
 	r.unnamed = left
-	if len(ws.Cgroups) == 0 {
+	leftNetns := r.unnamedNetns[:0]
+	for _, ns := range r.unnamedNetns {
+		w, ok := r.wl.LookupNetns(uint64(ns))
+		switch {
+		case !ok:
+			leftNetns = append(leftNetns, ns)
+		case w.Kind != workload.KindOther:
+			ws.Netns[strconv.FormatUint(uint64(ns), 10)] = w
+		}
+	}
+	r.unnamedNetns = leftNetns
+	if len(ws.Cgroups) == 0 && len(ws.Netns) == 0 {
 		return nil
 	}
 	return r.w.Workloads(ws)
@@ -228,11 +260,11 @@ func (r *recording) finish(tr *tracer.Tracer, werr error) error {
 }
 
 // lastWorkloads writes the workloads still unwritten, giving the resolver
-// up to lastResolve to answer for the cgroups seen last.
+// up to lastResolve to answer for the cgroups and namespaces seen last.
 func (r *recording) lastWorkloads() error {
 	deadline := time.Now().Add(lastResolve)
 	for {
-		if err := r.workloads(); err != nil || len(r.unnamed) == 0 || time.Now().After(deadline) {
+		if err := r.workloads(); err != nil || len(r.unnamed) == 0 && len(r.unnamedNetns) == 0 || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -31,13 +31,17 @@ func State(m *model.Model, s record.State) {
 }
 
 // Model is a new model for the recording rd: its tier, and, as rd is
-// read, its settings and counters and the workloads it names (a recording
-// made before workloads were recorded has none).
+// read, its settings and counters and the workloads it names, of cgroups
+// and of network namespaces (a recording made before workloads, or
+// namespaces' workloads, were recorded has none).
 func Model(rd *record.Reader) *model.Model {
 	var names workload.Table
 	m := model.New(model.Config{Tier: Tier(rd.Header().Tier), Workloads: &names})
 	rd.OnState = func(s record.State) { State(m, s) }
-	rd.OnWorkloads = func(ws record.Workloads) { names.Add(ws.Cgroups) }
+	rd.OnWorkloads = func(ws record.Workloads) {
+		names.Add(ws.Cgroups)
+		names.AddNetns(ws.Netns)
+	}
 	return m
 }
 

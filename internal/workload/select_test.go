@@ -66,4 +66,22 @@ func TestTable(t *testing.T) {
 	if _, ok := tb.Lookup(8); ok {
 		t.Error("Lookup(8) answered without an entry")
 	}
+
+	// network namespaces are a table of their own: a cgroup id is no inode
+	if w, ok := tb.LookupNetns(7); ok || w.Kind != KindOther {
+		t.Errorf("LookupNetns(7) before AddNetns = %+v, %v", w, ok)
+	}
+	pod := Workload{Kind: KindPod, PodUID: "uid-a", Namespace: "shop", Pod: "web-1", CgroupID: 99}
+	tb.AddNetns(map[string]Workload{"4026532999": pod, "netns": {Kind: KindPod}})
+	want := pod
+	want.CgroupID = 0
+	if w, ok := tb.LookupNetns(4026532999); !ok || w != want {
+		t.Errorf("LookupNetns(4026532999) = %+v, %v; want %+v", w, ok, want)
+	}
+	if _, ok := tb.LookupNetns(7); ok {
+		t.Error("LookupNetns(7) answered without an entry")
+	}
+	if w, ok := tb.Lookup(4026532999); ok {
+		t.Errorf("Lookup answers a namespace's entry: %+v", w)
+	}
 }

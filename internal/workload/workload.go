@@ -115,11 +115,13 @@ func trimScope(c string) string {
 	return strings.TrimSuffix(c, ".scope")
 }
 
-// Table answers Lookup from workloads resolved earlier, such as those a
-// recording carries: an id is answered true once its entry was added, and
+// Table answers Lookup and LookupNetns from workloads resolved earlier,
+// such as those a recording carries: an id (a cgroup id, a network
+// namespace's inode) is answered true once its entry was added, and
 // KindOther, false until then. It is not safe for concurrent use.
 type Table struct {
-	m map[uint64]Workload
+	m  map[uint64]Workload
+	ns map[uint64]Workload
 }
 
 // Add adds the entries of ws, cgroup ids in decimal; it ignores keys that
@@ -136,10 +138,32 @@ func (t *Table) Add(ws map[string]Workload) {
 	}
 }
 
+// AddNetns adds the entries of ws, network namespace inodes in decimal;
+// it ignores keys that are not.
+func (t *Table) AddNetns(ws map[string]Workload) {
+	if t.ns == nil {
+		t.ns = make(map[uint64]Workload, len(ws))
+	}
+	for k, w := range ws {
+		if ino, err := strconv.ParseUint(k, 10, 64); err == nil {
+			w.CgroupID = 0
+			t.ns[ino] = w
+		}
+	}
+}
+
 // Lookup is the workload of cgroup id, when added.
 func (t *Table) Lookup(id uint64) (Workload, bool) {
 	if w, ok := t.m[id]; ok {
 		return w, true
 	}
 	return Workload{Kind: KindOther, CgroupID: id}, false
+}
+
+// LookupNetns is the workload of the network namespace inode, when added.
+func (t *Table) LookupNetns(inode uint64) (Workload, bool) {
+	if w, ok := t.ns[inode]; ok {
+		return w, true
+	}
+	return Workload{Kind: KindOther}, false
 }

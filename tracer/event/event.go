@@ -214,6 +214,15 @@ func RawOwnerCgroup(b []byte) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[offCgroup:]), true
 }
 
+// RawNetns is the network namespace inode of a raw record, without
+// decoding it; 0 for a short record.
+func RawNetns(b []byte) uint32 {
+	if len(b) < RecordSize {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b[offNetns:])
+}
+
 // SetRawNetns sets the netns field of a raw record: the scan's end record
 // is stamped with the namespace the scan covered.
 func SetRawNetns(b []byte, inode uint32) {

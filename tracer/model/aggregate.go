@@ -18,7 +18,9 @@ const (
 	ByPeer              // the remote end of a client socket: "10.0.0.7:8080"
 	ByNetns             // the network namespace: "netns 4026531840"
 	// ByPod is the owner's Kubernetes pod: "ns/pod", or its UID while its
-	// names are unknown. Only with a Config.Workloads resolver.
+	// names are unknown. A pod's row also counts the TIME_WAIT sockets in
+	// its network namespace whose closing socket's owner is not known.
+	// Only with a Config.Workloads resolver.
 	ByPod
 	// ByContainer is the owner's container: "ns/pod/container" in a pod,
 	// the container's name or id outside Kubernetes, or its id while its

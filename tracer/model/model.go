@@ -4,8 +4,9 @@
 //
 // The model is deterministic: its only clock is the events' timestamps, so
 // one event stream always gives the same answers, at any replay speed
-// (the pod, container and service rankings, which ask a live resolver,
-// are absent without one: a replay has none). It
+// (the pod, container and service rankings and the pods named on
+// destinations ask a resolver: live, one that answers in the background;
+// on replay, the workloads the recording carries). It
 // imports neither the tracer's loader nor any UI package. Apply is called
 // from one goroutine; Snapshot returns a plain value other goroutines may
 // read freely.
@@ -35,9 +36,11 @@ type Config struct {
 	// carries it.
 	Tier Tier
 	// Workloads resolves owners' cgroup ids to pods, containers and
-	// services for the pod, container and service rankings; nil leaves
-	// those rankings empty (a replay has none: the model stays a function
-	// of its events).
+	// services for the pod, container and service rankings, and network
+	// namespaces to pods for the TIME_WAIT sockets no known owner closed
+	// and the destinations' ports; nil leaves those rankings empty and
+	// the destinations unnamed (a replay answers from the workloads its
+	// recording carries: the model stays a function of its input).
 	Workloads Workloads
 }
 
@@ -203,7 +206,9 @@ type Model struct {
 	openTW    series              // TIME_WAIT sockets open, per second
 	wl        map[uint64]*wlEntry // owners' workloads by cgroup id (Config.Workloads)
 	wlPending map[uint64]struct{} // ids in wl whose answer may still change
-	wlAsked   uint64              // event time the pending ids were last asked about
+	wlAsked   uint64              // event time the pending ids (and namespaces) were last asked about
+	nsWL      map[uint32]*netnsWL // network namespaces' workloads and ownerless TIME_WAIT sockets (Config.Workloads)
+	nsPending map[uint32]struct{} // namespaces in nsWL whose answer may still change
 }
 
 // closed is what a just-closed socket leaves for its TIME_WAIT socket.
@@ -234,6 +239,8 @@ func New(cfg Config) *Model {
 		kernel:    make(map[uint32]*kernelReading),
 		wl:        make(map[uint64]*wlEntry),
 		wlPending: make(map[uint64]struct{}),
+		nsWL:      make(map[uint32]*netnsWL),
+		nsPending: make(map[uint32]struct{}),
 	}
 	m.tail = new(recentRing)
 	m.aggs = newAggregates(cfg.MaxKeys)
@@ -612,6 +619,7 @@ func (m *Model) twCreate(e *event.Event) {
 			d.timewaitCreated(m.now)
 		}
 	}
+	m.ownerless(&b, 1)
 	t.books = m.books.Ref(b)
 	m.tws.Put(e.Ptr, t)
 	m.ns(e.Netns).Open++
@@ -659,6 +667,7 @@ func (m *Model) release(ptr uint64, t tw) {
 			c.TimewaitOpen--
 		}
 	}
+	m.ownerless(b, -1)
 	m.books.Unref(t.books)
 	m.addrs.Drop(t.src, t.kinds&3)
 	m.addrs.Drop(t.dst, t.kinds>>2)

@@ -299,6 +299,14 @@ type PortPressure struct {
 	// with EADDRNOTAVAIL.
 	ConnectEAddrNotAvail uint64 `json:"connect_eaddrnotavail"`
 
+	// Namespace and Pod name the Kubernetes pod that holds the ports: the
+	// one whose network namespace is Netns (with a resolver, once it is
+	// resolved; none for the host's namespace). PodUID is the pod's UID
+	// while the runtime has given no name.
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	PodUID    string `json:"pod_uid,omitempty"`
+
 	// the count the forecast started from, for the advisor's evidence
 	forecastHeld int64
 }
@@ -387,6 +395,12 @@ func (m *Model) ports() []PortPressure {
 		}
 		if !k.dst.IsValid() {
 			p.Src, p.Dst = otherKey, otherKey
+		} else if w, ok := m.netnsPod(k.netns); ok {
+			if w.Pod != "" {
+				p.Namespace, p.Pod = w.Namespace, w.Pod
+			} else {
+				p.PodUID = w.PodUID
+			}
 		}
 		reuse := false
 		if st, ok := m.settings[k.netns]; ok && k.dst.IsValid() {
@@ -428,6 +442,15 @@ func (m *Model) ports() []PortPressure {
 		return cmp.Compare(a.Src+a.Dst, b.Src+b.Dst)
 	})
 	return out
+}
+
+// PodName names the pod that holds the ports: "ns/pod", its UID while it
+// has no name, "" when no pod is known.
+func (p *PortPressure) PodName() string {
+	if p.Pod != "" {
+		return p.Namespace + "/" + p.Pod
+	}
+	return p.PodUID
 }
 
 func addrString(a netip.Addr) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -370,8 +371,14 @@ func writePorts(b *strings.Builder, ports []PortPressure) {
 		return
 	}
 	fmt.Fprintf(b, "\nPorts:     local ports held per destination; NEW/S and TW/S over the last OVER s; STEADY = held once TIME_WAIT levels off: held outside TIME_WAIT + TW/S × 60 s (the first alone where tcp_tw_reuse applies)\n")
-	fmt.Fprintf(b, "%-24s %-15s %6s %6s %6s %8s %8s %5s %7s %7s %13s %7s %5s\n",
+	// the pod holding the ports, in a last column when any is known
+	pods := slices.ContainsFunc(ports, func(p PortPressure) bool { return p.PodName() != "" })
+	head := fmt.Sprintf("%-24s %-15s %6s %6s %6s %8s %8s %5s %7s %7s %13s %7s %5s",
 		"DESTINATION", "SOURCE", "HELD", "TW", "USAGE", "NEW/S", "TW/S", "OVER", "STEADY", "EXHAUST", "EADDRNOTAVAIL", "REUSED", "REUSE")
+	if pods {
+		head += " POD"
+	}
+	b.WriteString(head + "\n")
 	for _, p := range ports {
 		usage, exhaust, reuse := "?", "-", "?"
 		if p.RangeSize > 0 {
@@ -386,8 +393,12 @@ func writePorts(b *strings.Builder, ports []PortPressure) {
 				reuse = "yes"
 			}
 		}
-		fmt.Fprintf(b, "%-24s %-15s %6d %6d %6s %8.1f %8.1f %5s %7d %7s %13d %7d %5s\n",
+		fmt.Fprintf(b, "%-24s %-15s %6d %6d %6s %8.1f %8.1f %5s %7d %7s %13d %7d %5s",
 			p.Dst, p.Src, p.Held, p.TimeWait, usage, p.NewPerSec, p.TimewaitPerS, shortNum(p.RateWindowS), p.SteadyHeld, exhaust,
 			p.ConnectEAddrNotAvail, p.ConnectReuse, reuse)
+		if pods {
+			fmt.Fprintf(b, " %s", p.PodName())
+		}
+		b.WriteString("\n")
 	}
 }

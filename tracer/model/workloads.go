@@ -6,11 +6,15 @@ import (
 	"github.com/twtop/twtop/internal/workload"
 )
 
-// Workloads resolves a cgroup v2 id to the workload that owns it, without
-// blocking: an id it has not resolved yet is answered false, and true on a
-// later call once it is (*workload.Resolver does this).
+// Workloads resolves a cgroup v2 id, and a network namespace's inode, to
+// the workload that owns it, without blocking: an id it has not resolved
+// yet is answered false, and true on a later call once it is
+// (*workload.Resolver does this). LookupNetns answers a pod (its own
+// cgroup, no container) for the namespace its containers share; the
+// host's namespace is no pod.
 type Workloads interface {
 	Lookup(cgroupID uint64) (workload.Workload, bool)
+	LookupNetns(inode uint64) (workload.Workload, bool)
 }
 
 // wlEntry is the model's answer for one cgroup id.
@@ -28,6 +32,81 @@ func (e *wlEntry) pending() bool {
 // wlRetry is the least event time between two rounds of questions about
 // the ids whose answer is pending.
 const wlRetry = 1e9
+
+// netnsWL is what the model keeps of a network namespace, with a
+// resolver: its TIME_WAIT sockets that no cgroup row counts (no owner of
+// their closing socket is known: they existed before tracing, the scan
+// found them, or their socket closed in softirq without an owner seen),
+// and the answer about the namespace's workload. A pod's containers share
+// its namespace, so these sockets are the pod's.
+type netnsWL struct {
+	created uint64 // created while tracing or found at start
+	open    int64
+	e       wlEntry
+}
+
+// pending: the answer may still change. Unlike a cgroup id's, a
+// namespace answered "no workload" is asked again: its pod's processes
+// may not be in it yet when it is first seen.
+func (n *netnsWL) pending() bool {
+	return n.e.pending() || n.e.w.Kind == workload.KindOther
+}
+
+// netnsOf is a namespace's entry, made, and its workload asked about,
+// the first time it is seen; nil without a resolver or a namespace.
+func (m *Model) netnsOf(inode uint32) *netnsWL {
+	if m.cfg.Workloads == nil || inode == 0 {
+		return nil
+	}
+	n := m.nsWL[inode]
+	if n == nil {
+		n = &netnsWL{}
+		m.nsWL[inode] = n
+		m.askNetns(inode, n)
+	}
+	return n
+}
+
+// askNetns asks about a namespace's workload. Once a pod, it stays that
+// pod (asked again only for its names): the pod's rows and series keep
+// what they counted when the namespace is gone, or the answer changes.
+func (m *Model) askNetns(inode uint32, n *netnsWL) {
+	w, ok := m.cfg.Workloads.LookupNetns(uint64(inode))
+	if was := n.e.w; !n.e.ok || was.Kind != workload.KindPod || ok && w.Kind == workload.KindPod && w.PodUID == was.PodUID {
+		n.e.w, n.e.ok = w, ok
+	}
+	if n.pending() {
+		m.nsPending[inode] = struct{}{}
+	} else {
+		delete(m.nsPending, inode)
+	}
+}
+
+// netnsPod is the pod whose network namespace inode is, as far as it is
+// known yet: false for the host's, a container's outside Kubernetes, and
+// one not resolved.
+func (m *Model) netnsPod(inode uint32) (workload.Workload, bool) {
+	n := m.netnsOf(inode)
+	if n == nil || !n.e.ok || n.e.w.Kind != workload.KindPod || n.e.w.PodUID == "" {
+		return workload.Workload{}, false
+	}
+	return n.e.w, true
+}
+
+// ownerless counts a TIME_WAIT socket charged to books b under its
+// namespace when no cgroup row counts it (delta 1 when it is created, -1
+// when it ends). It does nothing without a resolver.
+func (m *Model) ownerless(b *twBooks, delta int64) {
+	if m.cfg.Workloads == nil || b.closer[byCgroup] != nil {
+		return
+	}
+	if n := m.netnsOf(b.netns); n != nil {
+		if delta > 0 {
+			n.created++
+		}
+		n.open += delta
+	}
+}
 
 // cgroupRow is the cgroup row an owner's closes count under; nil without
 // a resolver or a cgroup id.
@@ -72,7 +151,7 @@ func (m *Model) ask(cgroup uint64, e *wlEntry) {
 // reaskWorkloads asks again about the pending ids, at most once per second
 // of event time.
 func (m *Model) reaskWorkloads() {
-	if len(m.wlPending) == 0 || m.now < m.wlAsked+wlRetry {
+	if len(m.wlPending) == 0 && len(m.nsPending) == 0 || m.now < m.wlAsked+wlRetry {
 		return
 	}
 	m.wlAsked = m.now
@@ -83,6 +162,9 @@ func (m *Model) reaskPending() {
 	for id := range m.wlPending {
 		m.ask(id, m.wl[id])
 	}
+	for inode := range m.nsPending {
+		m.askNetns(inode, m.nsWL[inode])
+	}
 }
 
 // workloadRankings makes the pod, container and service rankings from the
@@ -90,7 +172,9 @@ func (m *Model) reaskPending() {
 // those still pending: a snapshot shows what has been resolved by then,
 // closes made before an id was resolved included. Rows whose cgroup is not
 // resolved (or is no workload) are left out, as is the cgroup rows'
-// "other".
+// "other". A pod's row also counts the TIME_WAIT sockets of its network
+// namespace that no cgroup row counts (created and open; closes stay its
+// owners'), once the namespace is resolved to it.
 func (m *Model) workloadRankings(s *Snapshot) {
 	if m.cfg.Workloads == nil {
 		return
@@ -127,6 +211,16 @@ func (m *Model) workloadRankings(s *Snapshot) {
 				r.Key, r.Service = w.Service, w.Service
 				r.add(c)
 			}
+		}
+	}
+	for inode, n := range m.nsWL {
+		if n.created == 0 {
+			continue
+		}
+		if w, ok := m.netnsPod(inode); ok {
+			r := labelPod(row(pods, w.PodUID, ByPod), w)
+			r.TimewaitCreated += n.created
+			r.TimewaitOpen += n.open
 		}
 	}
 	for by, rows := range map[By]map[string]*Closer{ByPod: pods, ByContainer: ctrs, ByService: svcs} {

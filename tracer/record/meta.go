@@ -71,10 +71,15 @@ type Trailer struct {
 	Records uint64 `json:"records_written"`
 }
 
-// Workloads are the workloads of owner cgroups resolved while recording,
-// by cgroup id (in decimal: JSON keys are strings). A recording carries
-// each id once, in the block written after it was resolved, so that a
-// replay elsewhere names pods, containers and services as the host did.
+// Workloads are the workloads resolved while recording: of owner cgroups,
+// by cgroup id, and of the records' network namespaces, by inode (both in
+// decimal: JSON keys are strings). A recording carries each id once, in
+// the block written after it was resolved, so that a replay elsewhere
+// names pods, containers and services as the host did, and the pods whose
+// namespaces hold TIME_WAIT sockets and ports. Readers that predate Netns
+// ignore it (unknown keys are skipped), and recordings that predate it
+// replay without it.
 type Workloads struct {
 	Cgroups map[string]workload.Workload `json:"cgroups"`
+	Netns   map[string]workload.Workload `json:"netns,omitempty"`
 }
