@@ -20,14 +20,14 @@ VM_KERNELS  ?= 5.10 6.1 6.12
 # tcp_timewait_state_process has 3, 4 or 5 arguments, the death row is a
 # pointer from 6.0) and 6.12 the tracepoint tier, which the host's 6.18
 # also runs; the host covers the ring buffer path of classic tracepoints
-# and sock_diag (test-fallbacks). Runs whose kernel is not in VM_KERNELS
-# are left out.
+# and sock_diag, with the shared ring buffer (test-fallbacks). Runs whose
+# kernel is not in VM_KERNELS are left out.
 VM_RUNS     ?= 5.10:fentry 5.10:kprobe 5.10:tracepoint \
                5.10:kprobe:perf-buffer,no-kernel-btf,old-helpers \
                5.10:tracepoint:perf-buffer,classic-tracepoints,sock-diag \
                6.1:fentry 6.1:kprobe 6.12:fentry 6.12:kprobe 6.12:tracepoint
 # Fallbacks forced on the host's kernel by test-fallbacks.
-HOST_FALLBACKS ?= classic-tracepoints,sock-diag perf-buffer
+HOST_FALLBACKS ?= classic-tracepoints,sock-diag,shared-ring perf-buffer
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GENERATED   := tracer/twtop_x86_bpfel.go tracer/twtop_x86_bpfel.o
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * twtop kernel programs: TCP state transitions and the life of TIME_WAIT
- * sockets, streamed to user space through one ring buffer.
+ * sockets, streamed to user space through a ring buffer per CPU (or one
+ * shared ring buffer).
  *
  * Three attach tiers share this object; user space deletes the programs of
  * the tiers it does not use before loading (see tracer/tier.go):
@@ -85,10 +86,25 @@ static __always_inline __u64 jiffies_now(void)
 const struct event *unused_event __attribute__((unused));
 const struct config *unused_config __attribute__((unused));
 
+/* The shared ring buffer (without cfg.per_cpu_rings). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized by user space */
 } events SEC(".maps");
+
+/* With cfg.per_cpu_rings: a ring buffer per CPU, indexed by CPU number.
+ * A CPU writing to its own ring takes no lock another CPU holds and moves
+ * no cache line between CPUs. User space sizes the array to the possible
+ * CPUs and puts the rings in before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* resized by user space */
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_RINGBUF);
+		__uint(max_entries, 1 << 20); /* resized by user space */
+	});
+} cpu_rings SEC(".maps");
 
 /* Kernels without the ring buffer: the same records, per CPU
  * (cfg.perf_buffer). */
@@ -337,7 +353,8 @@ static const __u32 zero = 0;
 
 /* Stamp a fully built record (time, CPU, the CPU's sequence number) and
  * copy it into the ring buffer: one helper call, which reserves, copies
- * and commits. A full ring counts the record as lost, by kind.
+ * and commits. With cfg.per_cpu_rings the ring is this CPU's own; a CPU
+ * without one, or a full ring, counts the record as lost, by kind.
  *
  * Waking the reader for every record costs the traced host an interrupt
  * and a context switch per event, and asking the ring how much is unread
@@ -351,6 +368,7 @@ static const __u32 zero = 0;
 static __always_inline void emit(void *ctx, struct event *e)
 {
 	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
+	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 s = 0;
 	__u64 flags = 0;
 	long err;
@@ -360,14 +378,20 @@ static __always_inline void emit(void *ctx, struct event *e)
 		*seq = s + 1;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cpu = bpf_get_smp_processor_id();
+	e->cpu = cpu;
 	e->seq = s;
 	if (cfg.perf_buffer) {
 		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, e, sizeof(*e));
 	} else {
 		if (cfg.wakeup_mask)
 			flags = (s & cfg.wakeup_mask) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
-		err = bpf_ringbuf_output(&events, e, sizeof(*e), flags);
+		if (cfg.per_cpu_rings) {
+			void *ring = bpf_map_lookup_elem(&cpu_rings, &cpu);
+
+			err = ring ? bpf_ringbuf_output(ring, e, sizeof(*e), flags) : -1;
+		} else {
+			err = bpf_ringbuf_output(&events, e, sizeof(*e), flags);
+		}
 	}
 	if (err) {
 		__u32 k = e->kind;

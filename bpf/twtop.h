@@ -98,7 +98,8 @@ struct config {
 	__u8 pad[2];
 	__u64 jiffies_addr; /* with old_helpers: the address of jiffies_64 (no bpf_jiffies64) */
 	__u8 cgroup;        /* only sockets owned by a process in the subtree of the cgroup in cgroup_filter */
-	__u8 pad2[7];
+	__u8 per_cpu_rings; /* records go to this CPU's ring buffer in cpu_rings, not the shared one */
+	__u8 pad2[6];
 };
 
 #endif /* TWTOP_H */

@@ -35,17 +35,22 @@ type Fallbacks struct {
 	// are 5.5+). Implies ClassicTracepoints and SockDiag and rules out the
 	// fentry tier, which came with them.
 	OldHelpers bool
+	// SharedRing: one ring buffer that every CPU writes to instead of a
+	// ring buffer per CPU in an array of maps (the kernel may refuse ring
+	// buffers there). Costs the traced host a lock and cache lines moving
+	// between CPUs on every record. Without effect with PerfBuffer.
+	SharedRing bool
 }
 
-var fallbackNames = []string{"perf-buffer", "classic-tracepoints", "sock-diag", "no-kernel-btf", "old-helpers"}
+var fallbackNames = []string{"perf-buffer", "classic-tracepoints", "sock-diag", "no-kernel-btf", "old-helpers", "shared-ring"}
 
 func (f *Fallbacks) fields() []*bool {
-	return []*bool{&f.PerfBuffer, &f.ClassicTracepoints, &f.SockDiag, &f.NoKernelBTF, &f.OldHelpers}
+	return []*bool{&f.PerfBuffer, &f.ClassicTracepoints, &f.SockDiag, &f.NoKernelBTF, &f.OldHelpers, &f.SharedRing}
 }
 
 // ParseFallbacks parses a comma-separated list of perf-buffer,
-// classic-tracepoints, sock-diag, no-kernel-btf and old-helpers ("" for
-// none).
+// classic-tracepoints, sock-diag, no-kernel-btf, old-helpers and
+// shared-ring ("" for none).
 func ParseFallbacks(s string) (Fallbacks, error) {
 	var f Fallbacks
 	fs := f.fields()
@@ -125,6 +130,9 @@ type Features struct {
 	Release   string
 	KernelBTF bool  // /sys/kernel/btf/vmlinux exists
 	RingBuf   *bool // BPF_MAP_TYPE_RINGBUF (5.8+); nil: unknown
+	// RingInMap: ring buffers (of any size) in an array of maps, a ring
+	// per CPU; nil: unknown
+	RingInMap *bool
 	// ProbeReadKernel: bpf_probe_read_kernel (5.5+); nil: unknown
 	ProbeReadKernel *bool
 	Kprobes         bool
@@ -153,6 +161,9 @@ func ProbeFeatures() Features {
 		return &b
 	}
 	f.RingBuf = probe(features.HaveMapType(ebpf.RingBuf))
+	if f.RingBuf != nil && *f.RingBuf {
+		f.RingInMap = probe(haveRingInMap())
+	}
 	f.ProbeReadKernel = probe(features.HaveProgramHelper(ebpf.Kprobe, asm.FnProbeReadKernel))
 	if spec, err := btf.LoadKernelSpec(); err == nil {
 		var s *btf.Struct
@@ -181,5 +192,6 @@ func (f Features) Needed() Fallbacks {
 		SockDiag:           !f.KernelBTF || !f.IterTCP || old,
 		NoKernelBTF:        !f.KernelBTF,
 		OldHelpers:         old,
+		SharedRing:         f.RingBuf != nil && *f.RingBuf && f.RingInMap != nil && !*f.RingInMap,
 	}
 }

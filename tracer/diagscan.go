@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -126,13 +127,32 @@ func tupleWanted(e *event.Event, o Options) bool {
 }
 
 // monotonicNow is CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns
-// and so of every record's Time.
+// and so of every record's Time. Go's monotonic clock is CLOCK_MONOTONIC
+// too, read without a system call: monotonicNow is its reading since
+// monoStart plus CLOCK_MONOTONIC at monoStart.
 func monotonicNow() uint64 {
-	var ts unix.Timespec
-	// fails only for an unknown clock or a bad address
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
+	return monoBase + uint64(time.Since(monoStart))
 }
+
+var monoBase, monoStart = func() (base uint64, start time.Time) {
+	clock := func() uint64 {
+		var ts unix.Timespec
+		// fails only for an unknown clock or a bad address
+		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		return uint64(ts.Nano())
+	}
+	// the pair of readings least apart, of a few: the thread may be
+	// preempted between them
+	gap := uint64(math.MaxUint64)
+	for range 5 {
+		a := clock()
+		now := time.Now()
+		if b := clock(); b-a < gap {
+			base, start, gap = a+(b-a)/2, now, b-a
+		}
+	}
+	return base, start
+}()
 
 // timerJiffies converts the time left on a timer as sock_diag shows it back
 // to jiffies. The kernel rounds jiffies up to whole milliseconds, so

@@ -1,7 +1,6 @@
 package tracer
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -13,11 +12,6 @@ import (
 
 	"github.com/twtop/twtop/tracer/event"
 )
-
-// perfSlack is how long a record is held back after its time: a CPU may
-// commit a record that much after stamping it, so a record stamped earlier
-// on another CPU can still arrive within it.
-const perfSlack = 20 * time.Millisecond
 
 // perfPollEvery bounds how long a record waits in its per-CPU buffer when
 // the buffer stayed below the wakeup watermark.
@@ -34,7 +28,7 @@ const perfClockEvery = 32
 // of its buffer; the rest is read by a drain: Flush makes the cilium reader
 // read every buffer to its current head and then return perf.ErrFlushed.
 // After a drain that began at monotonic time T, every record committed
-// before T has been read, so records stamped before T-perfSlack are
+// before T has been read, so records stamped before T-holdBack are
 // released. Read drains every perfPollEvery, and when the oldest held
 // record leaves the slack.
 type perfReader struct {
@@ -88,9 +82,8 @@ func (r *perfReader) Read() ([]byte, error) {
 			}
 		}
 		wait := perfPollEvery
-		if ts, ok := r.merge.peek(); ok {
-			// a millisecond more: the poller may return up to one early
-			wait = min(wait, time.Duration(ts+int64(perfSlack+time.Millisecond)-mono))
+		if due, ok := r.merge.due(); ok {
+			wait = min(wait, time.Duration(due-mono))
 		}
 		if !r.deadline.IsZero() {
 			wait = min(wait, r.deadline.Sub(now))
@@ -122,7 +115,7 @@ func (r *perfReader) fill(wait time.Duration) error {
 		case err == nil:
 		case errors.Is(err, perf.ErrFlushed):
 			r.flushing = false
-			r.cutoff = r.flushAt - int64(perfSlack)
+			r.cutoff = r.flushAt - int64(holdBack)
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// the poller reached the deadline and the buffers were
@@ -143,8 +136,7 @@ func (r *perfReader) fill(wait time.Duration) error {
 		if len(r.rec.RawSample) < event.RecordSize {
 			return fmt.Errorf("short perf buffer record: %d bytes", len(r.rec.RawSample))
 		}
-		ts := r.merge.push(r.rec.RawSample)
-		if d := ts + int64(perfSlack+time.Millisecond); d < due {
+		if d := r.merge.push(r.rec.RawSample) + dueAfter; d < due {
 			due = d
 			r.rd.SetDeadline(startWall.Add(time.Duration(due - start)))
 		}
@@ -189,111 +181,3 @@ func (r *perfReader) Close() error {
 // Lost is the number of records the kernel reported it could not write
 // into the buffers (perf lost-samples records).
 func (r *perfReader) Lost() uint64 { return r.lost.Load() }
-
-// mergeChunk is how many record slots the merger allocates at a time.
-const mergeChunk = 256
-
-// merger holds records and releases them in the order of their time
-// (ts_ns, the first 8 bytes, little-endian), records of equal time in the
-// order they were pushed. Records are copied into slots that are reused.
-type merger struct {
-	held  []heldRecord              // a min-heap by (ts, seq)
-	free  []*[event.RecordSize]byte // unused slots
-	lent  *[event.RecordSize]byte   // the slot pop returned last
-	seq   uint64                    // pushes so far
-	slots int                       // slots allocated
-}
-
-// heldRecord is one record in the merger.
-type heldRecord struct {
-	ts  int64
-	seq uint64
-	rec *[event.RecordSize]byte
-}
-
-// push copies the first event.RecordSize bytes of rec (which has at least
-// that many) and returns its time.
-func (m *merger) push(rec []byte) int64 {
-	if len(m.free) == 0 {
-		chunk := new([mergeChunk][event.RecordSize]byte)
-		for i := range chunk {
-			m.free = append(m.free, &chunk[i])
-		}
-		m.slots += mergeChunk
-	}
-	s := m.free[len(m.free)-1]
-	m.free = m.free[:len(m.free)-1]
-	copy(s[:], rec[:event.RecordSize])
-	ts := int64(binary.LittleEndian.Uint64(s[:8]))
-	m.held = append(m.held, heldRecord{ts: ts, seq: m.seq, rec: s})
-	m.seq++
-	m.up(len(m.held) - 1)
-	return ts
-}
-
-// pop returns the oldest record if its time is before cutoff, valid until
-// the next pop.
-func (m *merger) pop(cutoff int64) ([]byte, bool) {
-	if m.lent != nil {
-		m.free = append(m.free, m.lent)
-		m.lent = nil
-	}
-	if len(m.held) == 0 || m.held[0].ts >= cutoff {
-		return nil, false
-	}
-	top := m.held[0]
-	last := len(m.held) - 1
-	m.held[0] = m.held[last]
-	m.held[last] = heldRecord{}
-	m.held = m.held[:last]
-	if last > 0 {
-		m.down(0)
-	}
-	m.lent = top.rec
-	return top.rec[:], true
-}
-
-// peek returns the time of the oldest record held.
-func (m *merger) peek() (int64, bool) {
-	if len(m.held) == 0 {
-		return 0, false
-	}
-	return m.held[0].ts, true
-}
-
-// count is the number of records held.
-func (m *merger) count() int { return len(m.held) }
-
-func (m *merger) less(i, j int) bool {
-	a, b := &m.held[i], &m.held[j]
-	return a.ts < b.ts || a.ts == b.ts && a.seq < b.seq
-}
-
-func (m *merger) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !m.less(i, p) {
-			return
-		}
-		m.held[i], m.held[p] = m.held[p], m.held[i]
-		i = p
-	}
-}
-
-func (m *merger) down(i int) {
-	n := len(m.held)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			return
-		}
-		if c+1 < n && m.less(c+1, c) {
-			c++
-		}
-		if !m.less(c, i) {
-			return
-		}
-		m.held[i], m.held[c] = m.held[c], m.held[i]
-		i = c
-	}
-}

@@ -207,11 +207,14 @@ func TestMergeReusesSlots(t *testing.T) {
 // perfTestMagic marks the records of the test program.
 const perfTestMagic = 0x74777470
 
-// perfTestProg returns an XDP program that writes one 112-byte record to
-// events on the current CPU: ts_ns, perfTestMagic (u32), the CPU (u32),
-// zeros. It returns XDP_PASS, or XDP_ABORTED when the output failed.
+// perfTestProg returns an XDP program that writes one 112-byte record on
+// the current CPU: ts_ns, perfTestMagic (u32), the CPU (u32), zeros. The
+// record goes to events, a perf event array, or to the ring buffer of the
+// CPU in events, an array of ring buffers. It returns XDP_PASS, or
+// XDP_ABORTED when the output failed.
 func perfTestProg(t *testing.T, events *ebpf.Map) *ebpf.Program {
 	t.Helper()
+	const key = -event.RecordSize - 8 // the CPU, the key into an array of rings
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R9, asm.R1),
 		asm.FnKtimeGetNs.Call(),
@@ -219,21 +222,40 @@ func perfTestProg(t *testing.T, events *ebpf.Map) *ebpf.Program {
 		asm.StoreImm(asm.RFP, -event.RecordSize+8, perfTestMagic, asm.Word),
 		asm.FnGetSmpProcessorId.Call(),
 		asm.StoreMem(asm.RFP, -event.RecordSize+12, asm.R0, asm.Word),
+		asm.StoreMem(asm.RFP, key, asm.R0, asm.Word),
 		asm.Mov.Imm(asm.R1, 0),
 	}
 	for off := -event.RecordSize + 16; off < 0; off += 8 {
 		insns = append(insns, asm.StoreMem(asm.RFP, int16(off), asm.R1, asm.DWord))
 	}
+	if events.Type() == ebpf.PerfEventArray {
+		insns = append(insns,
+			asm.Mov.Reg(asm.R1, asm.R9),
+			asm.LoadMapPtr(asm.R2, events.FD()),
+			asm.LoadImm(asm.R3, 0xffffffff, asm.DWord), // BPF_F_CURRENT_CPU
+			asm.Mov.Reg(asm.R4, asm.RFP),
+			asm.Add.Imm(asm.R4, -event.RecordSize),
+			asm.Mov.Imm(asm.R5, event.RecordSize),
+			asm.FnPerfEventOutput.Call(),
+		)
+	} else {
+		insns = append(insns,
+			asm.LoadMapPtr(asm.R1, events.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, key),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "fail"),
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -event.RecordSize),
+			asm.Mov.Imm(asm.R3, event.RecordSize),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnRingbufOutput.Call(),
+		)
+	}
 	insns = append(insns,
-		asm.Mov.Reg(asm.R1, asm.R9),
-		asm.LoadMapPtr(asm.R2, events.FD()),
-		asm.LoadImm(asm.R3, 0xffffffff, asm.DWord), // BPF_F_CURRENT_CPU
-		asm.Mov.Reg(asm.R4, asm.RFP),
-		asm.Add.Imm(asm.R4, -event.RecordSize),
-		asm.Mov.Imm(asm.R5, event.RecordSize),
-		asm.FnPerfEventOutput.Call(),
 		asm.JEq.Imm(asm.R0, 0, "ok"),
-		asm.Mov.Imm(asm.R0, 0), // XDP_ABORTED
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("fail"), // XDP_ABORTED
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, 2).WithSymbol("ok"), // XDP_PASS
 		asm.Return(),
@@ -246,7 +268,8 @@ func perfTestProg(t *testing.T, events *ebpf.Map) *ebpf.Program {
 	return prog
 }
 
-// runOn runs prog n times on cpu, from a thread pinned there.
+// runOn runs prog n times on cpu, from a thread pinned there, and fails
+// if a run could not write its record.
 func runOn(prog *ebpf.Program, cpu, n int) error {
 	errc := make(chan error)
 	go func() {
@@ -258,11 +281,19 @@ func runOn(prog *ebpf.Program, cpu, n int) error {
 			errc <- err
 			return
 		}
-		ret, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 64), Repeat: uint32(n)})
-		if err == nil && ret != 2 {
-			err = errors.New("bpf_perf_event_output failed")
+		// one run per call: a run repeated n times by the kernel starts
+		// over, all n of them, when a signal interrupts it
+		for range n {
+			ret, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 64)})
+			if err == nil && ret != 2 {
+				err = errors.New("the record's output failed")
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
 		}
-		errc <- err
+		errc <- nil
 	}()
 	return <-errc
 }
@@ -291,8 +322,7 @@ func checkPerfRecords(t *testing.T, recs [][]byte, cpus []int) {
 	}
 }
 
-// The reader returns the records a program writes on two CPUs, exactly
-// once and in time order, a lone record promptly, and ErrClosed after Close.
+// The perf buffer reader merges the CPUs' records (checkMergedReader).
 func TestPerfReaderKernel(t *testing.T) {
 	if os.Geteuid() != 0 {
 		netnstest.Unprivileged(t, "test needs root to load a BPF program")
@@ -307,6 +337,19 @@ func TestPerfReaderKernel(t *testing.T) {
 	defer events.Close()
 	prog := perfTestProg(t, events)
 
+	// 256 KiB per CPU holds 2048 records; the wakeup comes at 64 KiB.
+	rd, err := newPerfReader(events, 256<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	checkMergedReader(t, prog, rd)
+}
+
+// checkMergedReader checks that rd returns the records prog writes on two
+// CPUs, exactly once and in time order, a lone record promptly, and
+// ErrClosed after Close.
+func checkMergedReader(t *testing.T, prog *ebpf.Program, rd recordReader) {
 	var allowed unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
 		t.Fatal(err)
@@ -320,13 +363,6 @@ func TestPerfReaderKernel(t *testing.T) {
 	if len(cpus) < 2 {
 		t.Logf("only CPU %d available: records come from one CPU", cpus[0])
 	}
-
-	// 256 KiB per CPU holds 2048 records; the wakeup comes at 64 KiB.
-	rd, err := newPerfReader(events, 256<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 
 	// a lone record, far below the wakeup watermark
 	start := time.Now()

@@ -49,14 +49,18 @@ func (t *Tracer) scanAll() error {
 // drainRing queues the records already in the ring buffer ahead of the
 // scan's: the reader may be up to pollEvery behind, and a TIME_WAIT socket
 // created in that time must reach the stream before a scan shows it, or a
-// namespace's first scan takes it for one that existed before tracing.
+// namespace's first scan takes it for one that existed before tracing. It
+// stops at the first record stamped after it began (records keep coming
+// while it reads: a reader as fast as the kernel's writers would never
+// find the ring empty), or when the ring is empty.
 func (t *Tracer) drainRing() error {
 	var buf []byte
+	began := int64(monotonicNow())
 	now := time.Now()
-	if t.fallbacks.PerfBuffer {
-		// the merge holds records back for perfSlack: wait that out, so
-		// that everything written before now is read
-		now = now.Add(perfSlack + 5*time.Millisecond)
+	if t.holdBack > 0 {
+		// the merge holds records back: wait that out, so that
+		// everything written before now is read
+		now = now.Add(t.holdBack + 5*time.Millisecond)
 	}
 	t.reader.SetDeadline(now)
 	t.deadline = time.Time{} // Next sets its own again
@@ -69,6 +73,9 @@ func (t *Tracer) drainRing() error {
 			return err
 		}
 		buf = append(buf, r...)
+		if stamp(r) > began {
+			break
+		}
 	}
 	for off := 0; off < len(buf); off += event.RecordSize {
 		t.pending = append(t.pending, buf[off:off+event.RecordSize:off+event.RecordSize])

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -21,7 +20,6 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 
 	"github.com/twtop/twtop/tracer/event"
 )
@@ -46,9 +44,12 @@ type Options struct {
 	ScanNetns []string
 	// ScanInterval is the period of the scan (default 1 s).
 	ScanInterval time.Duration
-	// RingSize is the ring buffer size in bytes, a power of two of at
-	// least a page (default: DefaultRingSize for the host's CPUs); with
-	// perf buffers, the sum over all CPUs.
+	// RingSize is the size in bytes of the kernel's event buffers, a
+	// power of two of at least a page (default: DefaultRingSize for the
+	// host's CPUs): the sum over all CPUs. With a ring buffer per CPU,
+	// each online CPU gets the largest power of two that fits its share,
+	// and every CPU at least minCPURing; with perf buffers, each CPU its
+	// share rounded up to a power of two pages.
 	RingSize uint32
 
 	// BTF is a BTF file for kernels without /sys/kernel/btf/vmlinux (or
@@ -83,14 +84,18 @@ type Tracer struct {
 	coll      *ebpf.Collection
 	links     []link.Link
 	iter      *link.Iter
+	cpuRings  []*ebpf.Map // with per-CPU rings: the ring of each possible CPU
 	reader    recordReader
-	pending   [][]byte // scan records not yet returned
-	scanBuf   []byte
-	next      time.Time // time of the next scan
-	clock     time.Time // the time, read every few hundred records
-	deadline  time.Time // the reader's deadline
-	reads     uint32
-	idle      func() error // see OnIdle
+	// holdBack: the reader merges per-CPU streams and holds records back
+	// this long after their time
+	holdBack time.Duration
+	pending  [][]byte // scan records not yet returned
+	scanBuf  []byte
+	next     time.Time // time of the next scan
+	clock    time.Time // the time, read every few hundred records
+	deadline time.Time // the reader's deadline
+	reads    uint32
+	idle     func() error // see OnIdle
 
 	closed    atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
@@ -147,6 +152,11 @@ func Open(opts Options) (t *Tracer, err error) {
 		t.fallbacks.PerfBuffer = true // below 5.8
 	} else if err != nil {
 		return nil, fmt.Errorf("probe for the BPF ring buffer: %w", err)
+	}
+	if !t.fallbacks.PerfBuffer && !t.fallbacks.SharedRing && haveRingInMap() != nil {
+		// a ring per CPU only saves the traced host time: where the
+		// kernel refuses it, the shared ring carries the same records
+		t.fallbacks.SharedRing = true
 	}
 	if t.fallbacks.OldHelpers {
 		if t.jiffies, err = kallsym("jiffies_64"); err != nil {
@@ -216,12 +226,28 @@ func (t *Tracer) start(tier Tier) (err error) {
 			delete(spec.Programs, name)
 		}
 	}
-	if t.fallbacks.PerfBuffer {
-		// the ring buffer's helper call is dead code then, but its map
-		// must still exist: a one-slot array stands in
-		spec.Maps["events"] = &ebpf.MapSpec{Name: "events", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
-	} else {
+	// The helper calls on the buffers not used are dead code, but their
+	// maps must still exist: a one-slot array stands in for a ring.
+	perCPU := !t.fallbacks.PerfBuffer && !t.fallbacks.SharedRing
+	stub := func(name string) *ebpf.MapSpec {
+		return &ebpf.MapSpec{Name: name, Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+	}
+	var ringSizes []uint32
+	switch {
+	case t.fallbacks.PerfBuffer:
+		spec.Maps["events"] = stub("events")
+		spec.Maps["cpu_rings"] = stub("cpu_rings")
+	case perCPU:
+		if ringSizes, err = cpuRingSizes(t.opts.RingSize); err != nil {
+			return err
+		}
+		spec.Maps["events"] = stub("events")
+		spec.Maps["cpu_rings"].MaxEntries = uint32(len(ringSizes))
+		spec.Maps["cpu_rings"].InnerMap.MaxEntries = slices.Max(ringSizes)
+		spec.Maps["perf_events"].MaxEntries = 1 // unused
+	default:
 		spec.Maps["events"].MaxEntries = t.opts.RingSize
+		spec.Maps["cpu_rings"] = stub("cpu_rings")
 		spec.Maps["perf_events"].MaxEntries = 1 // unused
 	}
 
@@ -236,6 +262,9 @@ func (t *Tracer) start(tier Tier) (err error) {
 	}
 	if t.fallbacks.PerfBuffer {
 		cfg.PerfBuffer = 1
+	}
+	if perCPU {
+		cfg.PerCpuRings = 1
 	}
 	if t.opts.Cgroup != "" {
 		cfg.Cgroup = 1
@@ -281,6 +310,11 @@ func (t *Tracer) start(tier Tier) (err error) {
 			return err
 		}
 	}
+	if perCPU {
+		if err := t.makeCPURings(coll.Maps["cpu_rings"], ringSizes); err != nil {
+			return err
+		}
+	}
 	for _, h := range hooks {
 		l, err := attach(coll.Programs[h.prog], h)
 		if err != nil && h.optional {
@@ -298,16 +332,37 @@ func (t *Tracer) start(tier Tier) (err error) {
 			return fmt.Errorf("attach TIME_WAIT scan (iter/tcp): %w", err)
 		}
 	}
-	if t.fallbacks.PerfBuffer {
-		t.reader, err = newPerfReader(coll.Maps["perf_events"], int(t.opts.RingSize)/max(1, runtime.NumCPU()))
-	} else {
-		t.reader, err = newRingReader(coll.Maps["events"])
-	}
-	if err != nil {
-		return fmt.Errorf("open the kernel's event buffer: %w", err)
+	if t.reader, err = t.openReader(perCPU); err != nil {
+		return fmt.Errorf("open the kernel's event buffers: %w", err)
 	}
 	t.tier = tier
 	return nil
+}
+
+// openReader opens the reader of the buffers in use and sets holdBack.
+func (t *Tracer) openReader(perCPU bool) (recordReader, error) {
+	t.holdBack = 0
+	switch {
+	case t.fallbacks.PerfBuffer:
+		r, err := newPerfReader(t.coll.Maps["perf_events"], int(t.opts.RingSize)/max(1, runtime.NumCPU()))
+		if err != nil {
+			return nil, err
+		}
+		t.holdBack = holdBack
+		return r, nil
+	case perCPU:
+		r, err := newRingReader(t.cpuRings)
+		if err != nil {
+			return nil, err
+		}
+		t.holdBack = holdBack
+		return r, nil
+	}
+	r, err := newRingReader([]*ebpf.Map{t.coll.Maps["events"]})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // selectHooks lists what a tier attaches on this kernel: classic
@@ -360,6 +415,10 @@ func (t *Tracer) release() {
 		l.Close()
 	}
 	t.links = nil
+	for _, m := range t.cpuRings {
+		m.Close()
+	}
+	t.cpuRings = nil
 	if t.coll != nil {
 		t.coll.Close()
 		t.coll = nil
@@ -461,8 +520,9 @@ func (t *Tracer) Next() ([]byte, error) {
 // error from f is returned by Next. Set it before the first Next.
 func (t *Tracer) OnIdle(f func() error) { t.idle = f }
 
-// recordReader is where kernel records come from: the ring buffer or, on
-// kernels without one, the per-CPU perf buffers merged by time. Read and
+// recordReader is where kernel records come from: the ring buffers of the
+// CPUs merged by time, the shared ring buffer or, on kernels without
+// ring buffers, the per-CPU perf buffers merged by time. Read and
 // SetDeadline are called from one goroutine; Close from any.
 type recordReader interface {
 	// Read returns the next record (event.RecordSize bytes, valid until
@@ -479,213 +539,12 @@ type recordReader interface {
 	Lost() uint64
 }
 
-// ringReader reads the BPF ring buffer. It maps the ring and copies the
-// records that are there in batches of up to ringBatch, giving their space
-// back to the kernel once per batch (one store of the consumer position,
-// no lock per record); only when the ring is empty does it wait, in
-// epoll_wait, for the kernel programs' wakeup, Close or the deadline.
-type ringReader struct {
-	buf  []byte // records copied out, event.RecordSize bytes apart
-	next int    // offset in buf of the next record to return
-
-	deadline time.Time
-	events   [2]unix.EpollEvent
-
-	mu     sync.Mutex // held by Read while it copies or waits; Close unmaps under it
-	closed bool
-	cons   []byte // the consumer page
-	prod   []byte // the producer page, then the data pages mapped twice
-	mask   uintptr
-	epfd   int // epoll on the map and on wake
-	wake   int // eventfd written by Close
-
-	once sync.Once
-}
-
-// ringBatch is how many records the reader copies out of the ring at a
-// time.
-const ringBatch = 512
-
-// The length word of a ring buffer record header (struct bpf_ringbuf_hdr).
-const (
-	ringBusyBit    = 1 << 31 // reserved, not yet committed
-	ringDiscardBit = 1 << 30 // discarded: skip it
-	ringHeaderSize = 8
-)
-
-func newRingReader(m *ebpf.Map) (_ *ringReader, err error) {
-	size := int(m.MaxEntries())
-	if m.Type() != ebpf.RingBuf || size == 0 || size&(size-1) != 0 {
-		return nil, fmt.Errorf("map %v of %d bytes is not a ring buffer", m.Type(), size)
-	}
-	r := &ringReader{epfd: -1, wake: -1, mask: uintptr(size - 1), buf: make([]byte, 0, ringBatch*event.RecordSize)}
-	defer func() {
-		if err != nil {
-			r.release()
-		}
-	}()
-	page := os.Getpagesize()
-	if r.cons, err = unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-		return nil, fmt.Errorf("map the ring buffer's consumer page: %w", err)
-	}
-	// the kernel lays the data pages out twice in a row, so that a record
-	// wrapping around the end reads whole; mapping them once keeps the
-	// ring's resident size at its size (fill copies a wrapped record in
-	// two parts)
-	if r.prod, err = unix.Mmap(m.FD(), int64(page), page+size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
-		return nil, fmt.Errorf("map the ring buffer's data pages: %w", err)
-	}
-	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("epoll_create: %w", err)
-	}
-	if r.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	for _, fd := range []int{m.FD(), r.wake} {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-		if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return nil, fmt.Errorf("epoll_ctl: %w", err)
-		}
-	}
-	return r, nil
-}
-
-func (r *ringReader) Read() ([]byte, error) {
-	if r.next < len(r.buf) {
-		rec := r.buf[r.next : r.next+event.RecordSize : r.next+event.RecordSize]
-		r.next += event.RecordSize
-		return rec, nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.closed {
-			return nil, ErrClosed
-		}
-		if err := r.fill(); err != nil {
-			return nil, err
-		}
-		if len(r.buf) > 0 {
-			r.next = event.RecordSize
-			return r.buf[:event.RecordSize:event.RecordSize], nil
-		}
-		// the ring is empty, or its next record not yet committed
-		timeout := -1
-		if !r.deadline.IsZero() {
-			left := time.Until(r.deadline)
-			if left <= 0 {
-				return nil, fmt.Errorf("read ring buffer: %w", os.ErrDeadlineExceeded)
-			}
-			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
-		}
-		n, err := unix.EpollWait(r.epfd, r.events[:], timeout)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read ring buffer: epoll_wait: %w", err)
-		}
-		for _, ev := range r.events[:n] {
-			if int(ev.Fd) == r.wake {
-				return nil, ErrClosed
-			}
-		}
-	}
-}
-
-// fill copies the committed records at the head of the ring into buf, up
-// to ringBatch, and gives their space back to the kernel. It is called
-// with mu held.
-func (r *ringReader) fill() error {
-	r.buf, r.next = r.buf[:0], 0
-	consPos := (*uintptr)(unsafe.Pointer(&r.cons[0]))
-	data := r.prod[os.Getpagesize():]
-	prod := atomic.LoadUintptr((*uintptr)(unsafe.Pointer(&r.prod[0])))
-	cons := atomic.LoadUintptr(consPos)
-	start := cons
-	var err error
-	for prod-cons >= ringHeaderSize && len(r.buf) < ringBatch*event.RecordSize {
-		// the length word is read atomically: the kernel's xchg that
-		// clears the busy bit orders the record's bytes before it
-		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&data[cons&r.mask])))
-		if hdr&ringBusyBit != 0 {
-			break
-		}
-		n := uintptr(hdr &^ (ringBusyBit | ringDiscardBit))
-		next := cons + ringHeaderSize + (n+7)&^7
-		if next-cons > prod-cons {
-			err = fmt.Errorf("read ring buffer: a record of %d bytes runs past the producer position", n)
-			break
-		}
-		if hdr&ringDiscardBit == 0 {
-			if n < event.RecordSize {
-				err = fmt.Errorf("short ring buffer record: %d bytes", n)
-				cons = next
-				break
-			}
-			// a record that wraps around the end continues at the start
-			off := (cons + ringHeaderSize) & r.mask
-			if end := off + event.RecordSize; end <= uintptr(len(data)) {
-				r.buf = append(r.buf, data[off:end]...)
-			} else {
-				r.buf = append(r.buf, data[off:]...)
-				r.buf = append(r.buf, data[:end-uintptr(len(data))]...)
-			}
-		}
-		cons = next
-	}
-	if cons != start {
-		atomic.StoreUintptr(consPos, cons)
-	}
-	if err != nil {
-		r.buf = r.buf[:0]
-	}
-	return err
-}
-
-func (r *ringReader) SetDeadline(d time.Time) { r.deadline = d }
-func (r *ringReader) Lost() uint64            { return 0 }
-
-// Close wakes a Read blocked in epoll_wait, then unmaps the ring and closes
-// the descriptors once no Read uses them; safe to call twice.
-func (r *ringReader) Close() error {
-	var err error
-	r.once.Do(func() {
-		var one [8]byte
-		one[0] = 1 // eventfd counters are in native byte order; 1 is nonzero in either
-		if _, werr := unix.Write(r.wake, one[:]); werr != nil {
-			err = fmt.Errorf("wake the ring buffer reader: %w", werr)
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.closed = true
-		err = errors.Join(err, r.release())
-	})
-	return err
-}
-
-// release unmaps the ring and closes the descriptors that are open.
-func (r *ringReader) release() error {
-	var errs []error
-	for _, m := range [][]byte{r.prod, r.cons} {
-		if m != nil {
-			errs = append(errs, unix.Munmap(m))
-		}
-	}
-	for _, fd := range []int{r.wake, r.epfd} {
-		if fd >= 0 {
-			errs = append(errs, unix.Close(fd))
-		}
-	}
-	r.prod, r.cons, r.wake, r.epfd = nil, nil, -1, -1
-	return errors.Join(errs...)
-}
-
-// DefaultRingSize is the ring buffer size for a host of ncpu CPUs: 8 MiB
-// per CPU (half a second of one CPU at a saturated churn, some 75,000
-// records, for when the reader is descheduled while every CPU writes: the
-// UI's reader shares the host with the churn and the drawing), 32 MiB at
-// least and 256 MiB at most, rounded up to a power of two.
+// DefaultRingSize is the size of the ring buffers, all CPUs' together,
+// for a host of ncpu CPUs: 8 MiB per CPU (half a second of one CPU at a
+// saturated churn, some 75,000 records, for when the reader is descheduled
+// while every CPU writes: the UI's reader shares the host with the churn
+// and the drawing), 32 MiB at least and 256 MiB at most, rounded up to a
+// power of two.
 func DefaultRingSize(ncpu int) uint32 {
 	want := uint64(max(ncpu, 1)) * 8 << 20
 	size := uint64(32 << 20)

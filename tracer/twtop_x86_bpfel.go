@@ -28,7 +28,8 @@ type twtopConfig struct {
 	_           [4]byte
 	JiffiesAddr uint64
 	Cgroup      uint8
-	Pad2        [7]uint8
+	PerCpuRings uint8
+	Pad2        [6]uint8
 }
 
 type twtopEvent struct {
@@ -64,6 +65,7 @@ const (
 	twtopMapBirths          = "births"
 	twtopMapCgroupFilter    = "cgroup_filter"
 	twtopMapConnecting      = "connecting"
+	twtopMapCpuRings        = "cpu_rings"
 	twtopMapEvents          = "events"
 	twtopMapInBind          = "in_bind"
 	twtopMapInPurge         = "in_purge"
@@ -220,6 +222,7 @@ type twtopMapSpecs struct {
 	Births       *ebpf.MapSpec `ebpf:"births"`
 	CgroupFilter *ebpf.MapSpec `ebpf:"cgroup_filter"`
 	Connecting   *ebpf.MapSpec `ebpf:"connecting"`
+	CpuRings     *ebpf.MapSpec `ebpf:"cpu_rings"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	InBind       *ebpf.MapSpec `ebpf:"in_bind"`
 	InPurge      *ebpf.MapSpec `ebpf:"in_purge"`
@@ -270,6 +273,7 @@ type twtopMaps struct {
 	Births       *ebpf.Map `ebpf:"births"`
 	CgroupFilter *ebpf.Map `ebpf:"cgroup_filter"`
 	Connecting   *ebpf.Map `ebpf:"connecting"`
+	CpuRings     *ebpf.Map `ebpf:"cpu_rings"`
 	Events       *ebpf.Map `ebpf:"events"`
 	InBind       *ebpf.Map `ebpf:"in_bind"`
 	InPurge      *ebpf.Map `ebpf:"in_purge"`
@@ -293,6 +297,7 @@ func (m *twtopMaps) Close() error {
 		m.Births,
 		m.CgroupFilter,
 		m.Connecting,
+		m.CpuRings,
 		m.Events,
 		m.InBind,
 		m.InPurge,

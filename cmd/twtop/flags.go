@@ -104,9 +104,10 @@ Flags:
                      without one, pods and containers keep their ids
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
-  --ring-size SIZE   the kernel's event buffer, a power of two such as 64M or
-                     1G (default: 8M per CPU, 32M to 256M); raise it when the
-                     stderr summary reports lost events
+  --ring-size SIZE   the kernel's event buffers, all CPUs' together, a power
+                     of two such as 64M or 1G (default: 8M per CPU, 32M to
+                     256M; a CPU's own ring is at least 1M); raise it when
+                     the stderr summary reports lost events
   --probe            print what the running kernel offers (BTF, ring buffer,
                      fentry, kprobes, iter/tcp, the timewait functions) and
                      the tier and fallbacks twtop would use, then exit; as
@@ -118,8 +119,8 @@ Flags:
   --fallback LIST    force older kernels' ways even where the kernel has the
                      newer ones (testing, or a vendor kernel with holes):
                      perf-buffer, classic-tracepoints, sock-diag,
-                     no-kernel-btf, old-helpers, comma-separated (default:
-                     $TWTOP_FALLBACK)
+                     no-kernel-btf, old-helpers, shared-ring,
+                     comma-separated (default: $TWTOP_FALLBACK)
   --verbose          say why better tiers were not used, and print the
                      verifier's log when the kernel refuses a program
   --version          print the version

@@ -25,6 +25,9 @@ func probe(cfg *config, w io.Writer) error {
 		row("kernel BTF", "no: pass --btf FILE; fentry, tp_btf and iter/tcp need it, so kprobe or tracepoint tier with classic tracepoints and a sock_diag scan")
 	}
 	row("ring buffer", yesNo(f.RingBuf, "yes", "no: per-CPU perf buffers instead (below 5.8)"))
+	if f.RingBuf != nil && *f.RingBuf {
+		row("ring buffer per CPU", yesNo(f.RingInMap, "yes", "no: one ring buffer all CPUs share"))
+	}
 	row("bpf_probe_read_kernel", yesNo(f.ProbeReadKernel, "yes", "no: bpf_probe_read, jiffies from jiffies_64 (below 5.5)"))
 	row("kprobes", yesNo(&f.Kprobes, "yes", "no (CONFIG_KPROBES off): fentry or tracepoint tier"))
 	row("iter/tcp", yesNo(&f.IterTCP, "yes", "no: the TIME_WAIT scan goes over sock_diag (below 5.9, or no kernel BTF)"))
