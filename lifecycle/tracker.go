@@ -95,10 +95,11 @@ type scanResult struct {
 	unknown []event.Event // present in the scan but not open, by ptr
 }
 
-// scanBuf holds the records of a scan in progress, as they came.
+// scanBuf holds what a scan in progress showed: every ptr, and the
+// records of the sockets that were not open (addScan).
 type scanBuf struct {
 	recs []event.Event
-	at   compact.Map[int32] // the last record of each ptr, by ptr
+	at   compact.Map[int32] // by ptr: its last record in recs, or openWhenScanned
 	refs []scanRef          // scratch for scanEnd
 }
 
@@ -112,12 +113,25 @@ type scanRef struct {
 // for the next one.
 const scanBufKeep = 8192
 
+// Only the records of sockets not open are kept: the scan's records come
+// between the records before it and its end record, so a socket open when
+// its record comes is open at the end (or ended by a record since, which
+// the scan has nothing to add to), and a full table's scan keeps no copy
+// of 262,144 records.
 func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
+	if t.open.Has(e.Ptr) {
+		b.at.Put(e.Ptr, openWhenScanned)
+		return
+	}
 	b.at.Put(e.Ptr, int32(len(b.recs)))
 	room := cap(b.recs)
 	b.recs = append(b.recs, *e)
 	t.scanRoom += cap(b.recs) - room
 }
+
+// openWhenScanned is the position in a scan's records of a socket that was
+// open when the scan showed it: its record is not kept.
+const openWhenScanned = -1
 
 // has reports whether the scan showed ptr.
 func (b *scanBuf) has(ptr uint64) bool { return b != nil && b.at.Has(ptr) }
@@ -130,8 +144,8 @@ func (t *Tracker) notOpen(b *scanBuf) []scanRef {
 	}
 	b.refs = b.refs[:0]
 	for i, ptr := range b.at.Keys() {
-		if !t.open.Has(ptr) {
-			b.refs = append(b.refs, scanRef{ptr, *b.at.At(i)})
+		if pos := *b.at.At(i); pos != openWhenScanned && !t.open.Has(ptr) {
+			b.refs = append(b.refs, scanRef{ptr, pos})
 		}
 	}
 	slices.SortFunc(b.refs, func(x, y scanRef) int { return cmp.Compare(x.ptr, y.ptr) })

@@ -111,6 +111,12 @@ func TestOpenCloseLeavesNothing(t *testing.T) {
 	// what was attached: the tier's hooks for this kernel less the optional
 	// ones that failed to attach, and the scan iterator unless sock_diag
 	// scans instead
+	// (the tracer lets the kernel's types go once loaded: read them again)
+	types, _, err := kernelTypes(opts.BTF, opts.Force)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.types = types
 	selected, unhooked := tr.selectHooks(tr.Tier())
 	hooks := len(selected) - (len(tr.SkippedHooks()) - len(unhooked))
 	iters := 1

@@ -14,9 +14,12 @@ import (
 	"github.com/twtop/twtop/tracer/event"
 )
 
-// scanAll runs the iter/tcp scan in every configured network namespace and
-// queues its records. Each namespace's records end with a KindScanEnd
-// record.
+// scanAll starts the scan of every configured network namespace: the
+// records already in the ring buffer are queued first (drainRing), then
+// each namespace's iter/tcp scan is read as Next hands its records out
+// (scanStream), or, with the sock-diag fallback, its records are queued.
+// Each namespace's records end with a KindScanEnd record. The next scan is
+// due a scan interval after the last of these records (scanDone).
 func (t *Tracer) scanAll() error {
 	if err := t.drainRing(); err != nil {
 		return err
@@ -27,10 +30,22 @@ func (t *Tracer) scanAll() error {
 	if len(nss) == 0 {
 		nss = []string{""}
 	}
-	seen := 0
+	t.scanSeen = 0
 	for _, ns := range nss {
-		recs, err := t.scan(ns)
-		seen += len(recs)
+		if t.fallbacks.SockDiag {
+			recs, err := t.diagScan(ns)
+			if errors.Is(err, os.ErrNotExist) {
+				t.RemoveScanNetns(ns)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			t.scanSeen += len(recs)
+			t.pending = append(t.pending, recs...)
+			continue
+		}
+		st, err := t.openScan(ns)
 		if errors.Is(err, os.ErrNotExist) {
 			// the namespace went away (its TIME_WAIT sockets were purged,
 			// which the trace shows); stop scanning it
@@ -38,12 +53,52 @@ func (t *Tracer) scanAll() error {
 			continue
 		}
 		if err != nil {
+			t.closeScans()
 			return err
 		}
-		t.pending = append(t.pending, recs...)
+		t.scans = append(t.scans, st)
 	}
-	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, seen))
+	if len(t.scans) == 0 {
+		t.scanDone()
+	}
 	return nil
+}
+
+// scanDone schedules the next scan, once every record of this one was
+// handed out.
+func (t *Tracer) scanDone() {
+	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, t.scanSeen))
+}
+
+// nextScanned returns the next record of the scans being read, or nil when
+// they are all read.
+func (t *Tracer) nextScanned() ([]byte, error) {
+	for len(t.scans) > 0 {
+		st := t.scans[0]
+		r, err := st.next()
+		if err == nil {
+			return r, nil
+		}
+		t.scanSeen += st.n
+		st.close()
+		t.scans = t.scans[1:]
+		if err != io.EOF {
+			t.closeScans()
+			return nil, err
+		}
+		if len(t.scans) == 0 {
+			t.scanDone()
+		}
+	}
+	return nil, nil
+}
+
+// closeScans closes the scans still being read.
+func (t *Tracer) closeScans() {
+	for _, st := range t.scans {
+		st.close()
+	}
+	t.scans = nil
 }
 
 // drainRing queues the records already in the ring buffer ahead of the
@@ -117,61 +172,126 @@ func (t *Tracer) RemoveScanNetns(path string) {
 
 // scan lists the TIME_WAIT sockets of network namespace ns ("" for our
 // own): with a BPF iterator, or over sock_diag where the kernel has none.
-func (t *Tracer) scan(ns string) ([][]byte, error) {
-	if t.fallbacks.SockDiag {
-		inode, err := NetnsInode(ns)
-		if err != nil {
-			return nil, err
-		}
-		recs, err := diagScan(ns, inode, t.hz)
-		return filterScan(recs, t.opts, t.closedByOwner), err
+func (t *Tracer) diagScan(ns string) ([][]byte, error) {
+	inode, err := NetnsInode(ns)
+	if err != nil {
+		return nil, err
 	}
-	return t.iterScan(ns)
+	recs, err := diagScan(ns, inode, t.hz)
+	return filterScan(recs, t.opts, t.closedByOwner), err
 }
 
-// iterScan reads one iterator instance created in network namespace ns:
-// an iter/tcp iterator sees only the namespace of the thread that creates
-// it.
-func (t *Tracer) iterScan(ns string) ([][]byte, error) {
+// scanChunk is how much of an iter/tcp scan is read at a time: some 585
+// records.
+const scanChunk = 64 << 10
+
+// scanStream is one iter/tcp scan, created in a network namespace (an
+// iter/tcp iterator sees only the namespace of the thread that creates
+// it), read a chunk at a time as its records are handed out: the records
+// of a full table of 262,144 TIME_WAIT sockets (28 MiB) are never all in
+// memory at once.
+type scanStream struct {
+	rd    io.ReadCloser
+	inode uint32 // the namespace's, for the end record
+	start uint64 // monotonic time the scan began, for the end record
+	chunk []byte // what is read into
+	buf   []byte // read and not yet returned from off on
+	off   int
+	n     int // records returned
+	eof   bool
+}
+
+func (t *Tracer) openScan(ns string) (*scanStream, error) {
+	inode, err := NetnsInode(ns)
+	if err != nil {
+		return nil, err
+	}
 	start := monotonicNow()
 	rd, err := t.openIter(ns)
 	if err != nil {
 		return nil, err
 	}
-	defer rd.Close()
-	// A new buffer each scan: the records handed out below point into it
-	// until Next has returned them all.
-	t.scanBuf = make([]byte, 0, max(64<<10, 2*len(t.scanBuf)))
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := rd.Read(buf)
-		t.scanBuf = append(t.scanBuf, buf[:n]...)
-		if err == io.EOF || (err == nil && n == 0) {
-			break
+	st := &scanStream{rd: rd, inode: inode, start: start, chunk: make([]byte, scanChunk)}
+	// the walk begins now, not when Next comes to its records
+	if err := st.read(); err != nil {
+		st.close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// next returns the scan's next record, valid until the next call, reading
+// the iterator as needed; io.EOF after the last.
+func (s *scanStream) next() ([]byte, error) {
+	for s.off+event.RecordSize > len(s.buf) {
+		if s.eof {
+			if s.off != len(s.buf) {
+				return nil, fmt.Errorf("TIME_WAIT scan ended %d bytes into a record", len(s.buf)-s.off)
+			}
+			return nil, io.EOF
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read TIME_WAIT scan: %w", err)
+		if err := s.read(); err != nil {
+			return nil, err
 		}
 	}
-	if len(t.scanBuf)%event.RecordSize != 0 {
-		return nil, fmt.Errorf("TIME_WAIT scan returned %d bytes, not a whole number of records", len(t.scanBuf))
+	r := s.buf[s.off : s.off+event.RecordSize : s.off+event.RecordSize]
+	s.off += event.RecordSize
+	s.n++
+	if event.RawKind(r) == event.KindScanEnd {
+		// the end record names the namespace it closes, and when the
+		// walk began
+		event.SetRawNetns(r, s.inode)
+		event.SetRawScanStart(r, s.start)
 	}
-	inode, err := NetnsInode(ns)
+	return r, nil
+}
+
+// read reads the next chunk of the iterator, keeping the first part of a
+// record split between two reads.
+func (s *scanStream) read() error {
+	part := copy(s.chunk, s.buf[s.off:])
+	n, err := s.rd.Read(s.chunk[part:])
+	s.buf, s.off = s.chunk[:part+n], 0
+	if err == io.EOF || (err == nil && n == 0) {
+		s.eof = true
+	} else if err != nil {
+		return fmt.Errorf("read TIME_WAIT scan: %w", err)
+	}
+	return nil
+}
+
+func (s *scanStream) close() {
+	if s.rd != nil {
+		s.rd.Close()
+		s.rd = nil
+	}
+}
+
+// scanEnd runs a scan of our own network namespace through and returns a
+// copy of its end record.
+func (t *Tracer) scanEnd() ([]byte, error) {
+	st, err := t.openScan("")
 	if err != nil {
 		return nil, err
 	}
-	recs := make([][]byte, 0, len(t.scanBuf)/event.RecordSize)
-	for off := 0; off < len(t.scanBuf); off += event.RecordSize {
-		r := t.scanBuf[off : off+event.RecordSize : off+event.RecordSize]
-		if event.RawKind(r) == event.KindScanEnd {
-			// the end record names the namespace it closes, and when
-			// the walk began
-			event.SetRawNetns(r, inode)
-			event.SetRawScanStart(r, start)
+	defer st.close()
+	var end []byte
+	for {
+		r, err := st.next()
+		if err == io.EOF {
+			break
 		}
-		recs = append(recs, r)
+		if err != nil {
+			return nil, err
+		}
+		if event.RawKind(r) == event.KindScanEnd {
+			end = append(end[:0], r...)
+		}
 	}
-	return recs, nil
+	if end == nil {
+		return nil, fmt.Errorf("TIME_WAIT scan returned no end record")
+	}
+	return end, nil
 }
 
 // NetnsInode is the inode of a network namespace path such as
@@ -235,37 +355,45 @@ func inNetns[T any](ns string, f func() (T, error)) (T, error) {
 // Known kernel HZ values (CONFIG_HZ).
 var knownHZ = []uint32{100, 250, 300, 1000}
 
-// calibrate runs the start-up scan twice, 100 ms apart, and derives HZ from
-// the jiffies and nanoseconds in their end records. The first scan's
-// records are kept: they are the TIME_WAIT sockets that existed at start.
-// A sock_diag scan needs HZ before it can report timers in jiffies: there
+// calibrate runs a scan twice, 100 ms apart, derives HZ from the jiffies
+// and nanoseconds in their end records, and then starts the start-up scan,
+// whose records are the TIME_WAIT sockets that existed at start. A
+// sock_diag scan needs HZ before it can report timers in jiffies: there
 // the kernel's jiffies are read twice instead.
 func (t *Tracer) calibrate() error {
 	if t.fallbacks.SockDiag {
 		return t.calibrateJiffies()
 	}
-	if err := t.scanAll(); err != nil {
-		return err
-	}
-	first := lastScanEnd(t.pending)
-	time.Sleep(100 * time.Millisecond)
-	recs, err := t.scan("")
+	first, err := t.scanEnd()
 	if err != nil {
 		return err
 	}
-	second := lastScanEnd(recs)
-	if first == nil || second == nil {
-		return fmt.Errorf("TIME_WAIT scan returned no end record")
+	time.Sleep(100 * time.Millisecond)
+	second, err := t.scanEnd()
+	if err != nil {
+		return err
 	}
 	t.hz = estimateHZ(first, second)
-	return nil
-}
-
-func lastScanEnd(recs [][]byte) []byte {
-	for i := len(recs) - 1; i >= 0; i-- {
-		if event.RawKind(recs[i]) == event.KindScanEnd {
-			return recs[i]
+	if err := t.scanAll(); err != nil {
+		return err
+	}
+	// The start-up scan is read whole now: the sockets it shows are the
+	// ones that existed at start, and a caller may be slow to come to
+	// them (a later scan is read as Next hands its records out, Next
+	// being called all along).
+	var all []byte
+	for {
+		r, err := t.nextScanned()
+		if err != nil {
+			return err
 		}
+		if r == nil {
+			break
+		}
+		all = append(all, r...)
+	}
+	for off := 0; off < len(all); off += event.RecordSize {
+		t.pending = append(t.pending, all[off:off+event.RecordSize:off+event.RecordSize])
 	}
 	return nil
 }

@@ -89,11 +89,12 @@ type Tracer struct {
 	// holdBack: the reader merges per-CPU streams and holds records back
 	// this long after their time
 	holdBack time.Duration
-	pending  [][]byte // scan records not yet returned
-	scanBuf  []byte
-	next     time.Time // time of the next scan
-	clock    time.Time // the time, read every few hundred records
-	deadline time.Time // the reader's deadline
+	pending  [][]byte      // records drained ahead of a scan, or a sock_diag scan's, not yet returned
+	scans    []*scanStream // iter/tcp scans being read, in order
+	scanSeen int           // records of the scan being read so far
+	next     time.Time     // time of the next scan
+	clock    time.Time     // the time, read every few hundred records
+	deadline time.Time     // the reader's deadline
 	reads    uint32
 	idle     func() error // see OnIdle
 
@@ -191,6 +192,9 @@ func Open(opts Options) (t *Tracer, err error) {
 		}
 		return nil, fmt.Errorf("no attach tier works on kernel %s: %w", kernelRelease(), lastErr)
 	}
+	// the kernel's types were for loading: let them (a mapping of
+	// vmlinux's BTF and what was parsed of it) go
+	t.types = nil
 	tr := t // t is nil by the time a failure returns
 	defer func() {
 		if err != nil {
@@ -467,6 +471,7 @@ func (t *Tracer) KernelRelease() string { return kernelRelease() }
 func (t *Tracer) Next() ([]byte, error) {
 	for {
 		if t.closed.Load() {
+			t.closeScans()
 			return nil, ErrClosed
 		}
 		if len(t.pending) > 0 {
@@ -474,6 +479,17 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.pending = t.pending[1:]
 			t.count(r)
 			return r, nil
+		}
+		if len(t.scans) > 0 {
+			r, err := t.nextScanned()
+			if err != nil {
+				return nil, err
+			}
+			if r != nil {
+				t.count(r)
+				return r, nil
+			}
+			continue
 		}
 		// The clock is read every 256 records, and whenever the reader
 		// waited until its deadline: a stale clock only makes the next
@@ -544,7 +560,10 @@ type recordReader interface {
 // saturated churn, some 75,000 records, for when the reader is descheduled
 // while every CPU writes: the UI's reader shares the host with the churn
 // and the drawing), 32 MiB at least and 256 MiB at most, rounded up to a
-// power of two.
+// power of two. The rings are resident from the start: they are most of
+// an idle twtop's memory. Below 32 MiB, a scan of a full table of 262,144
+// TIME_WAIT sockets (some 220 ms in which the rings are not read) at a
+// saturated churn of two CPUs lost records.
 func DefaultRingSize(ncpu int) uint32 {
 	want := uint64(max(ncpu, 1)) * 8 << 20
 	size := uint64(32 << 20)

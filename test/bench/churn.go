@@ -44,6 +44,11 @@ type churnConfig struct {
 	// ReuseDelayMs is tcp_tw_reuse_delay in port-pressure mode, when the
 	// kernel has it (0: leave the kernel's default).
 	ReuseDelayMs int `json:"reuse_delay_ms"`
+	// Timewait, when set, makes the namespace keep that many TIME_WAIT
+	// sockets: tcp_max_tw_buckets is set to it, tcp_tw_reuse to 0 and the
+	// local ports to 1024-65535, so that every connection the churn closes
+	// leaves a TIME_WAIT socket until the table is full.
+	Timewait int `json:"timewait,omitempty"`
 }
 
 func (c churnConfig) validate() error {
@@ -59,6 +64,8 @@ func (c churnConfig) validate() error {
 		return fmt.Errorf("%d destinations out of range [1, 250]", c.Dests)
 	case c.Mode == modePortPressure && (c.PortRange < 16 || c.PortRange > 20000):
 		return fmt.Errorf("port range of %d ports out of range [16, 20000]", c.PortRange)
+	case c.Timewait < 0 || c.Timewait > 1<<22:
+		return fmt.Errorf("%d TIME_WAIT sockets out of range [0, %d]", c.Timewait, 1<<22)
 	case c.ReuseDelayMs < 0:
 		return fmt.Errorf("negative tcp_tw_reuse_delay %d", c.ReuseDelayMs)
 	}
@@ -138,6 +145,17 @@ func setupNetns(ns *netns.NS, c churnConfig) ([]string, error) {
 		}
 		set = append(set, key+"="+value)
 		return nil
+	}
+	if c.Timewait > 0 {
+		for _, kv := range [][2]string{
+			{"net.ipv4.tcp_max_tw_buckets", fmt.Sprint(c.Timewait)},
+			{"net.ipv4.tcp_tw_reuse", "0"},
+			{"net.ipv4.ip_local_port_range", "1024 65535"},
+		} {
+			if err := apply(kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if c.Mode == modePortPressure {
 		lo := 40000

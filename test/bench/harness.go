@@ -65,6 +65,7 @@ type options struct {
 	duration time.Duration
 	short    bool
 	soak     time.Duration
+	soakUI   bool
 	churn    churnConfig // mode, streams (saturated), dests, port pressure
 	tail     time.Duration
 	gap      time.Duration
@@ -87,11 +88,13 @@ func runHarness(args []string) error {
 	fs.DurationVar(&opts.duration, "duration", 5*time.Second, "churn time of each run")
 	fs.BoolVar(&opts.short, "short", false, "1 round of 2 s; exit 1 if twtop lost events, recorded none or missed more than 1 in 10,000 to the recursion guard")
 	fs.DurationVar(&opts.soak, "soak", 0, "instead of the A/B runs: churn this long at full rate under twtop --record and sample twtop's RSS every 10 s")
+	fs.BoolVar(&opts.soakUI, "soak-ui", false, "with -soak: run the twtop UI (on a pseudo-terminal) instead of twtop --record")
 	fs.StringVar(&opts.churn.Mode, "mode", modeClientCloses, "churn mode: "+strings.Join(modes, ", "))
 	fs.IntVar(&opts.churn.Streams, "conns", defaultStreams, "parallel connection streams of the saturated churn")
 	fs.IntVar(&opts.churn.Dests, "dests", defaultDests, "loopback addresses each stream connects to in turn")
 	fs.IntVar(&opts.churn.PortRange, "port-range", defaultPortRange, "port-pressure: number of ports in ip_local_port_range")
 	fs.IntVar(&opts.churn.ReuseDelayMs, "reuse-delay-ms", defaultReuseDelay, "port-pressure: tcp_tw_reuse_delay in ms where the kernel has it (0: kernel default)")
+	fs.IntVar(&opts.churn.Timewait, "timewait", 0, "keep up to N TIME_WAIT sockets in the churn's namespace (tcp_max_tw_buckets N, tcp_tw_reuse 0, local ports 1024-65535)); the soak prints how many are open at each sample")
 	fs.BoolVar(&noPeer, "no-peer", false, "do not run the bpftrace peer (and do not install bpftrace)")
 	fs.DurationVar(&opts.gap, "gap", time.Second, "pause between runs, while the kernel tears the last namespace down")
 	fs.BoolVar(&opts.keep, "keep", false, "keep the recordings and bpftrace outputs (the directory is printed)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,31 @@ func newLab(c churnConfig) (*lab, error) {
 		return nil, errors.Join(fmt.Errorf("set up network namespace: %w", err), ns.Close())
 	}
 	return &lab{ns: ns, sysctls: set}, nil
+}
+
+// timewaitOpen is the number of TIME_WAIT sockets in the namespace (the
+// "tw" of its /proc/net/sockstat).
+func (l *lab) timewaitOpen() (int64, error) {
+	var b []byte
+	err := l.ns.Do(func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/sockstat")
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "TCP:") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i+1 < len(f); i += 2 {
+			if f[i] == "tw" {
+				return strconv.ParseInt(f[i+1], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no TCP tw in sockstat:\n%s", b)
 }
 
 // Close drops the namespace; the kernel then purges its TIME_WAIT sockets

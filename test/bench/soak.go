@@ -12,19 +12,38 @@ import (
 // soakSample is how often the soak reads twtop's RSS.
 const soakSample = 10 * time.Second
 
-// runSoak churns at full rate for opts.soak under `twtop --record` and
-// prints twtop's RSS every 10 s, to show that it stays bounded.
+// runSoak churns at full rate for opts.soak under `twtop --record` (or
+// the UI, with opts.soakUI) and prints twtop's RSS every 10 s, to show
+// that it stays bounded.
 func runSoak(ctx context.Context, opts options) (err error) {
 	c := opts.churn
 	c.Duration = opts.soak
-	fmt.Printf("bench: soak: %s churn, %d streams, %v, under twtop --record; twtop's VmRSS every %v\n", c.Mode, c.Streams, c.Duration, soakSample)
+	what := "twtop --record"
+	if opts.soakUI {
+		what = "the twtop UI"
+	}
+	fmt.Printf("bench: soak: %s churn, %d streams, %v, under %s; twtop's VmRSS every %v\n", c.Mode, c.Streams, c.Duration, what, soakSample)
 	l, err := newLab(c)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
 	file := filepath.Join(opts.dir, "soak.twrec")
-	tp, err := startTwtop(ctx, opts.twtop, file, l.ns.Path(), c.Duration+2*time.Minute)
+	var tp *tracerProc
+	if opts.soakUI {
+		term, err := openPTY(uiCols, uiRows)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if n := term.Close(); n == 0 && err == nil {
+				err = errors.New("the twtop UI drew nothing on its terminal")
+			}
+		}()
+		tp, err = startTwtopUI(ctx, opts.twtop, term.term, l.ns.Path())
+	} else {
+		tp, err = startTwtop(ctx, opts.twtop, file, l.ns.Path(), c.Duration+2*time.Minute)
+	}
 	if err != nil {
 		return err
 	}
@@ -70,7 +89,15 @@ wait:
 			if st, err := os.Stat(file); err == nil {
 				size = st.Size()
 			}
-			fmt.Printf("t=%5.0fs  twtop VmRSS %s  recording %s\n", time.Since(begin).Seconds(), mib(kb), mib(size/1024))
+			tw := ""
+			if n, err := l.timewaitOpen(); err == nil {
+				tw = fmt.Sprintf("  TIME_WAIT open %s", grouped(float64(n)))
+			}
+			rec := ""
+			if !opts.soakUI {
+				rec = "  recording " + mib(size/1024)
+			}
+			fmt.Printf("t=%5.0fs  twtop VmRSS %s%s%s\n", time.Since(begin).Seconds(), mib(kb), rec, tw)
 		case w = <-done:
 			break wait
 		}
@@ -112,8 +139,12 @@ wait:
 		}
 		return d.Seconds() * 1e6 / float64(records)
 	}
-	fmt.Printf("twtop: %s records (%s/s), %d lost, %d recursion misses, %.2f µs user and %.2f µs total CPU per record, recording %s\n",
+	rec := ""
+	if !opts.soakUI {
+		rec = ", recording " + mib(size/1024)
+	}
+	fmt.Printf("twtop: %s records (%s/s), %d lost, %d recursion misses, %.2f µs user and %.2f µs total CPU per record%s\n",
 		grouped(float64(records)), grouped(float64(records)/w.res.ElapsedS), lost, misses,
-		perEvent(usage.SteadyUser), perEvent(usage.SteadyUser+usage.SteadySys), mib(size/1024))
+		perEvent(usage.SteadyUser), perEvent(usage.SteadyUser+usage.SteadySys), rec)
 	return nil
 }
