@@ -329,6 +329,7 @@ func (r *ringReader) Read() ([]byte, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var began time.Time // of the last look; zero: look before waiting
 	for {
 		if r.closed {
 			return nil, ErrClosed
@@ -341,17 +342,13 @@ func (r *ringReader) Read() ([]byte, error) {
 			r.next = event.RecordSize
 			return r.buf[:event.RecordSize:event.RecordSize], nil
 		}
-		began := time.Now()
-		if err := r.look(); err != nil {
-			return nil, err
-		}
-		if err := r.fill(); err != nil {
-			r.buf = r.buf[:0]
-			return nil, err
-		}
-		if len(r.buf) > 0 {
-			r.next = event.RecordSize
-			return r.buf[:event.RecordSize:event.RecordSize], nil
+		if began.IsZero() {
+			// nothing due of what the last look took in: look again
+			began = time.Now()
+			if err := r.look(); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		// a look that began at or after the deadline found nothing due
 		if !r.deadline.IsZero() && !began.Before(r.deadline) {
@@ -368,6 +365,7 @@ func (r *ringReader) Read() ([]byte, error) {
 				timeout, bounded = left, true
 			}
 		}
+		began = time.Time{}
 		if !bounded {
 			timeout = -1
 		} else if timeout <= 0 {
@@ -383,8 +381,8 @@ func (r *ringReader) Read() ([]byte, error) {
 	}
 }
 
-// look takes in the records committed since the last look; with merge, it moves the cutoff
-// to holdBack before the look began.
+// look takes in the records committed since the last look; with merge,
+// it moves the cutoff to holdBack before the look began.
 func (r *ringReader) look() error {
 	began := int64(monotonicNow())
 	for _, u := range r.runs {
