@@ -98,9 +98,10 @@ type scanResult struct {
 // scanBuf holds what a scan in progress showed: every ptr, and the
 // records of the sockets that were not open (addScan).
 type scanBuf struct {
-	recs []event.Event
-	at   compact.Map[int32] // by ptr: its last record in recs, or openWhenScanned
-	refs []scanRef          // scratch for scanEnd
+	recs  []event.Event
+	at    compact.Map[int32]  // by ptr: its last record in recs, or openWhenScanned
+	synth map[tupleKey]uint64 // sock_diag scans: the synthetic ptr of each record kept, by tuple
+	refs  []scanRef           // scratch for scanEnd
 }
 
 type scanRef struct {
@@ -124,6 +125,12 @@ func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
 		return
 	}
 	b.at.Put(e.Ptr, int32(len(b.recs)))
+	if event.IsSyntheticPtr(e.Ptr) {
+		if b.synth == nil {
+			b.synth = make(map[tupleKey]uint64)
+		}
+		b.synth[keyOf(e)] = e.Ptr
+	}
 	room := cap(b.recs)
 	b.recs = append(b.recs, *e)
 	t.scanRoom += cap(b.recs) - room
@@ -135,6 +142,22 @@ const openWhenScanned = -1
 
 // has reports whether the scan showed ptr.
 func (b *scanBuf) has(ptr uint64) bool { return b != nil && b.at.Has(ptr) }
+
+// created notes that a record created the timewait socket of e while the
+// scan was being read: the records the ring buffer got while a scan ran
+// come before its end record, so one the scan showed may be created (and
+// even ended) by a record after its scan record. The scan has nothing to
+// add about it.
+func (b *scanBuf) created(e *event.Event) {
+	if pos := b.at.Ref(e.Ptr); pos != nil {
+		*pos = openWhenScanned
+	}
+	if p, ok := b.synth[keyOf(e)]; ok {
+		if pos := b.at.Ref(p); pos != nil {
+			*pos = openWhenScanned
+		}
+	}
+}
 
 // notOpen is the last record of each ptr the scan showed that is not open,
 // by ptr.
@@ -287,6 +310,11 @@ func (t *Tracker) Flush(emit func(*event.Event)) {
 }
 
 func (t *Tracker) create(e *event.Event, emit func(*event.Event)) {
+	if e.Flags&(event.FlagExisting|event.FlagReconciled) == 0 {
+		if b := t.scanSeen[e.Netns]; b != nil {
+			b.created(e)
+		}
+	}
 	if st := t.open.Ref(e.Ptr); st != nil && t.sameTuple(st, e) {
 		if st.existing && e.Flags&event.FlagExisting == 0 && t.created(e.Ptr, st) == 0 {
 			t.births.Put(e.Ptr, e.Time) // the scan saw it first; now we know its birth
@@ -564,6 +592,7 @@ func (t *Tracker) doneScan(ns uint32, b *scanBuf) {
 	clear(b.recs)
 	b.recs = b.recs[:0]
 	b.at.Reset()
+	clear(b.synth)
 }
 
 // tupleKey identifies a connection in a network namespace; the family is

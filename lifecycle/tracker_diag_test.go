@@ -124,6 +124,28 @@ func TestTrackerDiagScan(t *testing.T) {
 			"scan_end 0", "scan_end 0",
 		},
 	}, {
+		name: "creations drained before the first scan's end are the sockets it showed, neither doubled nor existing",
+		build: func(s *stream) {
+			for _, c := range []uint16{1, 2} {
+				s.add(0, 1000*ms, event.KindScanTW, event.SyntheticPtr(uint64(c)), tuple(c))
+			}
+			s.add(1, 995*ms, event.KindTWCreate, 0xa0, tuple(1))
+			s.add(1, 996*ms, event.KindTWCreate, 0xb0, tuple(2))
+			s.add(1, 998*ms, event.KindTWKill, 0xb0, both(tuple(2), func(e *event.Event) { e.Cause = event.CauseRSTSent }))
+			s.add(0, 1000*ms, event.KindScanEnd, 0, func(e *event.Event) {
+				e.Family, e.Src, e.Dst, e.NewState = 0, netip.AddrPort{}, netip.AddrPort{}, 0
+				e.Aux = 2
+			})
+			s.diagScan(2000*ms, nil, 1)
+			s.diagScan(3000*ms, nil, 1)
+			s.add(1, 60995*ms, event.KindTWExpire, 0xa0, tuple(1))
+		},
+		want: []string{
+			"tw_create a0", "tw_create b0", "tw_kill b0 rst_sent 2ms",
+			"scan_end 0", "scan_end 0", "scan_end 0",
+			"tw_expire a0 expired 60000ms",
+		},
+	}, {
 		name: "a creation read after a later scan that saw the socket is not doubled",
 		build: func(s *stream) {
 			s.diagScan(1000*ms, nil)

@@ -297,6 +297,19 @@ func TestTrackerScanRaces(t *testing.T) {
 			scanEnd(s, 4000*ms, 3990*ms)
 		},
 		want: []string{"scan_end 0", "tw_create a", "scan_end 0", "tw_kill a rst_sent 205ms", "scan_end 0", "scan_end 0"},
+	}, {
+		name: "a first scan shows a socket whose creation the ring had not handed out yet: created, not existing",
+		build: func(s *stream) {
+			s.add(0, 999*ms, event.KindScanTW, 0xa, nil)
+			s.add(0, 999*ms, event.KindScanTW, 0xb, nil)
+			s.add(1, 995*ms, event.KindTWCreate, 0xa, nil) // drained after the walk, before its end
+			s.add(1, 996*ms, event.KindTWCreate, 0xb, nil)
+			s.add(1, 998*ms, event.KindTWKill, 0xb, func(e *event.Event) { e.Cause = event.CauseRSTSent })
+			scanEnd(s, 1000*ms, 990*ms)
+			scanEnd(s, 2000*ms, 1990*ms, 0xa)
+			scanEnd(s, 3000*ms, 2990*ms, 0xa)
+		},
+		want: []string{"tw_create a", "tw_create b", "tw_kill b rst_sent 2ms", "scan_end 0", "scan_end 0", "scan_end 0"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 // records already in the ring buffer are queued first (drainRing), then
 // each namespace's iter/tcp scan is read as Next hands its records out
 // (scanStream), or, with the sock-diag fallback, its records are queued.
-// Each namespace's records end with a KindScanEnd record. The next scan is
-// due a scan interval after the last of these records (scanDone).
+// Each namespace's records end with a KindScanEnd record, held back until
+// the scans were read (finishScans).
 func (t *Tracer) scanAll() error {
 	if err := t.drainRing(); err != nil {
 		return err
@@ -42,6 +42,10 @@ func (t *Tracer) scanAll() error {
 				return err
 			}
 			t.scanSeen += len(recs)
+			if n := len(recs); n > 0 && event.RawKind(recs[n-1]) == event.KindScanEnd {
+				t.scanEnds = append(t.scanEnds, recs[n-1])
+				recs = recs[:n-1]
+			}
 			t.pending = append(t.pending, recs...)
 			continue
 		}
@@ -59,24 +63,38 @@ func (t *Tracer) scanAll() error {
 		t.scans = append(t.scans, st)
 	}
 	if len(t.scans) == 0 {
-		t.scanDone()
+		return t.finishScans()
 	}
 	return nil
 }
 
-// scanDone schedules the next scan, once every record of this one was
-// handed out.
-func (t *Tracer) scanDone() {
+// finishScans ends the scans once their records were handed out: the
+// records the ring buffer got while they ran are queued, then the scans'
+// end records, so that a TIME_WAIT socket a scan showed comes with its
+// creation before its scan ends (without it, a namespace's first scan
+// would take a socket created while it ran for one that existed before
+// tracing). The next scan is due a scan interval later.
+func (t *Tracer) finishScans() error {
+	if err := t.drainRing(); err != nil {
+		return err
+	}
+	t.pending = append(t.pending, t.scanEnds...)
+	t.scanEnds = t.scanEnds[:0]
 	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, t.scanSeen))
+	return nil
 }
 
 // nextScanned returns the next record of the scans being read, or nil when
-// they are all read.
+// they are all read; their end records are kept for finishScans.
 func (t *Tracer) nextScanned() ([]byte, error) {
 	for len(t.scans) > 0 {
 		st := t.scans[0]
 		r, err := st.next()
 		if err == nil {
+			if event.RawKind(r) == event.KindScanEnd {
+				t.scanEnds = append(t.scanEnds, append([]byte(nil), r...))
+				continue
+			}
 			return r, nil
 		}
 		t.scanSeen += st.n
@@ -85,9 +103,6 @@ func (t *Tracer) nextScanned() ([]byte, error) {
 		if err != io.EOF {
 			t.closeScans()
 			return nil, err
-		}
-		if len(t.scans) == 0 {
-			t.scanDone()
 		}
 	}
 	return nil, nil
@@ -99,13 +114,14 @@ func (t *Tracer) closeScans() {
 		st.close()
 	}
 	t.scans = nil
+	t.scanEnds = t.scanEnds[:0]
 }
 
-// drainRing queues the records already in the ring buffer ahead of the
-// scan's: the reader may be up to pollEvery behind, and a TIME_WAIT socket
-// created in that time must reach the stream before a scan shows it, or a
-// namespace's first scan takes it for one that existed before tracing. It
-// stops at the first record stamped after it began (records keep coming
+// drainRing queues the records already in the ring buffer, before a scan
+// and again before its end records: the reader may be up to pollEvery
+// behind, and a TIME_WAIT socket created in that time, or while the scan
+// ran, must reach the stream before its scan ends, or a namespace's first
+// scan takes it for one that existed before tracing. It stops at the first record stamped after it began (records keep coming
 // while it reads: a reader as fast as the kernel's writers would never
 // find the ring empty), or when the ring is empty.
 func (t *Tracer) drainRing() error {
@@ -395,7 +411,7 @@ func (t *Tracer) calibrate() error {
 	for off := 0; off < len(all); off += event.RecordSize {
 		t.pending = append(t.pending, all[off:off+event.RecordSize:off+event.RecordSize])
 	}
-	return nil
+	return t.finishScans()
 }
 
 // estimateHZ picks the known HZ closest to the jiffies/second between two

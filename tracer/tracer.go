@@ -91,6 +91,7 @@ type Tracer struct {
 	holdBack time.Duration
 	pending  [][]byte      // records drained ahead of a scan, or a sock_diag scan's, not yet returned
 	scans    []*scanStream // iter/tcp scans being read, in order
+	scanEnds [][]byte      // their end records, held until the ring is drained after them (finishScans)
 	scanSeen int           // records of the scan being read so far
 	next     time.Time     // time of the next scan
 	clock    time.Time     // the time, read every few hundred records
@@ -488,6 +489,9 @@ func (t *Tracer) Next() ([]byte, error) {
 			if r != nil {
 				t.count(r)
 				return r, nil
+			}
+			if err := t.finishScans(); err != nil {
+				return nil, err
 			}
 			continue
 		}
