@@ -39,7 +39,7 @@ PKGS_TEST     := tmux
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME    ?= 20s
 
-.PHONY: all bench bench-overhead bench-short build fuzz generate check-generated lint recordings test test-host test-fallbacks test-deploy test-vm deps-generate deps-test deps-vm help clean
+.PHONY: all bench bench-check bench-overhead bench-short build fuzz generate check-generated lint recordings test test-host test-fallbacks test-deploy test-vm deps-generate deps-test deps-vm help clean
 
 all: build
 
@@ -64,7 +64,10 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 bench: ## benchmarks that print figures (no timings are asserted)
-	$(GO) test -run '^$$' -bench . -benchmem ./tracer/...
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-check: ## every benchmark once, so that the checks they make of their own results run
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 bench-overhead: ## churn with no tracer, empty hooks, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
 	$(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop
@@ -119,7 +122,7 @@ test-vm: deps-vm ## the tracer's privileged tests in qemu: the runs of VM_RUNS o
 	    || { echo "test-vm: FAIL on kernel $$k, tier $$t$${f:+, fallbacks $$f}" >&2; exit 1; }; \
 	done
 
-test: lint check-generated test-host test-fallbacks test-deploy fuzz bench-short test-vm ## everything: what CI runs
+test: lint check-generated test-host test-fallbacks test-deploy fuzz bench-check bench-short test-vm ## everything: what CI runs
 
 deps-generate:
 	@$(call need,$(PKGS_GENERATE),clang llvm-strip /usr/include/bpf/bpf_helpers.h)
