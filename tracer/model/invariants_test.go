@@ -1,7 +1,6 @@
 package model
 
 import (
-	"github.com/twtop/twtop/internal/compact"
 	"testing"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -116,35 +115,23 @@ func checkModel(t *testing.T, m *Model) {
 		}
 	}
 	want[heldNone] = 0
-	// the shared books and IPv6 addresses are held by the open TIME_WAIT
-	// sockets using them, and only by them
-	books, addrs := map[uint32]uint32{}, map[uint32]uint32{}
+	// the shared books are held by the open TIME_WAIT sockets using them,
+	// and only by them; a client's names the destination it counts under
+	books := map[uint32]uint32{}
 	for i := range m.tws.Keys() {
 		tw := m.tws.At(i)
 		books[tw.books]++
-		for _, a := range [...]struct {
-			v uint32
-			k uint8
-		}{{tw.src, tw.kinds & 3}, {tw.dst, tw.kinds >> 2}} {
-			if a.k == compact.AddrHandle {
-				addrs[a.v]++
-			}
+		if client := m.books.Get(tw.books).client; client != (tw.dest != 0) || tw.dest > uint32(len(m.destByID)) {
+			t.Errorf("TIME_WAIT socket %#x: client %v, destination id %d of %d", m.tws.Keys()[i], client, tw.dest, len(m.destByID))
 		}
 	}
-	for _, c := range []struct {
-		name string
-		used map[uint32]uint32
-		refs func(uint32) uint32
-		live int
-	}{{"books", books, m.books.Refs, m.books.Len()}, {"addresses", addrs, m.addrs.Refs, m.addrs.Len()}} {
-		for id, n := range c.used {
-			if got := c.refs(id); got != n {
-				t.Errorf("%s %d: %d users counted, %d open TIME_WAIT sockets use it", c.name, id, got, n)
-			}
+	for id, n := range books {
+		if got := m.books.Refs(id); got != n {
+			t.Errorf("books %d: %d users counted, %d open TIME_WAIT sockets use it", id, got, n)
 		}
-		if c.live != len(c.used) {
-			t.Errorf("%s: %d in use, %d interned", c.name, len(c.used), c.live)
-		}
+	}
+	if m.books.Len() != len(books) {
+		t.Errorf("books: %d in use, %d interned", len(books), m.books.Len())
 	}
 	if held != want {
 		t.Errorf("held ports by group %v, sockets holding them %v", held, want)

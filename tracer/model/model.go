@@ -13,6 +13,7 @@
 package model
 
 import (
+	"encoding/binary"
 	"github.com/twtop/twtop/internal/compact"
 	"net/netip"
 
@@ -148,27 +149,36 @@ type owner struct {
 }
 
 // tw is what the model keeps of an open TIME_WAIT socket: the books it
-// is charged to and its tuple (to tell a new socket at its address from a
-// repeat, and for the destination a client's holds). Its birth, substate
-// and the inference of its end are the lifecycle Tracker's, which puts its
-// lifetime on the end event. It holds no pointer.
+// is charged to, the destination whose port it holds (a client's) and a
+// fingerprint of its tuple (to tell a new socket at its address from a
+// repeat). Its birth, substate, tuple and the inference of its end are
+// the lifecycle Tracker's, which puts its lifetime on the end event. It
+// holds no pointer.
 type tw struct {
-	books        uint32 // handle in Model.books
-	src, dst     uint32 // addresses, of the kinds in kinds (compact.Addrs)
-	sport, dport uint16
-	kinds        uint8 // the source address's kind, the destination's << 2
+	books uint32 // handle in Model.books
+	dest  uint32 // the destination's id (dest.id) when the books say client
+	fp    uint32 // tupleFP of its tuple
 }
 
-// twDest is the destination whose local port a client TIME_WAIT socket
-// holds.
-func (m *Model) twDest(t *tw, b *twBooks) destKey {
-	return destKey{b.netns, m.addrs.Dec(t.src, t.kinds&3), netip.AddrPortFrom(m.addrs.Dec(t.dst, t.kinds>>2), t.dport)}
-}
-
-// twIs reports whether the socket has e's tuple.
+// twIs reports whether the socket has e's tuple (or one of the same
+// fingerprint: one in 2^32 of the new sockets at an address that held
+// another counts as the same).
 func (m *Model) twIs(t *tw, e *event.Event) bool {
-	return m.books.Get(t.books).netns == e.Netns && t.sport == e.Src.Port() && t.dport == e.Dst.Port() &&
-		m.addrs.Is(t.src, t.kinds&3, e.Src.Addr()) && m.addrs.Is(t.dst, t.kinds>>2, e.Dst.Addr())
+	return m.books.Get(t.books).netns == e.Netns && t.fp == tupleFP(e)
+}
+
+// tupleFP is a 32-bit fingerprint of e's two ends.
+func tupleFP(e *event.Event) uint32 {
+	s, d := e.Src.Addr().As16(), e.Dst.Addr().As16()
+	h := uint64(e.Src.Port())<<16 | uint64(e.Dst.Port())
+	for _, w := range [...]uint64{
+		binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:]),
+		binary.LittleEndian.Uint64(d[:8]), binary.LittleEndian.Uint64(d[8:]),
+	} {
+		h = (h ^ w) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+	}
+	return uint32(h ^ h>>32)
 }
 
 // closerKeys are the aggregate entries one closing socket counts under, by
@@ -189,7 +199,6 @@ type Model struct {
 	recentHead  int
 	tws         compact.Map[tw]           // open TIME_WAIT sockets by address
 	books       compact.Interned[twBooks] // what they are charged to
-	addrs       compact.Addrs             // their IPv6 addresses
 
 	c         Counters
 	life      Histogram
@@ -198,6 +207,7 @@ type Model struct {
 	aggs      aggregates
 	netns     map[uint32]*NetnsStats
 	dests     map[destKey]*dest
+	destByID  []*dest // dests by id - 1
 	portRange map[uint32]int
 	ephemeral map[uint32]portBounds  // ip_local_port_range by netns, from the settings
 	served    map[portKey]*durations // how long the connections a service closed first lasted
@@ -604,16 +614,13 @@ func (m *Model) twCreate(e *event.Event) {
 		// tracing, the scan found it, or its socket was not tracked)
 		r = m.roleByPorts(e.Netns, e.Src.Port(), e.Dst.Port())
 	}
-	t := tw{sport: e.Src.Port(), dport: e.Dst.Port()}
-	var sk, dk uint8
-	t.src, sk = m.addrs.Enc(e.Src.Addr())
-	t.dst, dk = m.addrs.Enc(e.Dst.Addr())
-	t.kinds = sk | dk<<2
+	t := tw{fp: tupleFP(e)}
 	if r == roleClient && e.Src.Addr().IsValid() && e.Src.Port() != 0 && e.Dst.IsValid() {
 		// the client's TIME_WAIT socket keeps its local port towards the
 		// destination until it ends
 		b.client = true
 		d := m.destOf(destKey{e.Netns, e.Src.Addr(), e.Dst})
+		t.dest = d.id
 		d.change(heldTimewait, 1, m.now)
 		if !existing {
 			d.timewaitCreated(m.now)
@@ -658,7 +665,10 @@ func (m *Model) release(ptr uint64, t tw) {
 	b := m.books.Get(t.books)
 	m.ns(b.netns).Open--
 	if b.client {
-		d := m.destOf(m.twDest(&t, b))
+		d := m.destByID[t.dest-1]
+		if d.other {
+			m.c.FoldedDestinations++
+		}
 		d.change(heldTimewait, -1, m.now)
 		d.freed()
 	}
@@ -669,8 +679,6 @@ func (m *Model) release(ptr uint64, t tw) {
 	}
 	m.ownerless(b, -1)
 	m.books.Unref(t.books)
-	m.addrs.Drop(t.src, t.kinds&3)
-	m.addrs.Drop(t.dst, t.kinds>>2)
 }
 
 // End buckets of the report (timewait.ended).

@@ -51,7 +51,9 @@ func groupOf(st event.State) portGroup {
 const rateSeconds = 10
 
 type dest struct {
-	held [heldGroups]int64
+	id    uint32 // 1 + its position in Model.destByID
+	other bool   // the destinations folded into "other" (destKey{})
+	held  [heldGroups]int64
 	// per second of the window: connections established, and client
 	// TIME_WAIT sockets created while tracing
 	counts  [rateSeconds]uint64
@@ -321,8 +323,9 @@ func (m *Model) destOf(k destKey) *dest {
 				return d
 			}
 		}
-		d = &dest{}
+		d = &dest{id: uint32(len(m.destByID)) + 1, other: k == destKey{}}
 		m.dests[k] = d
+		m.destByID = append(m.destByID, d)
 	}
 	return d
 }
