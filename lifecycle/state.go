@@ -38,10 +38,6 @@ func (t *Tracker) newState(e *event.Event) twState {
 		netns:    e.Netns,
 		sport:    e.Src.Port(),
 		dport:    e.Dst.Port(),
-		aux:      e.Aux,
-		aux2:     e.Aux2,
-		seq:      e.Seq,
-		cpu:      e.CPU,
 		oldState: e.OldState,
 		substate: e.NewState,
 		family:   e.Family,
@@ -65,17 +61,14 @@ func (t *Tracker) forgetState(ptr uint64, st *twState) {
 }
 
 // creationRecord is the record that created the socket at ptr, with the
-// substate it shows now and without its owner.
+// substate it shows now, without its owner, and without the fields that
+// only describe that record (its CPU, sequence number and timer).
 func (t *Tracker) creationRecord(ptr uint64, st *twState, e *event.Event) {
 	*e = event.Event{
 		Time:     st.born,
-		CPU:      st.cpu,
-		Seq:      st.seq,
 		Ptr:      ptr,
 		OldState: st.oldState,
 		NewState: st.substate,
-		Aux:      st.aux,
-		Aux2:     st.aux2,
 		Lifetime: -1,
 	}
 	t.fillTuple(st, e)

@@ -75,13 +75,9 @@ type twState struct {
 	born     uint64 // time of the record that created it (the scan's for one that existed)
 	netns    uint32
 	src, dst uint32 // addresses, of the kinds in kinds (compact.Addrs)
-	aux      uint32 // the creation record's Aux, Aux2, Seq, CPU and OldState
-	aux2     uint32
-	seq      uint32
 	sport    uint16
 	dport    uint16
-	cpu      uint16
-	oldState event.State
+	oldState event.State // the creation record's
 	substate event.State
 	family   uint8
 	kinds    uint8 // the source address's kind, the destination's << 2
