@@ -21,6 +21,7 @@ import (
 // Each namespace's records end with a KindScanEnd record, held back until
 // the scans were read (finishScans).
 func (t *Tracer) scanAll() error {
+	t.releaseScanEnds(nil)
 	if err := t.drainRing(); err != nil {
 		return err
 	}
@@ -63,25 +64,37 @@ func (t *Tracer) scanAll() error {
 		t.scans = append(t.scans, st)
 	}
 	if len(t.scans) == 0 {
-		return t.finishScans()
+		t.finishScans()
 	}
 	return nil
 }
 
-// finishScans ends the scans once their records were handed out: the
-// records the ring buffer got while they ran are queued, then the scans'
-// end records, so that a TIME_WAIT socket a scan showed comes with its
-// creation before its scan ends (without it, a namespace's first scan
-// would take a socket created while it ran for one that existed before
-// tracing). The next scan is due a scan interval later.
-func (t *Tracer) finishScans() error {
-	if err := t.drainRing(); err != nil {
-		return err
+// finishScans ends the scans once their records were handed out. Their
+// end records are held until the reader has handed out the records the
+// ring buffer got while they ran (releaseScanEnds), so that a TIME_WAIT
+// socket a scan showed comes with its creation before its scan ends
+// (without it, a namespace's first scan would take a socket created while
+// it ran for one that existed before tracing). The next scan is due a scan
+// interval later.
+func (t *Tracer) finishScans() {
+	t.endsAfter = int64(monotonicNow())
+	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, t.scanSeen))
+}
+
+// releaseScanEnds queues the end records finishScans holds, when the
+// reader returned r, the first record stamped after the scans finished, or
+// found nothing to read (r nil); r is queued after them. It reports
+// whether it queued anything.
+func (t *Tracer) releaseScanEnds(r []byte) bool {
+	if len(t.scanEnds) == 0 || r != nil && stamp(r) <= t.endsAfter {
+		return false
 	}
 	t.pending = append(t.pending, t.scanEnds...)
 	t.scanEnds = t.scanEnds[:0]
-	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, t.scanSeen))
-	return nil
+	if r != nil {
+		t.pending = append(t.pending, r)
+	}
+	return true
 }
 
 // nextScanned returns the next record of the scans being read, or nil when
@@ -117,11 +130,10 @@ func (t *Tracer) closeScans() {
 	t.scanEnds = t.scanEnds[:0]
 }
 
-// drainRing queues the records already in the ring buffer, before a scan
-// and again before its end records: the reader may be up to pollEvery
-// behind, and a TIME_WAIT socket created in that time, or while the scan
-// ran, must reach the stream before its scan ends, or a namespace's first
-// scan takes it for one that existed before tracing. It stops at the first record stamped after it began (records keep coming
+// drainRing queues the records already in the ring buffer ahead of a
+// scan's: the reader may be up to pollEvery behind, and a socket's records
+// from before the scan are best read before the scan shows it (its
+// substate, for one). It stops at the first record stamped after it began (records keep coming
 // while it reads: a reader as fast as the kernel's writers would never
 // find the ring empty), or when the ring is empty.
 func (t *Tracer) drainRing() error {
@@ -411,7 +423,8 @@ func (t *Tracer) calibrate() error {
 	for off := 0; off < len(all); off += event.RecordSize {
 		t.pending = append(t.pending, all[off:off+event.RecordSize:off+event.RecordSize])
 	}
-	return t.finishScans()
+	t.finishScans()
+	return nil
 }
 
 // estimateHZ picks the known HZ closest to the jiffies/second between two

@@ -88,16 +88,17 @@ type Tracer struct {
 	reader    recordReader
 	// holdBack: the reader merges per-CPU streams and holds records back
 	// this long after their time
-	holdBack time.Duration
-	pending  [][]byte      // records drained ahead of a scan, or a sock_diag scan's, not yet returned
-	scans    []*scanStream // iter/tcp scans being read, in order
-	scanEnds [][]byte      // their end records, held until the ring is drained after them (finishScans)
-	scanSeen int           // records of the scan being read so far
-	next     time.Time     // time of the next scan
-	clock    time.Time     // the time, read every few hundred records
-	deadline time.Time     // the reader's deadline
-	reads    uint32
-	idle     func() error // see OnIdle
+	holdBack  time.Duration
+	pending   [][]byte      // records drained ahead of a scan, or a sock_diag scan's, not yet returned
+	scans     []*scanStream // iter/tcp scans being read, in order
+	scanEnds  [][]byte      // their end records, held until the reader is past the scans (finishScans)
+	endsAfter int64         // monotonic time the scans finished
+	scanSeen  int           // records of the scan being read so far
+	next      time.Time     // time of the next scan
+	clock     time.Time     // the time, read every few hundred records
+	deadline  time.Time     // the reader's deadline
+	reads     uint32
+	idle      func() error // see OnIdle
 
 	closed    atomic.Bool // set by Close: Next checks it without the lock
 	mu        sync.Mutex
@@ -490,9 +491,7 @@ func (t *Tracer) Next() ([]byte, error) {
 				t.count(r)
 				return r, nil
 			}
-			if err := t.finishScans(); err != nil {
-				return nil, err
-			}
+			t.finishScans()
 			continue
 		}
 		// The clock is read every 256 records, and whenever the reader
@@ -519,11 +518,17 @@ func (t *Tracer) Next() ([]byte, error) {
 		}
 		r, err := t.reader.Read()
 		if err == nil {
+			if t.releaseScanEnds(r) {
+				continue
+			}
 			t.count(r)
 			return r, nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, err
+		}
+		if t.releaseScanEnds(nil) {
+			continue
 		}
 		t.clock = time.Now()
 		if t.idle != nil {
