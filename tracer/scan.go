@@ -155,16 +155,23 @@ func (t *Tracer) drainRing() error {
 		if err != nil {
 			return err
 		}
+		// copied into slabs that are never regrown: a drain of tens
+		// of thousands of records copies each once
+		if len(buf)+len(r) > cap(buf) {
+			buf = make([]byte, 0, drainSlab*event.RecordSize)
+		}
+		off := len(buf)
 		buf = append(buf, r...)
+		t.pending = append(t.pending, buf[off:len(buf):len(buf)])
 		if stamp(r) > began {
 			break
 		}
 	}
-	for off := 0; off < len(buf); off += event.RecordSize {
-		t.pending = append(t.pending, buf[off:off+event.RecordSize:off+event.RecordSize])
-	}
 	return nil
 }
+
+// drainSlab is how many records drainRing copies into one allocation.
+const drainSlab = 512
 
 // scanPerInterval is how many TIME_WAIT sockets a scan reports before the
 // next one is put off: re-reading a full table of 262,144 sockets every
