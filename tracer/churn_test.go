@@ -26,12 +26,15 @@ func TestChurnWithScans(t *testing.T) {
 		n  int
 		wg sync.WaitGroup
 	)
-	for range 4 {
+	// each goroutine on a listener port of its own (below the ephemeral
+	// range): one goroutine's connections never take over another's
+	// TIME_WAIT socket before that one's scenario has seen it
+	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for start := time.Now(); time.Since(start) < 3*time.Second; {
-				r, err := scenario.ServerCloses(ns, 40, unix.AF_INET)
+				r, err := scenario.ServerClosesOn(ns, uint16(20001+g), 40, unix.AF_INET)
 				if err != nil {
 					t.Error(err)
 					return

@@ -186,7 +186,10 @@ func closes(ns *netns.NS, r *Result, n int, order closeOrder) error {
 		proto = unix.IPPROTO_TCP
 	}
 	err := ns.Do(func() error {
-		lfd, laddr, err := listenProto(r.Family, proto, r.listenPort, false)
+		// a port chosen ahead may be held by the TIME_WAIT sockets of
+		// an earlier run's server side: SO_REUSEADDR lets the listener
+		// bind it again
+		lfd, laddr, err := listenProto(r.Family, proto, r.listenPort, r.listenPort != 0)
 		if err != nil {
 			return err
 		}
@@ -272,6 +275,26 @@ func ServerCloses(ns *netns.NS, n, family int) (*Result, error) {
 	}
 	if err := closes(ns, r, n, serverFirst); err != nil {
 		return r, fmt.Errorf("scenario: server closes: %w", err)
+	}
+	return r, nil
+}
+
+// ServerClosesOn is ServerCloses with the listener on port, chosen ahead:
+// runs on different ports outside ip_local_port_range never share a
+// tuple, so none takes over another's TIME_WAIT sockets, while a run on
+// the port of an earlier one may (a client port that comes round again
+// meets its server-side TIME_WAIT socket, and the SYN takes it over).
+func ServerClosesOn(ns *netns.NS, port uint16, n, family int) (*Result, error) {
+	r := newResult("ServerClosesOn", family)
+	if err := checkCount(r.Scenario, n, 1); err != nil {
+		return nil, err
+	}
+	if port == 0 {
+		return nil, fmt.Errorf("scenario: %s: port 0; use ServerCloses", r.Scenario)
+	}
+	r.listenPort = port
+	if err := closes(ns, r, n, serverFirst); err != nil {
+		return r, fmt.Errorf("scenario: server closes on port %d: %w", port, err)
 	}
 	return r, nil
 }

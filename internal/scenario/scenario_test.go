@@ -149,6 +149,34 @@ func TestServerCloses(t *testing.T) {
 	}
 }
 
+// Two runs on one port chosen ahead: the second listener binds the port
+// its first run's TIME_WAIT sockets hold, and every TIME_WAIT socket sits
+// on it.
+func TestServerClosesOn(t *testing.T) {
+	ns, before := setup(t)
+	var want []scenario.Tuple
+	for range 2 {
+		r, err := scenario.ServerClosesOn(ns, 20001, 3, unix.AF_INET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Listener.Port() != 20001 || len(r.TimeWait) != 3 {
+			t.Fatalf("result %+v", r)
+		}
+		want = append(want, r.TimeWait...)
+	}
+	if _, err := scenario.ServerClosesOn(ns, 0, 3, unix.AF_INET); err == nil {
+		t.Error("ServerClosesOn port 0: no error")
+	}
+	// a client port never came round within six connections
+	wantDeltas(t, deltas(t, ns, before, twKeys...), map[string]int64{"TcpExt.TW": 6, "TcpExt.TWKilled": 0, "TcpExt.TWRecycled": 0, "TcpExt.TCPTimeWaitOverflow": 0})
+	for _, s := range checkTimeWait(t, ns, unix.AF_INET, want) {
+		if s.Src.Port() != 20001 {
+			t.Errorf("TIME_WAIT %v not on port 20001", s)
+		}
+	}
+}
+
 func TestLinger0(t *testing.T) {
 	ns, before := setup(t)
 	r, err := scenario.Linger0(ns, 3)
