@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twtop/twtop/internal/netns"
@@ -252,16 +253,22 @@ func ClientCloses(ns *netns.NS, n, family int) (*Result, error) {
 // (say, for a tracer's port filter); one outside ip_local_port_range is
 // never a client's port as well.
 func ClientClosesOn(ns *netns.NS, port uint16, n, family int) (*Result, error) {
-	r := newResult("ClientClosesOn", family)
+	return closesOn(ns, "ClientClosesOn", "client closes", port, n, family, clientFirst)
+}
+
+// closesOn is closes of n connections to a listener on port, for the
+// scenario name (what: its description in errors).
+func closesOn(ns *netns.NS, name, what string, port uint16, n, family int, order closeOrder) (*Result, error) {
+	r := newResult(name, family)
 	if err := checkCount(r.Scenario, n, 1); err != nil {
 		return nil, err
 	}
 	if port == 0 {
-		return nil, fmt.Errorf("scenario: %s: port 0; use ClientCloses", r.Scenario)
+		return nil, fmt.Errorf("scenario: %s: port 0; use %s", r.Scenario, strings.TrimSuffix(name, "On"))
 	}
 	r.listenPort = port
-	if err := closes(ns, r, n, clientFirst); err != nil {
-		return r, fmt.Errorf("scenario: client closes on port %d: %w", port, err)
+	if err := closes(ns, r, n, order); err != nil {
+		return r, fmt.Errorf("scenario: %s on port %d: %w", what, port, err)
 	}
 	return r, nil
 }
@@ -285,18 +292,7 @@ func ServerCloses(ns *netns.NS, n, family int) (*Result, error) {
 // the port of an earlier one may (a client port that comes round again
 // meets its server-side TIME_WAIT socket, and the SYN takes it over).
 func ServerClosesOn(ns *netns.NS, port uint16, n, family int) (*Result, error) {
-	r := newResult("ServerClosesOn", family)
-	if err := checkCount(r.Scenario, n, 1); err != nil {
-		return nil, err
-	}
-	if port == 0 {
-		return nil, fmt.Errorf("scenario: %s: port 0; use ServerCloses", r.Scenario)
-	}
-	r.listenPort = port
-	if err := closes(ns, r, n, serverFirst); err != nil {
-		return r, fmt.Errorf("scenario: server closes on port %d: %w", port, err)
-	}
-	return r, nil
+	return closesOn(ns, "ServerClosesOn", "server closes", port, n, family, serverFirst)
 }
 
 // ServerClosesMPTCP is ServerCloses with an MPTCP listener, as Go servers
