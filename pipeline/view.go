@@ -87,7 +87,7 @@ func (v *View) SetSpeed(s float64) {
 // Run feeds the model until the source ends or ctx is done, publishing a
 // snapshot every publishEvery and once at the end.
 func (v *View) Run(ctx context.Context, src event.RawSource, hz uint32) error {
-	var n, lastN, last, lastPubT uint64
+	var n, lastN, last, checkT uint64
 	lastPub := time.Now()
 	err := Each(src, hz, func(e *event.Event) error {
 		if ctx.Err() != nil {
@@ -101,17 +101,18 @@ func (v *View) Run(ctx context.Context, src event.RawSource, hz uint32) error {
 		}
 		v.m.Apply(e)
 		n, last = n+1, max(last, e.Time)
-		// the clock is read only once a quarter of publishEvery of event
-		// time passed since the last publication, not on every event:
-		// live, the records' time runs with the clock (faster while
-		// catching up); a replay's runs at its speed, so below 1/4 the
-		// snapshots come less often (every second at 1/16, the slowest)
-		if e.Time < lastPubT+uint64(publishEvery/4) {
+		// the clock is read once per sixteenth of publishEvery of event
+		// time, not on every event: live, the records' time runs with
+		// the clock (faster while catching up), so a snapshot comes at
+		// most a sixteenth late; a replay's runs at its speed, so below
+		// 1/16 the snapshots come less often
+		if e.Time < checkT {
 			return nil
 		}
+		checkT = e.Time + uint64(publishEvery/16)
 		if since := time.Since(lastPub); since >= publishEvery {
 			v.publish(e.Time, float64(n-lastN)/since.Seconds(), false)
-			lastN, lastPub, lastPubT = n, time.Now(), e.Time
+			lastN, lastPub = n, time.Now()
 		}
 		return nil
 	})
