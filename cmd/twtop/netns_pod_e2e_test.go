@@ -17,7 +17,6 @@ import (
 	"github.com/twtop/twtop/internal/netns"
 	"github.com/twtop/twtop/internal/netns/netnstest"
 	"github.com/twtop/twtop/internal/scenario"
-	"github.com/twtop/twtop/internal/workload/critest"
 	"github.com/twtop/twtop/internal/workload/workloadtest"
 )
 
@@ -174,10 +173,7 @@ func (r *podReport) pods() []podCloserRow {
 // reports the same, without the node.
 func TestReportPodHoldsExistingTimewait(t *testing.T) {
 	netnstest.RequireRoot(t)
-	uid, id, sandbox := randomPodUID(t), randomHex(t, 32), randomHex(t, 32)
-	cri := critest.New()
-	cri.AddPod(uid, "shop", "web-1", sandbox)
-	cri.AddContainer(id, sandbox, "app")
+	uid, id, cri := runtimeWithPod(t, "shop", "web-1", "app")
 	sock := cri.Serve(t, "containerd.sock")
 	cg := podCgroup(t, uid, id)
 	ns := netnstest.New(t)

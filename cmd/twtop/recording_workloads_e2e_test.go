@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/twtop/twtop/internal/netns/netnstest"
-	"github.com/twtop/twtop/internal/workload/critest"
 )
 
 // A recording keeps the workloads of its owners: recorded on a host whose
@@ -15,10 +14,7 @@ import (
 // the runtime nor the cgroups at hand.
 func TestRecordingKeepsWorkloads(t *testing.T) {
 	netnstest.RequireRoot(t)
-	uid, id, sandbox := randomPodUID(t), randomHex(t, 32), randomHex(t, 32)
-	cri := critest.New()
-	cri.AddPod(uid, "shop", "web-1", sandbox)
-	cri.AddContainer(id, sandbox, "nginx")
+	uid, id, cri := runtimeWithPod(t, "shop", "web-1", "nginx")
 	sock := cri.Serve(t, "containerd.sock")
 	file := filepath.Join(t.TempDir(), "pods.twrec")
 	const conns = 4

@@ -155,10 +155,7 @@ func TestReportByPod(t *testing.T) {
 // name and the container's name, as the runtime lists them.
 func TestReportByPodNamedByRuntime(t *testing.T) {
 	netnstest.RequireRoot(t)
-	uid, id, sandbox := randomPodUID(t), randomHex(t, 32), randomHex(t, 32)
-	cri := critest.New()
-	cri.AddPod(uid, "shop", "web-7d9f", sandbox)
-	cri.AddContainer(id, sandbox, "nginx")
+	uid, id, cri := runtimeWithPod(t, "shop", "web-7d9f", "nginx")
 	// another pod the runtime lists, whose name must not leak into the rows
 	other := randomHex(t, 32)
 	cri.AddPod(randomPodUID(t), "kube-system", "coredns-5d78", other)
@@ -181,6 +178,17 @@ func TestReportByPodNamedByRuntime(t *testing.T) {
 }
 
 // randomPodUID is a random UID in the form Kubernetes gives pods.
+// runtimeWithPod is a CRI runtime (not yet served) that lists one pod,
+// NAMESPACE/POD with a random UID, running one container of a random id
+// named container.
+func runtimeWithPod(t *testing.T, namespace, pod, container string) (uid, id string, cri *critest.Server) {
+	uid, id, sandbox := randomPodUID(t), randomHex(t, 32), randomHex(t, 32)
+	cri = critest.New()
+	cri.AddPod(uid, namespace, pod, sandbox)
+	cri.AddContainer(id, sandbox, container)
+	return uid, id, cri
+}
+
 func randomPodUID(t *testing.T) string {
 	r := randomHex(t, 16)
 	return r[:8] + "-" + r[8:12] + "-" + r[12:16] + "-" + r[16:20] + "-" + r[20:32]
