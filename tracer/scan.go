@@ -83,11 +83,18 @@ func (t *Tracer) finishScans() {
 
 // releaseScanEnds queues the end records finishScans holds, when the
 // reader returned r, the first record stamped after the scans finished, or
-// found nothing to read (r nil); r is queued after them. It reports
-// whether it queued anything.
+// found nothing to read (r nil) once the records stamped before that are
+// past the merge's hold-back; r is queued after them. It reports whether
+// it queued anything.
 func (t *Tracer) releaseScanEnds(r []byte) bool {
-	if len(t.scanEnds) == 0 || r != nil && stamp(r) <= t.endsAfter {
+	if len(t.scanEnds) == 0 {
 		return false
+	}
+	if r != nil && stamp(r) <= t.endsAfter {
+		return false
+	}
+	if r == nil && int64(monotonicNow()) <= t.endsAfter+int64(t.holdBack+5*time.Millisecond) {
+		return false // a record of the scans' time may still be held back
 	}
 	t.pending = append(t.pending, t.scanEnds...)
 	t.scanEnds = t.scanEnds[:0]
@@ -133,9 +140,9 @@ func (t *Tracer) closeScans() {
 // drainRing queues the records already in the ring buffer ahead of a
 // scan's: the reader may be up to pollEvery behind, and a socket's records
 // from before the scan are best read before the scan shows it (its
-// substate, for one). It stops at the first record stamped after it began (records keep coming
-// while it reads: a reader as fast as the kernel's writers would never
-// find the ring empty), or when the ring is empty.
+// substate, for one). It stops at the first record stamped after it began
+// (records keep coming while it reads: a reader as fast as the kernel's
+// writers would never find the ring empty), or when the ring is empty.
 func (t *Tracer) drainRing() error {
 	var buf []byte
 	began := int64(monotonicNow())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/twtop/twtop/tracer/event"
 )
@@ -78,5 +79,34 @@ func TestScanStreamPieces(t *testing.T) {
 	}
 	if _, err := st.next(); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("a scan that stops inside a record: %v", err)
+	}
+}
+
+// A scan's end records wait for the first record stamped after the scans
+// finished, or, when the reader has nothing, until the records of the
+// scans' time are past the merge's hold-back.
+func TestReleaseScanEnds(t *testing.T) {
+	rec := func(kind event.Kind, ts uint64) []byte {
+		b := make([]byte, event.RecordSize)
+		event.Encode(&event.Event{Kind: kind, Time: ts}, b)
+		return b
+	}
+	now := int64(monotonicNow())
+	end := rec(event.KindScanEnd, uint64(now))
+	tr := &Tracer{holdBack: holdBack, endsAfter: now, scanEnds: [][]byte{end}}
+	if tr.releaseScanEnds(rec(event.KindState, uint64(now-1))) || tr.releaseScanEnds(nil) || len(tr.pending) != 0 {
+		t.Fatalf("released on a record of the scans' time or within the hold-back: pending %d", len(tr.pending))
+	}
+	later := rec(event.KindState, uint64(now+1))
+	if !tr.releaseScanEnds(later) || len(tr.pending) != 2 || !bytes.Equal(tr.pending[0], end) || !bytes.Equal(tr.pending[1], later) || len(tr.scanEnds) != 0 {
+		t.Fatalf("a later record: pending %d, ends held %d", len(tr.pending), len(tr.scanEnds))
+	}
+	if tr.releaseScanEnds(later) {
+		t.Fatal("released with no end record held")
+	}
+	tr.pending, tr.scanEnds = nil, [][]byte{end}
+	tr.endsAfter = now - int64(holdBack) - int64(time.Second)
+	if !tr.releaseScanEnds(nil) || len(tr.pending) != 1 {
+		t.Fatalf("nothing to read past the hold-back: pending %d", len(tr.pending))
 	}
 }
