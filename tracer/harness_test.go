@@ -47,13 +47,22 @@ type watch struct {
 	cond *sync.Cond
 	evs  []event.Event
 	tws  map[uint64]bool // timewait sockets created while watched
+	// since is when the watch began (CLOCK_MONOTONIC ns, the records'
+	// clock), after its namespace was made
+	since uint64
 }
 
-// owns filters out events of timewait sockets this watch did not see
-// created: network namespace inodes are reused, and a namespace closed by
-// an earlier test is purged asynchronously, under the inode a new
-// namespace may already have. Called with w.mu held.
+// owns filters out what an earlier namespace under the same inode left:
+// network namespace inodes are reused, so the records of a namespace
+// closed by an earlier test, read after the reader's lag, come under the
+// inode a new namespace may already have, and one closed is purged
+// asynchronously. So events stamped before the watch began, and those of
+// timewait sockets it did not see created, are not the watch's. Called
+// with w.mu held.
 func (w *watch) owns(e *event.Event) bool {
+	if e.Time < w.since {
+		return false
+	}
 	switch e.Kind {
 	case event.KindTWCreate:
 		w.tws[e.Ptr] = true
@@ -164,7 +173,7 @@ func traced(t *testing.T, ns *netns.NS) *watch {
 	if sharedErr != nil {
 		t.Fatalf("open tracer: %+v", sharedErr)
 	}
-	w := &watch{t: t, st: shared, ns: ns, tws: make(map[uint64]bool)}
+	w := &watch{t: t, st: shared, ns: ns, tws: make(map[uint64]bool), since: monotonicNow()}
 	w.cond = sync.NewCond(&w.mu)
 	shared.mu.Lock()
 	shared.watches[ns.Inode()] = w
