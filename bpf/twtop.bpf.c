@@ -351,6 +351,25 @@ static const __u32 zero = 0;
 
 /* ---- building records ---------------------------------------------------- */
 
+/* An AF_INET record as written: the destination address moves next to the
+ * source (saddr[4..7]), so that a record without an owner ends after
+ * EVENT_SIZE_INET bytes. unpack_inet undoes it for a record built further. */
+static __always_inline void pack_inet(struct event *e)
+{
+	if (e->family != AF_INET)
+		return;
+	((__u32 *)e->saddr)[1] = *(__u32 *)e->daddr;
+	*(__u32 *)e->daddr = 0;
+}
+
+static __always_inline void unpack_inet(struct event *e)
+{
+	if (e->family != AF_INET)
+		return;
+	*(__u32 *)e->daddr = ((__u32 *)e->saddr)[1];
+	((__u32 *)e->saddr)[1] = 0;
+}
+
 /* Stamp a fully built record (time, CPU, the CPU's sequence number) and
  * copy it into the ring buffer: one helper call, which reserves, copies
  * and commits. With cfg.per_cpu_rings the ring is this CPU's own; a CPU
@@ -369,7 +388,7 @@ static __always_inline void emit(void *ctx, struct event *e)
 {
 	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 s = 0;
+	__u32 s = 0, size = sizeof(*e);
 	__u64 flags = 0;
 	long err;
 
@@ -380,19 +399,23 @@ static __always_inline void emit(void *ctx, struct event *e)
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = cpu;
 	e->seq = s;
+	pack_inet(e);
+	if (!(e->flags & EVF_OWNER))
+		size = e->family == AF_INET6 ? EVENT_SIZE_INET6 : EVENT_SIZE_INET;
 	if (cfg.perf_buffer) {
-		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, e, sizeof(*e));
+		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, e, size);
 	} else {
 		if (cfg.wakeup_mask)
 			flags = (s & cfg.wakeup_mask) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
 		if (cfg.per_cpu_rings) {
 			void *ring = bpf_map_lookup_elem(&cpu_rings, &cpu);
 
-			err = ring ? bpf_ringbuf_output(ring, e, sizeof(*e), flags) : -1;
+			err = ring ? bpf_ringbuf_output(ring, e, size, flags) : -1;
 		} else {
-			err = bpf_ringbuf_output(&events, e, sizeof(*e), flags);
+			err = bpf_ringbuf_output(&events, e, size, flags);
 		}
 	}
+	unpack_inet(e);
 	if (err) {
 		__u32 k = e->kind;
 		__u64 *n = bpf_map_lookup_elem(&lost, &k);
@@ -877,6 +900,7 @@ int scan_tw(struct bpf_iter__tcp *ctx)
 	tw_record(&e, EV_SCAN_TW, tw);
 	if (!tw_wanted(&e)) /* with --pid: the process's closed sockets only */
 		return 0;
+	pack_inet(&e);
 	bpf_seq_write(seq, &e, sizeof(e));
 	return 0;
 }

@@ -3,9 +3,11 @@
  * The one event layout shared by the kernel programs and user space.
  *
  * Every ring buffer record and every record written by the TIME_WAIT scan
- * iterator is one struct event. The Go side decodes these bytes by hand
- * (tracer/event) and a test checks that the bpf2go-generated type has the
- * same size and offsets. Fields are only ever appended at the end.
+ * iterator is one struct event, or the head of one (EVENT_SIZE_*). The Go
+ * side decodes these bytes by hand (tracer/event) and a test checks that
+ * the bpf2go-generated type has the same size and offsets. Recordings
+ * store whole records in this layout (format version 2); the layout of
+ * version 1 is translated when such a file is read.
  */
 #ifndef TWTOP_H
 #define TWTOP_H
@@ -62,9 +64,6 @@ enum tw_rx {
 struct event {
 	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 ptr;    /* struct sock * or struct inet_timewait_sock *; EV_SCAN_END: jiffies */
-	__u64 cgroup; /* cgroup v2 id of the owner (EVF_OWNER) */
-	__u32 pid;    /* tgid of the owner (EVF_OWNER) */
-	__u32 tid;
 	__u32 netns;  /* network namespace inode */
 	__u32 seq;    /* per-CPU sequence number of emitted records */
 	__u32 aux;    /* kind specific: timer jiffies left, errno, count, status */
@@ -79,10 +78,25 @@ struct event {
 	__u8 flags;    /* EVF_* */
 	__u8 cause;    /* enum tw_cause */
 	__u8 pad[3];
+	/* AF_INET6: the addresses. AF_INET in a written record: the source
+	 * address in saddr[0..3], the destination in saddr[4..7] (see
+	 * EVENT_SIZE_INET); the programs build it with daddr[0..3] and
+	 * emit() packs it. */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	/* the owner (EVF_OWNER only) */
+	__u64 cgroup; /* cgroup v2 id of the owner */
+	__u32 pid;    /* tgid of the owner */
+	__u32 tid;
 	char comm[TWTOP_COMM_LEN];
 };
+
+/* How much of a struct event a record written to the ring buffer or the
+ * perf buffer holds: the whole of it with an owner (EVF_OWNER), up to the
+ * addresses otherwise; user space reads the rest as zeros. The scan
+ * iterator writes whole records. */
+#define EVENT_SIZE_INET 56  /* AF_INET (and no address), no owner */
+#define EVENT_SIZE_INET6 80 /* AF_INET6, no owner */
 
 /* struct config: set from user space before load (const volatile). */
 struct config {

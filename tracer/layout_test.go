@@ -16,14 +16,22 @@ func TestEventLayoutMatchesC(t *testing.T) {
 	if got := unsafe.Sizeof(twtopEvent{}); got != event.RecordSize {
 		t.Fatalf("sizeof(struct event) = %d, decoder expects %d", got, event.RecordSize)
 	}
+	// the heads the kernel writes without an owner (EVENT_SIZE_*): up to
+	// the packed AF_INET addresses, up to the owner
+	if got := unsafe.Offsetof(twtopEvent{}.Saddr) + 8; got != event.MinRecordSize {
+		t.Errorf("an AF_INET head ends at %d, decoder expects %d", got, event.MinRecordSize)
+	}
+	if got := unsafe.Offsetof(twtopEvent{}.Cgroup); got != event.RecordSizeInet6 {
+		t.Errorf("an AF_INET6 head ends at %d, decoder expects %d", got, event.RecordSizeInet6)
+	}
 	c := twtopEvent{
 		TsNs: 0x0102030405060708, Ptr: 0xffff888102dec0c0, Cgroup: 77,
 		Pid: 1234, Tid: 1235, Netns: 4026532177, Seq: 99, Aux: 15000, Aux2: 4096,
 		Kind: uint16(event.KindTWCreate), Cpu: 3, Sport: 33584, Dport: 8080,
 		Family: event.AFInet, Oldstate: 4, Newstate: 6, Flags: event.FlagOwner, Cause: 2,
 	}
-	copy(c.Saddr[:], []byte{127, 0, 0, 1})
-	copy(c.Daddr[:], []byte{10, 1, 2, 3})
+	// an AF_INET record as written: the destination packed after the source
+	copy(c.Saddr[:], []byte{127, 0, 0, 1, 10, 1, 2, 3})
 	for i, ch := range "curl" {
 		c.Comm[i] = int8(ch)
 	}

@@ -45,8 +45,8 @@ type heldRecord struct {
 	rec *[event.RecordSize]byte
 }
 
-// push copies the first event.RecordSize bytes of rec (which has at least
-// that many) and returns its time.
+// push copies rec (a record as written, see event.Widen) as a whole record
+// and returns its time.
 func (m *merger) push(rec []byte) int64 {
 	if len(m.free) == 0 {
 		chunk := new([mergeChunk][event.RecordSize]byte)
@@ -57,7 +57,7 @@ func (m *merger) push(rec []byte) int64 {
 	}
 	s := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
-	copy(s[:], rec[:event.RecordSize])
+	event.Widen(s[:0], rec)
 	ts := int64(binary.LittleEndian.Uint64(s[:8]))
 	m.held = append(m.held, heldRecord{ts: ts, seq: m.seq, rec: s})
 	m.seq++

@@ -133,7 +133,7 @@ func (r *perfReader) fill(wait time.Duration) error {
 			r.lost.Add(r.rec.LostSamples)
 			continue
 		}
-		if len(r.rec.RawSample) < event.RecordSize {
+		if len(r.rec.RawSample) < event.MinRecordSize {
 			return fmt.Errorf("short perf buffer record: %d bytes", len(r.rec.RawSample))
 		}
 		if d := r.merge.push(r.rec.RawSample) + dueAfter; d < due {

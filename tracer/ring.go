@@ -175,7 +175,7 @@ type run struct {
 	pos     uintptr  // the position of the head record, or of the next to parse
 	prod    uintptr  // the producer position when the ring was last looked at
 	given   uintptr  // the consumer position given back to the kernel
-	head    []byte   // the head record (event.RecordSize bytes); nil: none
+	head    []byte   // the head record as written (see event.WireSize); nil: none
 	next    uintptr  // the position after the head record
 	ts      int64    // head's time; math.MaxInt64 without a head
 	wrapped [event.RecordSize]byte
@@ -222,18 +222,19 @@ func (u *run) parse() error {
 			u.pos = next
 			continue
 		}
-		if size < event.RecordSize {
+		if size < event.MinRecordSize {
 			u.pos = next
 			return fmt.Errorf("short ring buffer record: %d bytes", size)
 		}
+		size = min(size, event.RecordSize)
 		// a record that wraps around the end continues at the start
 		off := (u.pos + ringHeaderSize) & u.g.mask
-		if end := off + event.RecordSize; end <= uintptr(len(u.data)) {
+		if end := off + size; end <= uintptr(len(u.data)) {
 			u.head = u.data[off:end:end]
 		} else {
-			n := copy(u.wrapped[:], u.data[off:])
-			copy(u.wrapped[n:], u.data)
-			u.head = u.wrapped[:]
+			n := copy(u.wrapped[:size], u.data[off:])
+			copy(u.wrapped[n:size], u.data)
+			u.head = u.wrapped[:size]
 		}
 		u.next, u.ts = next, stamp(u.head)
 		return nil
@@ -418,7 +419,7 @@ func (r *ringReader) fill() (err error) {
 		if u == nil || ts >= r.cutoff {
 			break
 		}
-		r.buf = append(r.buf, u.head...)
+		r.buf = event.Widen(r.buf, u.head)
 		if err = u.take(); err != nil {
 			break
 		}
@@ -451,8 +452,9 @@ func (r *ringReader) Close() error {
 }
 
 // minCPURing is the smallest ring buffer a CPU gets: 1 MiB holds some
-// 8,700 records, eight times the wakeupEvery records after which a CPU
-// wakes the reader, about 60 ms of a CPU at a saturated churn. Below that
+// 8,700 whole records (16,000 IPv4 records without an owner), eight times
+// the wakeupEvery records after which a CPU wakes the reader, about 60 ms
+// of a CPU at a saturated churn. Below that
 // a reader that is late by a few wakeups would lose records.
 const minCPURing = 1 << 20
 

@@ -566,13 +566,14 @@ type recordReader interface {
 
 // DefaultRingSize is the size of the ring buffers, all CPUs' together,
 // for a host of ncpu CPUs: 8 MiB per CPU (half a second of one CPU at a
-// saturated churn, some 75,000 records, for when the reader is descheduled
-// while every CPU writes: the UI's reader shares the host with the churn
-// and the drawing), 32 MiB at least and 256 MiB at most, rounded up to a
-// power of two. The rings are resident from the start: they are most of
-// an idle twtop's memory. Below 32 MiB, a scan of a full table of 262,144
-// TIME_WAIT sockets (some 220 ms in which the rings are not read) at a
-// saturated churn of two CPUs lost records.
+// saturated churn, some 130,000 IPv4 records without an owner or 70,000
+// whole ones, for when the reader is descheduled while every CPU writes:
+// the UI's reader shares the host with the churn and the drawing), 32 MiB
+// at least and 256 MiB at most, rounded up to a power of two. The rings
+// are resident from the start: they are most of an idle twtop's memory.
+// With 262,144 TIME_WAIT sockets open (a scan of the full table takes some
+// 220 ms in which the rings are not read) under a saturated churn of two
+// CPUs, the UI lost records with 16 MiB (--record did not).
 func DefaultRingSize(ncpu int) uint32 {
 	want := uint64(max(ncpu, 1)) * 8 << 20
 	size := uint64(32 << 20)
@@ -583,8 +584,8 @@ func DefaultRingSize(ncpu int) uint32 {
 }
 
 // wakeupEvery is how many records a CPU writes per wakeup of the reader
-// (a power of two): 112 KiB, a small part of the ring even with many CPUs
-// writing at once.
+// (a power of two): 64 KiB of IPv4 records, a small part of the ring even
+// with many CPUs writing at once.
 const wakeupEvery = 1024
 
 // pollEvery bounds how long a record waits in the ring buffer when the

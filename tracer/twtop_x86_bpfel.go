@@ -36,9 +36,6 @@ type twtopEvent struct {
 	_        structs.HostLayout
 	TsNs     uint64
 	Ptr      uint64
-	Cgroup   uint64
-	Pid      uint32
-	Tid      uint32
 	Netns    uint32
 	Seq      uint32
 	Aux      uint32
@@ -55,6 +52,9 @@ type twtopEvent struct {
 	Pad      [3]uint8
 	Saddr    [16]uint8
 	Daddr    [16]uint8
+	Cgroup   uint64
+	Pid      uint32
+	Tid      uint32
 	Comm     [16]int8
 }
 

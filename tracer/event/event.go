@@ -11,34 +11,73 @@ import (
 	"net/netip"
 )
 
-// RecordSize is the size of one raw record, sizeof(struct event).
+// RecordSize is the size of one whole raw record, sizeof(struct event).
+// The kernel writes only the head of a record without an owner (WireSize);
+// readers widen every record to RecordSize bytes, the rest zeros, before
+// anything else sees it.
 const RecordSize = 112
+
+// The sizes of the heads the kernel writes (EVENT_SIZE_* in bpf/twtop.h):
+// an AF_INET record (or one without addresses) without an owner, and an
+// AF_INET6 one.
+const (
+	MinRecordSize   = 56
+	RecordSizeInet6 = 80
+)
 
 // Byte offsets of the fields of struct event (checked against the generated
 // type by tracer's tests).
 const (
 	offTs       = 0
 	offPtr      = 8
-	offCgroup   = 16
-	offPid      = 24
-	offTid      = 28
-	offNetns    = 32
-	offSeq      = 36
-	offAux      = 40
-	offAux2     = 44
-	offKind     = 48
-	offCPU      = 50
-	offSport    = 52
-	offDport    = 54
-	offFamily   = 56
-	offOldstate = 57
-	offNewstate = 58
-	offFlags    = 59
-	offCause    = 60
-	offSaddr    = 64
-	offDaddr    = 80
+	offNetns    = 16
+	offSeq      = 20
+	offAux      = 24
+	offAux2     = 28
+	offKind     = 32
+	offCPU      = 34
+	offSport    = 36
+	offDport    = 38
+	offFamily   = 40
+	offOldstate = 41
+	offNewstate = 42
+	offFlags    = 43
+	offCause    = 44
+	offSaddr    = 48
+	offDaddr    = 64
+	offDaddr4   = 52 // an AF_INET destination: packed after the source
+	offCgroup   = 80
+	offPid      = 88
+	offTid      = 92
 	offComm     = 96
 )
+
+// WireSize is how many bytes of the record whose head is b the kernel
+// wrote: RecordSize with an owner, else the head its family needs. b holds
+// at least MinRecordSize bytes.
+func WireSize(b []byte) int {
+	switch {
+	case b[offFlags]&FlagOwner != 0:
+		return RecordSize
+	case b[offFamily] == AFInet6:
+		return RecordSizeInet6
+	}
+	return MinRecordSize
+}
+
+// Widen appends the record src (a head of at least MinRecordSize bytes,
+// or a whole record) to dst as a whole record: the bytes the kernel wrote,
+// then zeros.
+func Widen(dst, src []byte) []byte {
+	n := min(len(src), RecordSize)
+	if n > MinRecordSize {
+		n = min(n, WireSize(src))
+	}
+	dst = append(dst, src[:n]...)
+	return append(dst, zeros[:RecordSize-n]...)
+}
+
+var zeros [RecordSize]byte
 
 // Address families as the kernel numbers them.
 const (
@@ -121,7 +160,7 @@ func Decode(b []byte, e *Event) error {
 	switch family {
 	case AFInet:
 		e.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offSaddr:offSaddr+4])), sport)
-		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offDaddr:offDaddr+4])), dport)
+		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offDaddr4:offDaddr4+4])), dport)
 	case AFInet6:
 		e.Src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offSaddr:offSaddr+16])), sport)
 		e.Dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offDaddr:offDaddr+16])), dport)
@@ -157,7 +196,11 @@ func Encode(e *Event, b []byte) {
 	b[offFlags] = e.Flags
 	b[offCause] = byte(e.Cause)
 	putAddr(b[offSaddr:offSaddr+16], e.Src.Addr())
-	putAddr(b[offDaddr:offDaddr+16], e.Dst.Addr())
+	if e.Family == AFInet || e.Family != AFInet6 && e.Dst.Addr().Is4() {
+		putAddr(b[offDaddr4:offDaddr4+4], e.Dst.Addr())
+	} else {
+		putAddr(b[offDaddr:offDaddr+16], e.Dst.Addr())
+	}
 	copy(b[offComm:offComm+16], e.Comm[:])
 }
 

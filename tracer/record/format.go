@@ -1,7 +1,8 @@
-// Package record writes and reads twtop recordings: the raw ring-buffer
-// records exactly as the kernel sent them, plus the context needed to read
-// them again (kernel, attach tier, timer frequency, settings and counters).
-// A replay decodes the same bytes with the same decoder as the live tracer.
+// Package record writes and reads twtop recordings: the raw records as the
+// kernel sent them, each widened to a whole struct event (see
+// event.Widen), plus the context needed to read them again (kernel, attach
+// tier, timer frequency, settings and counters). A replay decodes the same
+// bytes with the same decoder as the live tracer.
 //
 // # File layout
 //
@@ -42,8 +43,10 @@ import (
 )
 
 // Version is the format version this package writes and the newest it
-// reads.
-const Version = 1
+// reads. Version 1 is read too: its records have the first layout of
+// struct event, which the reader turns into the current one
+// (event.FromLayout1); the blocks are the same.
+const Version = 2
 
 // magic starts every recording. The high first byte and the CR LF catch
 // transfers that mangle binary files.

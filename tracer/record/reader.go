@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/twtop/twtop/tracer/event"
 )
 
 // Reader reads a recording. Next returns the raw records in order, so a
@@ -30,7 +32,8 @@ type Reader struct {
 	trailer *Trailer
 	trunc   *Truncation
 	records uint64
-	err     error // sticky: io.EOF or a *FormatError
+	err     error  // sticky: io.EOF or a *FormatError
+	version uint32 // the file's format version
 }
 
 // NewReader reads the preamble and the header. It fails with a
@@ -49,12 +52,13 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, &FormatError{int64(n), "file ends inside the preamble"}
 	}
-	if v := le.Uint32(pre[len(magic):]); v != Version {
+	if v := le.Uint32(pre[len(magic):]); v != Version && v != 1 {
 		if v > Version {
 			return nil, &FormatError{int64(len(magic)), fmt.Sprintf("format version %d is newer than this twtop reads (%d): upgrade twtop", v, Version)}
 		}
 		return nil, &FormatError{int64(len(magic)), fmt.Sprintf("unknown format version %d", v)}
 	}
+	rd.version = le.Uint32(pre[len(magic):])
 	start := rd.off
 	typ, p, err := rd.block()
 	if err != nil {
@@ -118,6 +122,12 @@ func (r *Reader) advance() error {
 		}
 		if sz != r.hdr.RecordSize {
 			return &FormatError{start, fmt.Sprintf("events block has %d-byte records, header says %d", sz, r.hdr.RecordSize)}
+		}
+		if r.version == 1 && sz == event.RecordSize {
+			// the records of version 1 have the first layout
+			for off := 0; off < len(recs); off += sz {
+				event.FromLayout1(recs[off : off+sz])
+			}
 		}
 		r.recs, r.size, r.left = recs, sz, n
 		r.records += uint64(n)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtop/twtop/internal/golden"
 	"github.com/twtop/twtop/tracer/event"
 	"github.com/twtop/twtop/tracer/settings"
 )
@@ -389,6 +390,40 @@ func TestTranspose(t *testing.T) {
 			if !bytes.Equal(back, src) {
 				t.Fatalf("n=%d sz=%d: transposing back does not restore the records", n, sz)
 			}
+		}
+	}
+}
+
+// A recording of format version 1 holds records of the first layout of
+// struct event; they are read in this one, and the same file read as
+// version 2 keeps its bytes.
+func TestVersion1Layout(t *testing.T) {
+	old := golden.HexRecords(t, "../event/testdata/records-layout1.hex")
+	cur := golden.HexRecords(t, "../event/testdata/records.hex")
+	data := sample(t, old, 4, false)
+	if v := le.Uint32(data[len(magic):]); v != Version {
+		t.Fatalf("the writer wrote format version %d, want %d", v, Version)
+	}
+	_, got, _, err := readAll(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], old[i]) {
+			t.Fatalf("version %d, record %d changed on the way", Version, i)
+		}
+	}
+	le.PutUint32(data[len(magic):], 1)
+	_, got, _, err = readAll(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(cur) {
+		t.Fatalf("read %d records, want %d", len(got), len(cur))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], cur[i]) {
+			t.Fatalf("version 1, record %d:\n%x\nwant\n%x", i, got[i], cur[i])
 		}
 	}
 }
