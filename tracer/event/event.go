@@ -196,7 +196,7 @@ func Encode(e *Event, b []byte) {
 	b[offFlags] = e.Flags
 	b[offCause] = byte(e.Cause)
 	putAddr(b[offSaddr:offSaddr+16], e.Src.Addr())
-	if e.Family == AFInet || e.Family != AFInet6 && e.Dst.Addr().Is4() {
+	if e.Family != AFInet6 && e.Dst.Addr().Is4() {
 		putAddr(b[offDaddr4:offDaddr4+4], e.Dst.Addr())
 	} else {
 		putAddr(b[offDaddr:offDaddr+16], e.Dst.Addr())

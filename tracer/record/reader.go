@@ -52,13 +52,13 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, &FormatError{int64(n), "file ends inside the preamble"}
 	}
-	if v := le.Uint32(pre[len(magic):]); v != Version && v != 1 {
+	rd.version = le.Uint32(pre[len(magic):])
+	if v := rd.version; v != Version && v != 1 {
 		if v > Version {
 			return nil, &FormatError{int64(len(magic)), fmt.Sprintf("format version %d is newer than this twtop reads (%d): upgrade twtop", v, Version)}
 		}
 		return nil, &FormatError{int64(len(magic)), fmt.Sprintf("unknown format version %d", v)}
 	}
-	rd.version = le.Uint32(pre[len(magic):])
 	start := rd.off
 	typ, p, err := rd.block()
 	if err != nil {
