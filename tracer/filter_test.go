@@ -415,3 +415,54 @@ func TestInKernelCgroupFilter(t *testing.T) {
 		}
 	}
 }
+
+// Stop keeps the tail: the records still in the buffers when it is called
+// are handed out before ErrClosed (Close drops them). The traffic runs
+// while nothing reads the tracer, so every record of it is in the buffers
+// at the Stop, and in the merge's hold-back with rings per CPU.
+func TestStopKeepsTheTail(t *testing.T) {
+	const n = 40
+	ns := netnstest.New(t)
+	opts, err := envOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Netns, opts.ScanNetns = ns.Inode(), []string{ns.Path()}
+	tr, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open: %+v", err)
+	}
+	defer tr.Close()
+	r, err := scenario.ClientCloses(ns, n, unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var want []scenario.Tuple
+	for deadline := time.Now().Add(5 * time.Second); len(want) < n && time.Now().Before(deadline); {
+		want = diagTimewait(t, ns, unix.AF_INET)
+		if len(want) < n {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	tr.Stop()
+	tr.Stop() // a second Stop changes nothing
+	st := lifecycle.NewStream(tr, tr.HZ())
+	var got []event.Event
+	for {
+		e, err := st.Next()
+		if errors.Is(err, ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, *e)
+	}
+	if _, err := tr.Next(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next after the end: %v, want ErrClosed", err)
+	}
+	eq(t, "ESTABLISHED->FIN_WAIT1 after Stop", count(got, finWait1), n)
+	eq(t, "tw_create after Stop", count(got, created), n)
+	sameTuples(t, "tw_create vs sock_diag", tuplesOf(got, created), want)
+}

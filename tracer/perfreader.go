@@ -3,6 +3,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type perfReader struct {
 	cutoff   int64 // records stamped before this (CLOCK_MONOTONIC ns) are released
 	flushing bool  // a Flush was requested and its perf.ErrFlushed is still to come
 	flushAt  int64 // CLOCK_MONOTONIC just before that Flush
+	final    bool  // no record comes anymore: a drain releases every record
 	deadline time.Time
 	lost     atomic.Uint64
 	closed   atomic.Bool
@@ -116,6 +118,9 @@ func (r *perfReader) fill(wait time.Duration) error {
 		case errors.Is(err, perf.ErrFlushed):
 			r.flushing = false
 			r.cutoff = r.flushAt - int64(holdBack)
+			if r.final {
+				r.cutoff = math.MaxInt64
+			}
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// the poller reached the deadline and the buffers were
@@ -168,6 +173,9 @@ func (r *perfReader) flush() error {
 
 // SetDeadline bounds how long Read blocks; the zero time means no bound.
 func (r *perfReader) SetDeadline(t time.Time) { r.deadline = t }
+
+// Final: every record is due once a drain has read it.
+func (r *perfReader) Final() { r.final = true }
 
 // Close makes a blocked Read return ErrClosed and frees the buffers.
 func (r *perfReader) Close() error {

@@ -286,6 +286,7 @@ type ringReader struct {
 	runs   []*run
 	merge  bool
 	cutoff int64 // with merge, records stamped before this (CLOCK_MONOTONIC ns) are released
+	final  bool  // no record comes anymore: a look releases every record
 	rings  []*ring
 	poll   *ringPoller
 
@@ -391,7 +392,7 @@ func (r *ringReader) look() error {
 			return err
 		}
 	}
-	if r.merge {
+	if r.merge && !r.final {
 		r.cutoff = began - int64(holdBack)
 	}
 	return nil
@@ -431,7 +432,14 @@ func (r *ringReader) fill() (err error) {
 }
 
 func (r *ringReader) SetDeadline(d time.Time) { r.deadline = d }
-func (r *ringReader) Lost() uint64            { return 0 }
+
+// Final: every record is due once looked at.
+func (r *ringReader) Final() {
+	r.final = true
+	r.cutoff = math.MaxInt64
+}
+
+func (r *ringReader) Lost() uint64 { return 0 }
 
 // Close wakes a Read blocked in epoll_wait, then unmaps the rings and
 // closes the descriptors once no Read uses them; safe to call twice.

@@ -101,6 +101,9 @@ type Tracer struct {
 	idle      func() error // see OnIdle
 
 	closed    atomic.Bool // set by Close: Next checks it without the lock
+	stopping  atomic.Bool // set by Stop: Next hands out what the buffers hold, then ends
+	draining  bool        // Next: the reader was told that no record comes anymore
+	drained   bool        // Next: the buffers were read to their end after Stop
 	mu        sync.Mutex
 	scanNetns []string
 	final     *Stats // counters at Close
@@ -431,6 +434,58 @@ func (t *Tracer) release() {
 	}
 }
 
+// Stop detaches every program, so that no record is written anymore, and
+// makes Next hand out the records the buffers still hold and then return
+// ErrClosed: a recording ends with the records of the moment it was
+// stopped, where Close drops the last poll interval's. It may be called
+// from another goroutine (a signal handler) while Next blocks; Next sees
+// it within pollEvery. A scan under way is dropped. Close frees the rest.
+func (t *Tracer) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() || t.stopping.Load() {
+		return
+	}
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	t.stopping.Store(true)
+}
+
+// drain is Next after Stop: the records the reader still has, with the
+// scans' held end records in their place, then ErrClosed. It reports
+// false when it queued records in pending instead of returning one.
+func (t *Tracer) drain() ([]byte, bool, error) {
+	if t.drained {
+		return nil, true, ErrClosed
+	}
+	if !t.draining {
+		t.draining = true
+		t.closeScans()
+		t.reader.Final()
+		t.reader.SetDeadline(time.Now())
+	}
+	r, err := t.reader.Read()
+	if err == nil {
+		if t.releaseScanEnds(r) {
+			return nil, false, nil
+		}
+		t.count(r)
+		return r, true, nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, true, err
+	}
+	if len(t.scanEnds) > 0 {
+		t.pending = append(t.pending, t.scanEnds...)
+		t.scanEnds = t.scanEnds[:0]
+		return nil, false, nil
+	}
+	t.drained = true
+	return nil, true, ErrClosed
+}
+
 // Close detaches every program and frees the maps. It may be called from
 // another goroutine (a signal handler) while Next blocks; Next then
 // returns ErrClosed.
@@ -481,6 +536,12 @@ func (t *Tracer) Next() ([]byte, error) {
 			t.pending = t.pending[1:]
 			t.count(r)
 			return r, nil
+		}
+		if t.stopping.Load() {
+			if r, done, err := t.drain(); done {
+				return r, err
+			}
+			continue
 		}
 		if len(t.scans) > 0 {
 			r, err := t.nextScanned()
@@ -557,6 +618,10 @@ type recordReader interface {
 	Read() ([]byte, error)
 	// SetDeadline bounds how long Read blocks; the zero time means none.
 	SetDeadline(time.Time)
+	// Final says that no record will be written anymore (the programs
+	// are detached): the records a merge holds back are released as
+	// soon as they are read.
+	Final()
 	// Close makes a blocked Read return ErrClosed; safe to call twice.
 	Close() error
 	// Lost counts records the reader learned the kernel dropped beyond

@@ -146,7 +146,7 @@ func live(cfg *config) error {
 		case <-stop:
 			return
 		}
-		tr.Close() // unblocks Next
+		tr.Stop() // Next hands out what the buffers hold, then ends
 	}()
 
 	switch {
