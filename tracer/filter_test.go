@@ -240,7 +240,8 @@ func helperConnections(path string, port, n int) error {
 }
 
 // openIn opens a tracer of the harness's options for namespace ns (its
-// filter and its scan), changed by set; it is closed when t ends.
+// filter and its scan), changed by set (if not nil); it is closed when t
+// ends.
 func openIn(t *testing.T, ns *netns.NS, set func(*Options)) *Tracer {
 	t.Helper()
 	opts, err := envOptions()
@@ -248,7 +249,9 @@ func openIn(t *testing.T, ns *netns.NS, set func(*Options)) *Tracer {
 		t.Fatal(err)
 	}
 	opts.Netns, opts.ScanNetns = ns.Inode(), []string{ns.Path()}
-	set(&opts)
+	if set != nil {
+		set(&opts)
+	}
 	tr, err := Open(opts)
 	if err != nil {
 		t.Fatalf("open: %+v", err)
@@ -423,16 +426,7 @@ func TestInKernelCgroupFilter(t *testing.T) {
 func TestStopKeepsTheTail(t *testing.T) {
 	const n = 40
 	ns := netnstest.New(t)
-	opts, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Netns, opts.ScanNetns = ns.Inode(), []string{ns.Path()}
-	tr, err := Open(opts)
-	if err != nil {
-		t.Fatalf("open: %+v", err)
-	}
-	defer tr.Close()
+	tr := openIn(t, ns, nil)
 	r, err := scenario.ClientCloses(ns, n, unix.AF_INET)
 	if err != nil {
 		t.Fatal(err)

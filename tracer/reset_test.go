@@ -20,16 +20,7 @@ import (
 // traced one, exactly the servers receive the RSTs the clients send.
 func TestResetDirectionWithNetnsFilter(t *testing.T) {
 	traced, other := netnstest.New(t), netnstest.New(t)
-	opts, err := envOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Netns, opts.ScanNetns = traced.Inode(), []string{traced.Path()}
-	tr, err := Open(opts)
-	if err != nil {
-		t.Fatalf("open: %+v", err)
-	}
-	defer tr.Close()
+	tr := openIn(t, traced, nil)
 	got := make(chan []event.Event, 1)
 	go func() {
 		var evs []event.Event
