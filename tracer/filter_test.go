@@ -426,6 +426,11 @@ func TestInKernelCgroupFilter(t *testing.T) {
 func TestStopKeepsTheTail(t *testing.T) {
 	const n = 40
 	ns := netnstest.New(t)
+	// every TIME_WAIT socket stays: with tcp_tw_reuse 2 (loopback) a
+	// connect() a second after an earlier one may take its tuple over
+	if err := ns.SetSysctl("net.ipv4.tcp_tw_reuse", "0"); err != nil {
+		t.Fatal(err)
+	}
 	tr := openIn(t, ns, nil)
 	r, err := scenario.ClientCloses(ns, n, unix.AF_INET)
 	if err != nil {
