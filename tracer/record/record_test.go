@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"strings"
@@ -146,14 +147,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(recs) {
-		t.Fatalf("read %d records, wrote %d", len(got), len(recs))
-	}
-	for i := range recs {
-		if !bytes.Equal(got[i], recs[i]) {
-			t.Fatalf("record %d differs:\n got %x\nwant %x", i, got[i], recs[i])
-		}
-	}
+	sameRecords(t, "round trip", got, recs)
 	if h := r.Header(); h.Kernel != "6.18.0" || h.HZ != 250 || h.ByteOrder != "little" || !h.Started.Equal(testHeader().Started) {
 		t.Errorf("header = %+v", h)
 	}
@@ -408,22 +402,24 @@ func TestVersion1Layout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range got {
-		if !bytes.Equal(got[i], old[i]) {
-			t.Fatalf("version %d, record %d changed on the way", Version, i)
-		}
-	}
+	sameRecords(t, fmt.Sprintf("version %d", Version), got, old)
 	le.PutUint32(data[len(magic):], 1)
 	_, got, _, err = readAll(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(cur) {
-		t.Fatalf("read %d records, want %d", len(got), len(cur))
+	sameRecords(t, "version 1", got, cur)
+}
+
+// sameRecords fails t unless got holds exactly the records of want.
+func sameRecords(t *testing.T, what string, got, want [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: read %d records, want %d", what, len(got), len(want))
 	}
-	for i := range got {
-		if !bytes.Equal(got[i], cur[i]) {
-			t.Fatalf("version 1, record %d:\n%x\nwant\n%x", i, got[i], cur[i])
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("%s: record %d differs:\n got %x\nwant %x", what, i, got[i], want[i])
 		}
 	}
 }
