@@ -137,6 +137,20 @@ struct owner {
 	char comm[TWTOP_COMM_LEN];
 };
 
+/* The owner a CPU last wrote with EVF_OWNER_NEW (see emit()). */
+struct owner_cache {
+	struct owner o; /* same layout as struct event from cgroup on */
+	__u32 valid;    /* o was written and user space has it */
+	__u32 nest;     /* emit() calls under way on this CPU */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct owner_cache);
+} owner_caches SEC(".maps");
+
 /* With cfg.cgroup: the cgroup whose subtree the owners must be in. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
@@ -370,10 +384,54 @@ static __always_inline void unpack_inet(struct event *e)
 	((__u32 *)e->saddr)[1] = 0;
 }
 
+/* The owner travels once per CPU: a record with an owner (EVF_OWNER) whose
+ * owner is the one this CPU last wrote leaves it out (EVF_OWNER_SAME, and
+ * the size of a record without an owner); one with another owner writes it
+ * and makes it the CPU's (EVF_OWNER_NEW). User space reads a CPU's records
+ * in the order they were written and puts the owner back. An owner that
+ * could not be written is forgotten, so the next record writes it again. A
+ * program that runs while another is inside emit() on the same CPU (an
+ * interrupt) writes its owner whole and leaves the CPU's alone: the two
+ * records' order in the buffer is not the order of the cache's updates.
+ * owner_cache_enter returns the cache to update after the write, if any. */
+static __always_inline struct owner_cache *owner_cache_enter(struct event *e)
+{
+	struct owner_cache *oc;
+	const __u64 *a, *b;
+
+	if (!(e->flags & EVF_OWNER))
+		return NULL;
+	oc = bpf_map_lookup_elem(&owner_caches, &zero);
+	if (!oc)
+		return NULL;
+	if (oc->nest++)
+		return oc;
+	a = (const void *)&oc->o;
+	b = (const void *)&e->cgroup;
+	if (oc->valid && a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3])
+		e->flags = (e->flags & ~EVF_OWNER) | EVF_OWNER_SAME;
+	else
+		e->flags |= EVF_OWNER_NEW;
+	return oc;
+}
+
+static __always_inline void owner_cache_leave(struct owner_cache *oc, const struct event *e, long err)
+{
+	if (!oc)
+		return;
+	if (e->flags & EVF_OWNER_NEW) {
+		oc->valid = !err;
+		__builtin_memcpy(&oc->o, &e->cgroup, sizeof(oc->o));
+	}
+	oc->nest--;
+}
+
 /* Stamp a fully built record (time, CPU, the CPU's sequence number) and
  * copy it into the ring buffer: one helper call, which reserves, copies
- * and commits. With cfg.per_cpu_rings the ring is this CPU's own; a CPU
- * without one, or a full ring, counts the record as lost, by kind.
+ * and commits the part of the record that holds something: EVENT_SIZE_*
+ * bytes, the whole record where owner_cache_enter leaves the owner in.
+ * With cfg.per_cpu_rings the ring is this CPU's own; a CPU without one, or
+ * a full ring, counts the record as lost, by kind.
  *
  * Waking the reader for every record costs the traced host an interrupt
  * and a context switch per event, and asking the ring how much is unread
@@ -389,6 +447,7 @@ static __always_inline void emit(void *ctx, struct event *e)
 	__u32 *seq = bpf_map_lookup_elem(&seqs, &zero);
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 s = 0, size = sizeof(*e);
+	__u8 flags0 = e->flags;
 	__u64 flags = 0;
 	long err;
 
@@ -400,6 +459,7 @@ static __always_inline void emit(void *ctx, struct event *e)
 	e->cpu = cpu;
 	e->seq = s;
 	pack_inet(e);
+	struct owner_cache *oc = owner_cache_enter(e);
 	if (!(e->flags & EVF_OWNER))
 		size = e->family == AF_INET6 ? EVENT_SIZE_INET6 : EVENT_SIZE_INET;
 	if (cfg.perf_buffer) {
@@ -415,7 +475,9 @@ static __always_inline void emit(void *ctx, struct event *e)
 			err = bpf_ringbuf_output(&events, e, size, flags);
 		}
 	}
+	owner_cache_leave(oc, e, err);
 	unpack_inet(e);
+	e->flags = flags0;
 	if (err) {
 		__u32 k = e->kind;
 		__u64 *n = bpf_map_lookup_elem(&lost, &k);

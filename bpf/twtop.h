@@ -60,6 +60,11 @@ enum tw_rx {
 #define EVF_INFERRED 0x02 /* the figure is inferred, not seen exactly */
 #define EVF_IN_CONNECT 0x04 /* happened inside the owner's connect() */
 #define EVF_RST_RX 0x08     /* EV_STATE to CLOSE: the socket received an RST */
+/* The owner travels once per CPU while it stays the same (emit()). On the
+ * wire only, never in a record user space passes on: */
+#define EVF_OWNER_NEW 0x10  /* with EVF_OWNER: this CPU's owner from here on */
+#define EVF_OWNER_SAME 0x20 /* without EVF_OWNER: the owner is this CPU's
+			     * last EVF_OWNER_NEW one, and not written */
 
 struct event {
 	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
@@ -92,9 +97,9 @@ struct event {
 };
 
 /* How much of a struct event a record written to the ring buffer or the
- * perf buffer holds: the whole of it with an owner (EVF_OWNER), up to the
- * addresses otherwise; user space reads the rest as zeros. The scan
- * iterator writes whole records. */
+ * perf buffer holds: the whole of it with an owner written (EVF_OWNER), up
+ * to the addresses otherwise (EVF_OWNER_SAME included); user space reads
+ * the rest as zeros. The scan iterator writes whole records. */
 #define EVENT_SIZE_INET 56  /* AF_INET (and no address), no owner */
 #define EVENT_SIZE_INET6 80 /* AF_INET6, no owner */
 

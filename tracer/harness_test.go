@@ -283,6 +283,16 @@ func atLeast(n int, match func(*event.Event) bool) func([]event.Event) bool {
 
 // requireLost fails if the tracer lost records: every figure below is
 // asserted exactly, so a loss would make them meaningless.
+// stats reads the shared tracer's counters.
+func stats(t *testing.T, w *watch) Stats {
+	t.Helper()
+	s, err := w.st.tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func requireNoLoss(t *testing.T, w *watch) {
 	t.Helper()
 	s, err := w.st.tr.Stats()
@@ -292,6 +302,7 @@ func requireNoLoss(t *testing.T, w *watch) {
 	if n := s.TotalLost(); n != 0 {
 		t.Fatalf("tracer lost %d records", n)
 	}
+	eq(t, "records whose owner the kernel left out and the reader did not know", s.OwnersUnknown, 0)
 }
 
 func eq[T comparable](t *testing.T, what string, got, want T) {

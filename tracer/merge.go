@@ -36,6 +36,8 @@ type merger struct {
 	lent  *[event.RecordSize]byte   // the slot pop returned last
 	seq   uint64                    // pushes so far
 	slots int                       // slots allocated
+
+	owners event.Owners // a CPU's records are pushed in the order written
 }
 
 // heldRecord is one record in the merger.
@@ -45,8 +47,8 @@ type heldRecord struct {
 	rec *[event.RecordSize]byte
 }
 
-// push copies rec (a record as written, see event.Widen) as a whole record
-// and returns its time.
+// push copies rec (a record as written, see event.Widen) as a whole record,
+// its owner put back (see event.Owners), and returns its time.
 func (m *merger) push(rec []byte) int64 {
 	if len(m.free) == 0 {
 		chunk := new([mergeChunk][event.RecordSize]byte)
@@ -58,6 +60,7 @@ func (m *merger) push(rec []byte) int64 {
 	s := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
 	event.Widen(s[:0], rec)
+	m.owners.Restore(s[:])
 	ts := int64(binary.LittleEndian.Uint64(s[:8]))
 	m.held = append(m.held, heldRecord{ts: ts, seq: m.seq, rec: s})
 	m.seq++

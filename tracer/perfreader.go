@@ -189,3 +189,5 @@ func (r *perfReader) Close() error {
 // Lost is the number of records the kernel reported it could not write
 // into the buffers (perf lost-samples records).
 func (r *perfReader) Lost() uint64 { return r.lost.Load() }
+
+func (r *perfReader) Owners() (restored, unknown uint64) { return r.merge.owners.Counts() }

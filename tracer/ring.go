@@ -276,8 +276,9 @@ func (u *run) giveBack() {
 // oldest record held leaves the hold-back, and then looks again. One ring
 // is polled level-triggered, and waited on only when it has nothing.
 type ringReader struct {
-	buf  []byte // records copied out, event.RecordSize bytes apart
-	next int    // offset in buf of the next record to return
+	buf    []byte // records copied out, event.RecordSize bytes apart
+	next   int    // offset in buf of the next record to return
+	owners event.Owners
 
 	deadline time.Time
 
@@ -421,6 +422,7 @@ func (r *ringReader) fill() (err error) {
 			break
 		}
 		r.buf = event.Widen(r.buf, u.head)
+		r.owners.Restore(r.buf[len(r.buf)-event.RecordSize:])
 		if err = u.take(); err != nil {
 			break
 		}
@@ -440,6 +442,8 @@ func (r *ringReader) Final() {
 }
 
 func (r *ringReader) Lost() uint64 { return 0 }
+
+func (r *ringReader) Owners() (restored, unknown uint64) { return r.owners.Counts() }
 
 // Close wakes a Read blocked in epoll_wait, then unmaps the rings and
 // closes the descriptors once no Read uses them; safe to call twice.

@@ -22,6 +22,11 @@ type Stats struct {
 	// TotalLost: it is a cross-check.
 	ReaderLost      uint64
 	RecursionMisses map[string]uint64 // per program
+	// OwnersRestored are the records whose owner the kernel left out, as
+	// the one their CPU wrote last, and the reader put back
+	// (event.Owners). OwnersUnknown are those whose CPU had none, which
+	// lost their owner; 0 unless the kernel broke that rule.
+	OwnersRestored, OwnersUnknown uint64
 }
 
 // TotalLost sums Lost.
@@ -87,6 +92,7 @@ func (t *Tracer) stats() (Stats, error) {
 	}
 	if t.reader != nil {
 		s.ReaderLost = t.reader.Lost()
+		s.OwnersRestored, s.OwnersUnknown = t.reader.Owners()
 	}
 	s.RecursionMisses = make(map[string]uint64)
 	for name, p := range t.coll.Programs {

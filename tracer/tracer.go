@@ -627,6 +627,9 @@ type recordReader interface {
 	// Lost counts records the reader learned the kernel dropped beyond
 	// the programs' own count (perf's lost-samples records).
 	Lost() uint64
+	// Owners counts the owners put back (event.Owners.Counts); safe to
+	// call while Read runs.
+	Owners() (restored, unknown uint64)
 }
 
 // DefaultRingSize is the size of the ring buffers, all CPUs' together,

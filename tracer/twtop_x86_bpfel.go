@@ -74,6 +74,7 @@ const (
 	twtopMapLastArmed       = "last_armed"
 	twtopMapLastRstTw       = "last_rst_tw"
 	twtopMapLost            = "lost"
+	twtopMapOwnerCaches     = "owner_caches"
 	twtopMapOwners          = "owners"
 	twtopMapPerfEvents      = "perf_events"
 	twtopMapPidTuples       = "pid_tuples"
@@ -231,6 +232,7 @@ type twtopMapSpecs struct {
 	LastArmed    *ebpf.MapSpec `ebpf:"last_armed"`
 	LastRstTw    *ebpf.MapSpec `ebpf:"last_rst_tw"`
 	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	OwnerCaches  *ebpf.MapSpec `ebpf:"owner_caches"`
 	Owners       *ebpf.MapSpec `ebpf:"owners"`
 	PerfEvents   *ebpf.MapSpec `ebpf:"perf_events"`
 	PidTuples    *ebpf.MapSpec `ebpf:"pid_tuples"`
@@ -282,6 +284,7 @@ type twtopMaps struct {
 	LastArmed    *ebpf.Map `ebpf:"last_armed"`
 	LastRstTw    *ebpf.Map `ebpf:"last_rst_tw"`
 	Lost         *ebpf.Map `ebpf:"lost"`
+	OwnerCaches  *ebpf.Map `ebpf:"owner_caches"`
 	Owners       *ebpf.Map `ebpf:"owners"`
 	PerfEvents   *ebpf.Map `ebpf:"perf_events"`
 	PidTuples    *ebpf.Map `ebpf:"pid_tuples"`
@@ -306,6 +309,7 @@ func (m *twtopMaps) Close() error {
 		m.LastArmed,
 		m.LastRstTw,
 		m.Lost,
+		m.OwnerCaches,
 		m.Owners,
 		m.PerfEvents,
 		m.PidTuples,

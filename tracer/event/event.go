@@ -91,6 +91,10 @@ const (
 	FlagInferred  = 0x02 // the figure is inferred, not seen exactly
 	FlagInConnect = 0x04 // happened inside the owner's connect()
 	FlagRSTRx     = 0x08 // a state change to CLOSE caused by an RST received
+
+	// On the wire only: Owners.Restore clears them.
+	FlagOwnerNew  = 0x10 // with FlagOwner: its CPU's owner from here on
+	FlagOwnerSame = 0x20 // the owner is its CPU's last FlagOwnerNew one, left out
 )
 
 // Event is one decoded record.
