@@ -53,7 +53,7 @@ func TestDefaultRingSize(t *testing.T) {
 	for _, c := range []struct {
 		ncpu int
 		want uint32
-	}{{0, 32 << 20}, {1, 32 << 20}, {4, 32 << 20}, {5, 64 << 20}, {8, 64 << 20}, {16, 128 << 20}, {32, 256 << 20}, {256, 256 << 20}} {
+	}{{0, 16 << 20}, {1, 16 << 20}, {2, 16 << 20}, {3, 32 << 20}, {4, 32 << 20}, {5, 64 << 20}, {8, 64 << 20}, {16, 128 << 20}, {32, 256 << 20}, {256, 256 << 20}} {
 		if got := DefaultRingSize(c.ncpu); got != c.want {
 			t.Errorf("DefaultRingSize(%d) = %d MiB, want %d MiB", c.ncpu, got>>20, c.want>>20)
 		}

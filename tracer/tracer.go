@@ -633,18 +633,19 @@ type recordReader interface {
 }
 
 // DefaultRingSize is the size of the ring buffers, all CPUs' together,
-// for a host of ncpu CPUs: 8 MiB per CPU (half a second of one CPU at a
-// saturated churn, some 130,000 IPv4 records without an owner or 70,000
-// whole ones, for when the reader is descheduled while every CPU writes:
-// the UI's reader shares the host with the churn and the drawing), 32 MiB
+// for a host of ncpu CPUs: 8 MiB per CPU (130,000 records of 64 bytes, the
+// ring buffer's header included, which is what a transition takes unless
+// it writes an owner: two thirds of a second of one CPU at a saturated
+// churn, for when the reader is descheduled while every CPU writes, as
+// the UI's reader shares the host with the churn and the drawing), 16 MiB
 // at least and 256 MiB at most, rounded up to a power of two. The rings
 // are resident from the start: they are most of an idle twtop's memory.
-// With 262,144 TIME_WAIT sockets open (a scan of the full table takes some
-// 220 ms in which the rings are not read) under a saturated churn of two
-// CPUs, the UI lost records with 16 MiB (--record did not).
+// On two CPUs, with 262,144 TIME_WAIT sockets open (a scan of the full
+// table takes some 220 ms in which the rings are not read) under a
+// saturated churn, neither --record nor the UI lost a record with 16 MiB.
 func DefaultRingSize(ncpu int) uint32 {
 	want := uint64(max(ncpu, 1)) * 8 << 20
-	size := uint64(32 << 20)
+	size := uint64(16 << 20)
 	for size < want && size < 256<<20 {
 		size <<= 1
 	}

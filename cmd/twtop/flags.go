@@ -105,7 +105,7 @@ Flags:
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
   --ring-size SIZE   the kernel's event buffers, all CPUs' together, a power
-                     of two such as 64M or 1G (default: 8M per CPU, 32M to
+                     of two such as 64M or 1G (default: 8M per CPU, 16M to
                      256M; a CPU's own ring is at least 1M); raise it when
                      the stderr summary reports lost events
   --probe            print what the running kernel offers (BTF, ring buffer,
