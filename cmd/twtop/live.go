@@ -23,5 +23,9 @@ func printTracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
 		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
 			ts.Records, ts.Lost, ts.RecursionMisses)
 	}
+	if s, err := tr.Stats(); err == nil && s.OwnersUnknown > 0 {
+		fmt.Fprintf(os.Stderr, "twtop: %d records came without the owner the kernel said their CPU had written; they show no pid or comm\n",
+			s.OwnersUnknown)
+	}
 	return ts, ok
 }
