@@ -281,8 +281,6 @@ func atLeast(n int, match func(*event.Event) bool) func([]event.Event) bool {
 	return func(evs []event.Event) bool { return count(evs, match) >= n }
 }
 
-// requireLost fails if the tracer lost records: every figure below is
-// asserted exactly, so a loss would make them meaningless.
 // stats reads the shared tracer's counters.
 func stats(t *testing.T, w *watch) Stats {
 	t.Helper()
@@ -293,6 +291,9 @@ func stats(t *testing.T, w *watch) Stats {
 	return s
 }
 
+// requireNoLoss fails if the tracer lost records, or a record its owner:
+// every figure below is asserted exactly, so a loss would make them
+// meaningless.
 func requireNoLoss(t *testing.T, w *watch) {
 	t.Helper()
 	s, err := w.st.tr.Stats()

@@ -36,7 +36,7 @@ func TestOwnersRestore(t *testing.T) {
 		{"a CPU without an owner yet", ownerRecord(1, same|FlagInferred, 0, ""), ownerRecord(1, FlagInferred, 0, "")},
 		{"CPU 1 writes curl", ownerRecord(1, nw, 100, "curl"), ownerRecord(1, FlagOwner, 100, "curl")},
 		{"CPU 1 leaves curl out", ownerRecord(1, same|FlagInConnect, 0, ""), ownerRecord(1, FlagOwner|FlagInConnect, 100, "curl")},
-		{"CPU 0 has its own", ownerRecord(0, same, 0, ""), ownerRecord(0, 0, 0, "")},
+		{"CPU 0 has none: CPU 1's is not its", ownerRecord(0, same, 0, ""), ownerRecord(0, 0, 0, "")},
 		{"CPU 70 writes nginx", ownerRecord(70, nw, 200, "nginx"), ownerRecord(70, FlagOwner, 200, "nginx")},
 		{"an interrupt on CPU 1 writes its owner whole", ownerRecord(1, FlagOwner, 300, "envoy"), ownerRecord(1, FlagOwner, 300, "envoy")},
 		{"which does not change CPU 1's", ownerRecord(1, same, 0, ""), ownerRecord(1, FlagOwner, 100, "curl")},
