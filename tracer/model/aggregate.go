@@ -3,7 +3,6 @@ package model
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 )
 
@@ -64,7 +63,7 @@ func (b By) Workload() bool { return b == ByPod || b == ByContainer || b == BySe
 type aggregates struct {
 	process *aggregate[procKey]
 	port    *aggregate[portKey]
-	peer    *aggregate[netip.AddrPort]
+	peer    *aggregate[peerKey]
 	netns   *aggregate[uint32]
 	// by the owner's cgroup id, with a resolver (Config.Workloads): the
 	// pod, container and service rankings are made from these rows when a
@@ -277,7 +276,8 @@ func (k procKey) row() Closer {
 
 func (k portKey) row() Closer { return Closer{Key: k.String(), Netns: k.netns, Port: k.port} }
 
-func peerRow(dst netip.AddrPort) Closer {
+func peerRow(k peerKey) Closer {
+	dst := k.addrPort()
 	return Closer{Key: dst.String(), Peer: dst.String(), Port: dst.Port()}
 }
 

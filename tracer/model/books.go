@@ -5,8 +5,11 @@ package model
 // close created them (zero when none was seen), and whether they are a
 // connection's client side (which holds its local port towards the
 // destination until it ends).
+//
+// Its fields leave no padding, so that Model.books hashes and compares it
+// as one block of memory.
 type twBooks struct {
-	netns  uint32
 	closer closerKeys
-	client bool
+	netns  uint32
+	client uint32 // 1 for the client side
 }

@@ -110,7 +110,7 @@ func checkModel(t *testing.T, m *Model) {
 		want[s.held]++
 	}
 	for i := range m.tws.Keys() {
-		if tw := m.tws.At(i); m.books.Get(tw.books).client {
+		if tw := m.tws.At(i); m.books.Get(tw.books).client != 0 {
 			want[heldTimewait]++
 		}
 	}
@@ -121,7 +121,7 @@ func checkModel(t *testing.T, m *Model) {
 	for i := range m.tws.Keys() {
 		tw := m.tws.At(i)
 		books[tw.books]++
-		if client := m.books.Get(tw.books).client; client != (tw.dest != 0) || tw.dest > uint32(len(m.destByID)) {
+		if client := m.books.Get(tw.books).client != 0; client != (tw.dest != 0) || tw.dest > uint32(len(m.destByID)) {
 			t.Errorf("TIME_WAIT socket %#x: client %v, destination id %d of %d", m.tws.Keys()[i], client, tw.dest, len(m.destByID))
 		}
 	}

@@ -105,6 +105,7 @@ func (s Side) String() string {
 type sock struct {
 	netns    uint32
 	src, dst netip.AddrPort
+	key      tupleKey // keyOf(netns, src, dst)
 	side     Side
 	owner    owner
 	role     role // client, server, or not known yet
@@ -206,7 +207,7 @@ type Model struct {
 	tail      *recentRing
 	aggs      aggregates
 	netns     map[uint32]*NetnsStats
-	dests     map[destKey]*dest
+	dests     map[destMapKey]*dest
 	destByID  []*dest // dests by id - 1
 	portRange map[uint32]int
 	ephemeral map[uint32]portBounds  // ip_local_port_range by netns, from the settings
@@ -227,11 +228,6 @@ type closed struct {
 	role role
 }
 
-type tupleKey struct {
-	netns    uint32
-	src, dst netip.AddrPort
-}
-
 // New returns an empty model.
 func New(cfg Config) *Model {
 	cfg = cfg.withDefaults()
@@ -241,7 +237,7 @@ func New(cfg Config) *Model {
 		byTuple:   make(map[tupleKey]uint64),
 		recent:    make(map[tupleKey]closed),
 		netns:     make(map[uint32]*NetnsStats),
-		dests:     make(map[destKey]*dest),
+		dests:     make(map[destMapKey]*dest),
 		portRange: make(map[uint32]int),
 		ephemeral: make(map[uint32]portBounds),
 		served:    make(map[portKey]*durations),
@@ -302,7 +298,7 @@ func (m *Model) Apply(e *event.Event) {
 		if p := m.processOf(e); p != nil {
 			p.ConnectErrors++
 		}
-		m.aggs.peer.get(e.Dst).ConnectErrors++
+		m.aggs.peer.get(peerOf(e.Dst)).ConnectErrors++
 		m.workloadErr(e, func(c *Closer) { c.ConnectErrors++ })
 		m.aggs.netns.get(e.Netns).ConnectErrors++
 		// the kernel found no free local port towards this destination
@@ -367,10 +363,12 @@ func (m *Model) state(e *event.Event) {
 		}
 		s = m.newSock()
 		s.netns = e.Netns
+		s.key.netns = e.Netns
 		m.socks[e.Ptr] = s
 	}
 	if e.Src.Port() != 0 && (s.src != e.Src || s.dst != e.Dst) {
 		s.src, s.dst = e.Src, e.Dst
+		s.key = keyOf(s.netns, s.src, s.dst)
 		s.indexed, s.keysOK = false, false
 	}
 	// pid/comm only from events that carry the owner (process context)
@@ -431,7 +429,7 @@ func (m *Model) state(e *event.Event) {
 			keys = m.closerOf(s) // only then: looking a key up makes its row
 		}
 		m.countClose(s, &keys, e.Flags&event.FlagRSTRx != 0)
-		k := tupleKey{s.netns, s.src, s.dst}
+		k := s.key
 		if m.byTuple[k] == e.Ptr {
 			delete(m.byTuple, k)
 		}
@@ -458,7 +456,7 @@ func (m *Model) newSock() *sock {
 
 // index maps the socket s at ptr's tuple to it in byTuple.
 func (m *Model) index(s *sock, ptr uint64) {
-	k := tupleKey{s.netns, s.src, s.dst}
+	k := s.key
 	if old, ok := m.byTuple[k]; ok && old != ptr {
 		if o := m.socks[old]; o != nil {
 			o.indexed = false // its tuple maps to s now
@@ -539,7 +537,7 @@ func (m *Model) closerOf(s *sock) closerKeys {
 		out[ByPort] = m.aggs.port.get(portKey{s.netns, s.src.Port()})
 	case roleClient:
 		if s.dst.IsValid() {
-			out[ByPeer] = m.aggs.peer.get(s.dst)
+			out[ByPeer] = m.aggs.peer.get(peerOf(s.dst))
 		}
 	}
 	out[ByNetns] = m.aggs.netns.get(s.netns)
@@ -599,7 +597,7 @@ func (m *Model) twCreate(e *event.Event) {
 	}
 	b := twBooks{netns: e.Netns}
 	r := roleUnknown
-	if left, ok := m.closerFor(tupleKey{e.Netns, e.Src, e.Dst}); ok {
+	if left, ok := m.closerFor(keyOf(e.Netns, e.Src, e.Dst)); ok {
 		r = left.role
 		b.closer = left.keys
 		for _, c := range b.closer {
@@ -618,7 +616,7 @@ func (m *Model) twCreate(e *event.Event) {
 	if r == roleClient && e.Src.Addr().IsValid() && e.Src.Port() != 0 && e.Dst.IsValid() {
 		// the client's TIME_WAIT socket keeps its local port towards the
 		// destination until it ends
-		b.client = true
+		b.client = 1
 		d := m.destOf(destKey{e.Netns, e.Src.Addr(), e.Dst})
 		t.dest = d.id
 		d.change(heldTimewait, 1, m.now)
@@ -664,7 +662,7 @@ func (m *Model) release(ptr uint64, t tw) {
 	m.tws.Del(ptr)
 	b := m.books.Get(t.books)
 	m.ns(b.netns).Open--
-	if b.client {
+	if b.client != 0 {
 		d := m.destByID[t.dest-1]
 		if d.other {
 			m.c.FoldedDestinations++

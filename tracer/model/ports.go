@@ -51,8 +51,9 @@ func groupOf(st event.State) portGroup {
 const rateSeconds = 10
 
 type dest struct {
-	id    uint32 // 1 + its position in Model.destByID
-	other bool   // the destinations folded into "other" (destKey{})
+	id    uint32  // 1 + its position in Model.destByID
+	key   destKey // its key in Model.dests (destKey{} for "other")
+	other bool    // the destinations folded into "other" (destKey{})
 	held  [heldGroups]int64
 	// per second of the window: connections established, and client
 	// TIME_WAIT sockets created while tracing
@@ -314,17 +315,17 @@ type PortPressure struct {
 }
 
 func (m *Model) destOf(k destKey) *dest {
-	d := m.dests[k]
+	d := m.dests[k.mapKey()]
 	if d == nil {
 		if len(m.dests) >= m.cfg.MaxKeys {
 			m.c.FoldedDestinations++
 			k = destKey{} // folded: "other"
-			if d = m.dests[k]; d != nil {
+			if d = m.dests[k.mapKey()]; d != nil {
 				return d
 			}
 		}
-		d = &dest{id: uint32(len(m.destByID)) + 1, other: k == destKey{}}
-		m.dests[k] = d
+		d = &dest{id: uint32(len(m.destByID)) + 1, key: k, other: k == destKey{}}
+		m.dests[k.mapKey()] = d
 		m.destByID = append(m.destByID, d)
 	}
 	return d
@@ -336,10 +337,10 @@ func (m *Model) sockDest(s *sock) *dest {
 	if s.destp != nil {
 		return s.destp
 	}
-	d := m.dests[s.dest]
+	d := m.dests[s.dest.mapKey()]
 	if d == nil {
 		d = m.destOf(s.dest)
-		if m.dests[s.dest] != d {
+		if d.key != s.dest {
 			return d // folded
 		}
 	}
@@ -379,7 +380,8 @@ func (m *Model) hold(s *sock, st event.State) {
 // holding the most ports first.
 func (m *Model) ports() []PortPressure {
 	out := make([]PortPressure, 0, len(m.dests))
-	for k, d := range m.dests {
+	for _, d := range m.dests {
+		k := d.key
 		cur := d.count()
 		if cur.all == 0 && d.total == 0 && d.errors == 0 {
 			continue

@@ -1,0 +1,77 @@
+package model
+
+import "net/netip"
+
+// The maps the model looks up on every event are keyed by flat values
+// without pointers or padding, which the runtime hashes and compares as
+// one block of memory. A key of netip values (each holds a pointer and
+// leaves padding) takes a hash call per field and gives the collector
+// pointers to scan. As16 writes IPv4 and IPv4-mapped IPv6 addresses as
+// the same bytes, so each key also says which kind every address is.
+
+// tupleKey is a connection's two ends in its network namespace.
+type tupleKey struct {
+	src, dst     [16]byte // As16 of the addresses
+	sport, dport uint16
+	netns        uint32
+	kinds        uint32 // addrKind of the source, the destination's << 2
+}
+
+func keyOf(netns uint32, src, dst netip.AddrPort) tupleKey {
+	return tupleKey{
+		src: src.Addr().As16(), dst: dst.Addr().As16(),
+		sport: src.Port(), dport: dst.Port(), netns: netns,
+		kinds: addrKind(src.Addr()) | addrKind(dst.Addr())<<2,
+	}
+}
+
+// addrKind is the kind of an address: none 0, IPv6 1 (an IPv4-mapped
+// one included), IPv4 2.
+func addrKind(a netip.Addr) uint32 {
+	switch {
+	case a.Is4():
+		return 2
+	case a.IsValid():
+		return 1
+	}
+	return 0
+}
+
+// destMapKey is a destKey as Model.dests is keyed (the dest keeps its
+// destKey).
+type destMapKey struct {
+	src, dst [16]byte // As16 of the addresses
+	dport    uint16
+	kinds    uint16 // addrKind of the source, the destination's << 2
+	netns    uint32
+}
+
+func (k destKey) mapKey() destMapKey {
+	return destMapKey{
+		src: k.src.As16(), dst: k.dst.Addr().As16(), dport: k.dst.Port(),
+		kinds: uint16(addrKind(k.src) | addrKind(k.dst.Addr())<<2), netns: k.netns,
+	}
+}
+
+// peerKey is a peer's address and port, the key of the peer ranking.
+type peerKey struct {
+	addr [16]byte // As16
+	port uint16
+	kind uint16 // addrKind
+}
+
+func peerOf(dst netip.AddrPort) peerKey {
+	return peerKey{addr: dst.Addr().As16(), port: dst.Port(), kind: uint16(addrKind(dst.Addr()))}
+}
+
+// addrPort is the address and port the key was made of.
+func (k peerKey) addrPort() netip.AddrPort {
+	var a netip.Addr
+	switch k.kind {
+	case 2:
+		a = netip.AddrFrom16(k.addr).Unmap()
+	case 1:
+		a = netip.AddrFrom16(k.addr)
+	}
+	return netip.AddrPortFrom(a, k.port)
+}
