@@ -6,6 +6,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/twtop/twtop/tracer/event"
 )
 
 const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
@@ -15,6 +17,12 @@ const batchHeadSize = 8 // count uint32, size uint16, encoding uint8, reserved
 // grouped by offset out, is transpose(dst, recs, n, size); the way back is
 // transpose(recs, t, size, n).
 func transpose(dst, src []byte, rows, cols int) {
+	transposeStrided(dst, rows, src, cols, rows, cols)
+}
+
+// transposeStrided is transpose for matrices whose rows lie further apart
+// than their length: src's rows start ss bytes apart, dst's ds.
+func transposeStrided(dst []byte, ds int, src []byte, ss int, rows, cols int) {
 	// 8x8 blocks in registers, written as whole words, in an order that
 	// keeps the side whose rows lie far apart (a power of two apart, for
 	// a full batch: they share cache sets) on 8 rows at a time, each
@@ -27,7 +35,7 @@ func transpose(dst, src []byte, rows, cols int) {
 			i1 := min(i0+tile, r8)
 			for j := 0; j < c8; j += 8 {
 				for i := i0; i < i1; i += 8 {
-					transpose8(dst[j*rows+i:], rows, src[i*cols+j:], cols)
+					transpose8(dst[j*ds+i:], ds, src[i*ss+j:], ss)
 				}
 			}
 		}
@@ -36,7 +44,7 @@ func transpose(dst, src []byte, rows, cols int) {
 			j1 := min(j0+tile, c8)
 			for i := 0; i < r8; i += 8 {
 				for j := j0; j < j1; j += 8 {
-					transpose8(dst[j*rows+i:], rows, src[i*cols+j:], cols)
+					transpose8(dst[j*ds+i:], ds, src[i*ss+j:], ss)
 				}
 			}
 		}
@@ -49,7 +57,7 @@ func transpose(dst, src []byte, rows, cols int) {
 			j0 = 0
 		}
 		for j := j0; j < cols; j++ {
-			dst[j*rows+i] = src[i*cols+j]
+			dst[j*ds+i] = src[i*ss+j]
 		}
 	}
 }
@@ -128,35 +136,38 @@ var littleEndianHost = func() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
 
-// batchEncoder encodes event block payloads (encDeltaTransposedS2).
+// batchEncoder encodes event block payloads: split blocks (encSplitS2)
+// of whole records, else encDeltaTransposedS2 ones.
 type batchEncoder struct {
-	scratch []byte
+	scratch        []byte
+	plane2, plane3 []byte // a split block's second and third planes, record-major
 }
 
 // encode appends the payload of an event block holding n records of size
 // sz (at least 8: the time; recs, record-major) to dst. It overwrites the
 // times in recs with their differences (deltaTimes).
 func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
+	deltaTimes(recs, n, sz)
+	if sz == event.RecordSize && b.gather(recs, n) {
+		return b.encodeSplit(dst, recs, n)
+	}
+	return b.encodeWhole(dst, recs, n, sz)
+}
+
+// encodeWhole appends the payload of an encDeltaTransposedS2 block of the
+// n records of size sz in recs (times already as differences) to dst.
+func (b *batchEncoder) encodeWhole(dst, recs []byte, n, sz int) []byte {
 	var head [batchHeadSize]byte
 	le.PutUint32(head[0:], uint32(n))
 	le.PutUint16(head[4:], uint16(sz))
 	head[6] = encDeltaTransposedS2
-	deltaTimes(recs, n, sz)
 	dst = append(dst, head[:]...)
 	if cap(b.scratch) < len(recs) {
 		b.scratch = make([]byte, len(recs))
 	}
 	t := b.scratch[:len(recs)]
 	transpose(t, recs, n, sz)
-	// S2 writes into the spare capacity of its destination when it is
-	// large enough, so the block buffer is reused from batch to batch
-	// (with room for the block's checksum after the payload)
-	need := s2.MaxEncodedLen(len(t))
-	if cap(dst)-len(dst) < need {
-		dst = append(make([]byte, 0, len(dst)+need+blockTailSize), dst...)
-	}
-	out := s2.Encode(dst[len(dst):len(dst)+need], t)
-	return dst[:len(dst)+len(out)]
+	return b.compress(dst, t)
 }
 
 // deltaTimes replaces the time (first 8 bytes, little-endian) of every
@@ -180,9 +191,10 @@ func undeltaTimes(recs []byte, n, sz int) {
 // batchDecoder decodes event block payloads: zstd ones (encodings 1 and 2,
 // written by earlier versions) and S2 ones.
 type batchDecoder struct {
-	zdec    *zstd.Decoder // created on the first zstd block
-	scratch []byte
-	recs    []byte
+	zdec           *zstd.Decoder // created on the first zstd block
+	scratch        []byte
+	recs           []byte
+	plane2, plane3 []byte // a split block's second and third planes, record-major
 }
 
 // decode returns the records of an event block payload (valid until the
@@ -193,7 +205,7 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	}
 	n, sz = int(le.Uint32(p[0:])), int(le.Uint16(p[4:]))
 	enc := p[6]
-	if enc != encTransposedZstd && enc != encDeltaTransposedZstd && enc != encDeltaTransposedS2 {
+	if enc != encTransposedZstd && enc != encDeltaTransposedZstd && enc != encDeltaTransposedS2 && enc != encSplitS2 {
 		return nil, 0, 0, fmt.Errorf("events block has unknown encoding %d (written by a newer twtop?)", enc)
 	}
 	if sz == 0 || sz > maxRecordSize || (enc != encTransposedZstd && sz < 8) {
@@ -201,6 +213,16 @@ func (b *batchDecoder) decode(p []byte) (recs []byte, n, sz int, err error) {
 	}
 	if n == 0 || n > maxBatchBytes/sz {
 		return nil, 0, 0, fmt.Errorf("events block claims %d records of %d bytes (limit %d bytes)", n, sz, maxBatchBytes)
+	}
+	if enc == encSplitS2 {
+		if sz != event.RecordSize {
+			return nil, 0, 0, fmt.Errorf("split events block has record size %d, want %d", sz, event.RecordSize)
+		}
+		if recs, err = b.decodeSplit(p[batchHeadSize:], n); err != nil {
+			return nil, 0, 0, err
+		}
+		undeltaTimes(recs, n, sz)
+		return recs, n, sz, nil
 	}
 	want := n * sz
 	if cap(b.scratch) < want {

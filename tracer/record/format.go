@@ -27,7 +27,8 @@
 // (uint16), the encoding (uint8, see "Event block encodings"), a reserved
 // byte, then the encoded records. Transposing groups byte i of every record
 // together, so slowly changing fields (timestamps, addresses, pointers)
-// compress well.
+// compress well. Split blocks (encSplitS2, split.go) also leave out the
+// zeros that widening added.
 //
 // A writer flushes a block at least every second, so a recording cut short
 // (kill -9, a full disk) loses at most its last second: the reader replays
@@ -113,6 +114,11 @@ const (
 	// "better" level (itself a third to a half of zstd's fastest level's
 	// time) for about 10% more bytes than "better"
 	encDeltaTransposedS2 = 3
+	// as encDeltaTransposedS2 for whole records (event.RecordSize),
+	// leaving out the zeros beyond each record's wire size (split.go):
+	// written since this encoding exists, for every block whose records
+	// have nothing but zeros there
+	encSplitS2 = 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
