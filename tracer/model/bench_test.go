@@ -39,6 +39,37 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkApplyOverflow is BenchmarkApply for a host at
+// tcp_max_tw_buckets: every close that would leave a TIME_WAIT socket
+// leaves none (the kernel counts an overflow), so each one's books wait
+// for a TIME_WAIT socket that never comes until newer closes push them
+// out.
+func BenchmarkApplyOverflow(b *testing.B) {
+	var g gen
+	const n = 20000
+	g.evs = make([]event.Event, 0, n*12)
+	for i := 0; i < n; i++ {
+		cli := netip.AddrPortFrom(cliAddr.Addr(), uint16(1024+i%60000))
+		c, s := uint64(16*i+1), uint64(16*i+2)
+		g.open(c, s, cli)
+		g.state(c, cli, srvAddr, event.Established, event.FinWait1, clientPid)
+		g.state(s, srvAddr, cli, event.Established, event.CloseWait, 0)
+		g.state(s, srvAddr, cli, event.CloseWait, event.LastAck, serverPid)
+		g.state(c, cli, srvAddr, event.FinWait1, event.FinWait2, 0)
+		g.evs = append(g.evs, event.Event{Kind: event.KindTWOverflow, Time: g.next(), Ptr: c, Netns: nsA,
+			Family: event.AFInet, Src: cli, Dst: srvAddr, Lifetime: -1})
+		g.state(c, cli, srvAddr, event.FinWait2, event.Close, 0)
+		g.state(s, srvAddr, cli, event.LastAck, event.Close, 0)
+	}
+	m := New(Config{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Apply(&g.evs[i%len(g.evs)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkOpenTimewaitMemory tracks 262,144 open TIME_WAIT sockets and
 // reports the heap they take (target: 64 MB in all, so about 256 bytes a
 // socket at most).

@@ -192,14 +192,12 @@ type Model struct {
 	first uint64
 	now   uint64
 
-	socks       map[uint64]*sock
-	freeSocks   []*sock // sockets closed, for reuse
-	byTuple     map[tupleKey]uint64
-	recent      map[tupleKey]closed
-	recentOrder []tupleKey // ring of recentMax, oldest at recentHead
-	recentHead  int
-	tws         compact.Map[tw]           // open TIME_WAIT sockets by address
-	books       compact.Interned[twBooks] // what they are charged to
+	socks     map[uint64]*sock
+	freeSocks []*sock // sockets closed, for reuse
+	byTuple   map[tupleKey]uint64
+	recent    recentClosed
+	tws       compact.Map[tw]           // open TIME_WAIT sockets by address
+	books     compact.Interned[twBooks] // what they are charged to
 
 	c         Counters
 	life      Histogram
@@ -235,7 +233,7 @@ func New(cfg Config) *Model {
 		cfg:       cfg,
 		socks:     make(map[uint64]*sock),
 		byTuple:   make(map[tupleKey]uint64),
-		recent:    make(map[tupleKey]closed),
+		recent:    newRecentClosed(),
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destMapKey]*dest),
 		portRange: make(map[uint32]int),
@@ -434,7 +432,7 @@ func (m *Model) state(e *event.Event) {
 			delete(m.byTuple, k)
 		}
 		if pending {
-			m.remember(k, m.leftBy(s, keys))
+			m.recent.add(k, m.leftBy(s, keys))
 		} else if wasHeld != heldNone && !s.twTaken {
 			m.sockDest(s).freed() // closed without TIME_WAIT: its port is free
 		}
@@ -466,21 +464,49 @@ func (m *Model) index(s *sock, ptr uint64) {
 	s.indexed = true
 }
 
-// remember keeps a closed socket's aggregates for the TIME_WAIT creation
-// that the exact tiers report right after the CLOSE transition.
-func (m *Model) remember(k tupleKey, c closed) {
-	if len(m.recentOrder) >= recentMax {
-		old := m.recentOrder[m.recentHead]
-		delete(m.recent, old)
-		m.recentOrder[m.recentHead] = k
-		m.recentHead = (m.recentHead + 1) % recentMax
-	} else {
-		m.recentOrder = append(m.recentOrder, k)
-	}
-	m.recent[k] = c
+// recentClosed keeps, by tuple, what the sockets that closed while their
+// TIME_WAIT socket may still be reported (the exact tiers report it right
+// after the CLOSE transition) left for it, for the latest recentMax/2 to
+// recentMax such closes. On a host at tcp_max_tw_buckets none of them is
+// ever taken. It keeps two generations of maps and drops the older one
+// whole when the newer one has taken recentMax/2 closes: deleting the
+// oldest entry on every close cost more than the rest of the close, in a
+// map that took and lost as many keys as it held, over and over.
+type recentClosed struct {
+	cur, prev map[tupleKey]closed
+	n         int // closes added to cur
 }
 
 const recentMax = 4096
+
+func newRecentClosed() recentClosed {
+	return recentClosed{cur: make(map[tupleKey]closed), prev: make(map[tupleKey]closed)}
+}
+
+// add keeps c for k, in place of anything kept for k before.
+func (r *recentClosed) add(k tupleKey, c closed) {
+	if r.n >= recentMax/2 {
+		r.cur, r.prev = r.prev, r.cur
+		clear(r.cur)
+		r.n = 0
+	}
+	delete(r.prev, k)
+	r.cur[k] = c
+	r.n++
+}
+
+// take returns and forgets what is kept for k.
+func (r *recentClosed) take(k tupleKey) (closed, bool) {
+	if c, ok := r.cur[k]; ok {
+		delete(r.cur, k)
+		return c, true
+	}
+	if c, ok := r.prev[k]; ok {
+		delete(r.prev, k)
+		return c, true
+	}
+	return closed{}, false
+}
 
 // wasOpen: a socket in this state had a connection to close. A socket in
 // SYN_SENT or SYN_RECV had none yet: a connect() that failed (refused,
@@ -556,11 +582,7 @@ func (m *Model) closerFor(k tupleKey) (closed, bool) {
 			return m.leftBy(s, m.closerOf(s)), true
 		}
 	}
-	if c, ok := m.recent[k]; ok {
-		delete(m.recent, k)
-		return c, true
-	}
-	return closed{}, false
+	return m.recent.take(k)
 }
 
 // leftBy is what a closing socket passes on to its TIME_WAIT socket.
