@@ -315,17 +315,18 @@ type PortPressure struct {
 }
 
 func (m *Model) destOf(k destKey) *dest {
-	d := m.dests[k.mapKey()]
+	mk := k.mapKey()
+	d := m.dests[mk]
 	if d == nil {
 		if len(m.dests) >= m.cfg.MaxKeys {
 			m.c.FoldedDestinations++
-			k = destKey{} // folded: "other"
-			if d = m.dests[k.mapKey()]; d != nil {
+			k, mk = destKey{}, destMapKey{} // folded: "other"
+			if d = m.dests[mk]; d != nil {
 				return d
 			}
 		}
 		d = &dest{id: uint32(len(m.destByID)) + 1, key: k, other: k == destKey{}}
-		m.dests[k.mapKey()] = d
+		m.dests[mk] = d
 		m.destByID = append(m.destByID, d)
 	}
 	return d
