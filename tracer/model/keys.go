@@ -25,16 +25,22 @@ func keyOf(netns uint32, src, dst netip.AddrPort) tupleKey {
 	}
 }
 
-// addrKind is the kind of an address: none 0, IPv6 1 (an IPv4-mapped
-// one included), IPv4 2.
+// Address kinds, as the keys carry them.
+const (
+	kindNone = 0
+	kindIPv6 = 1 // an IPv4-mapped one included
+	kindIPv4 = 2
+)
+
+// addrKind is the kind of an address.
 func addrKind(a netip.Addr) uint32 {
 	switch {
 	case a.Is4():
-		return 2
+		return kindIPv4
 	case a.IsValid():
-		return 1
+		return kindIPv6
 	}
-	return 0
+	return kindNone
 }
 
 // destMapKey is a destKey as Model.dests is keyed (the dest keeps its
@@ -68,9 +74,9 @@ func peerOf(dst netip.AddrPort) peerKey {
 func (k peerKey) addrPort() netip.AddrPort {
 	var a netip.Addr
 	switch k.kind {
-	case 2:
+	case kindIPv4:
 		a = netip.AddrFrom16(k.addr).Unmap()
-	case 1:
+	case kindIPv6:
 		a = netip.AddrFrom16(k.addr)
 	}
 	return netip.AddrPortFrom(a, k.port)

@@ -129,7 +129,7 @@ func (b *batchDecoder) decodeSplit(p []byte, n int) ([]byte, error) {
 		w := event.WireSize(r[:])
 		if w >= splitMinTo2 {
 			if j2 == len(p2) {
-				return nil, fmt.Errorf("split events block has more records of %d bytes and more than the %d of its second plane", splitMinTo2, k2)
+				return nil, fmt.Errorf("split events block has more records of %d bytes or more than the %d its second plane holds", splitMinTo2, k2)
 			}
 			*(*[splitPlane2]byte)(r[splitPlane1:]) = [splitPlane2]byte(p2[j2:])
 			j2 += splitPlane2
@@ -138,7 +138,7 @@ func (b *batchDecoder) decodeSplit(p []byte, n int) ([]byte, error) {
 		}
 		if w == event.RecordSize {
 			if j3 == len(p3) {
-				return nil, fmt.Errorf("split events block has more records of %d bytes than the %d of its third plane", event.RecordSize, k3)
+				return nil, fmt.Errorf("split events block has more records of %d bytes than the %d its third plane holds", event.RecordSize, k3)
 			}
 			*(*[splitPlane3]byte)(r[event.RecordSizeInet6:]) = [splitPlane3]byte(p3[j3:])
 			j3 += splitPlane3
