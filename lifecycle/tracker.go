@@ -52,7 +52,7 @@ type Tracker struct {
 	addrs  compact.Addrs // their IPv6 addresses
 
 	cancels  []event.Event          // tracepoint tier: cancels awaiting a possible re-arm, one per CPU, by CPU
-	synWait  []event.Event          // kills of unknown cause awaiting a SYN takeover
+	synWait  []event.Event          // kills of unknown cause awaiting a SYN takeover, closed already
 	scanSeen map[uint32]*scanBuf    // per netns: the scan in progress
 	scanned  map[uint32]bool        // netns scanned at least once
 	prev     map[uint32]*scanResult // per netns: the last complete scan, to settle one scan late
@@ -213,7 +213,10 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 			t.substate(e, emit)
 			return
 		}
-		if st := t.open.Ref(e.Ptr); st != nil {
+		t.killCancelled(e.Ptr, emit)
+		// an arm at the address of an open socket of another tuple is a
+		// new socket's, whose creation replaces the old one (create)
+		if st := t.open.Ref(e.Ptr); st != nil && t.sameTuple(st, e) {
 			if st.existing && t.created(e.Ptr, st) == 0 && e.Time < st.born {
 				// armed before the first scan saw it, but read after that
 				// scan (the reader was behind): the arm is its birth, as
@@ -300,7 +303,7 @@ func (t *Tracker) Flush(emit func(*event.Event)) {
 		t.kill(&t.evKill, emit)
 	}
 	for i := range t.synWait {
-		t.end(&t.synWait[i], emit)
+		emit(&t.synWait[i])
 	}
 	t.synWait = t.synWait[:0]
 }
@@ -365,19 +368,59 @@ func (t *Tracker) substate(e *event.Event, emit func(*event.Event)) {
 func (t *Tracker) end(e *event.Event, emit func(*event.Event)) {
 	out := &t.evEnd
 	*out = *e
-	out.Lifetime = -1
-	if st := t.open.Ref(e.Ptr); st != nil {
-		out.Lifetime = t.ageOf(e.Ptr, st, e.Time)
-		if out.Family == 0 {
-			t.fillTuple(st, out)
-		}
-		if t.diag != nil {
-			t.diag.forget(e.Ptr, t.keyOfState(st))
-		}
-		t.forgetState(e.Ptr, st)
-		t.open.Del(e.Ptr)
+	if t.close(out) {
+		emit(out)
 	}
-	emit(out)
+}
+
+// close ends the timewait socket that the end e is about: it puts the
+// socket's lifetime on e (-1 when unknown) and its tuple where e has none,
+// and forgets it. It reports false, and leaves all as it was, when e comes
+// too late (replaced).
+func (t *Tracker) close(e *event.Event) bool {
+	e.Lifetime = -1
+	if t.replaced(e) {
+		return false
+	}
+	st := t.open.Ref(e.Ptr)
+	if st == nil {
+		return true
+	}
+	e.Lifetime = t.ageOf(e.Ptr, st, e.Time)
+	if e.Family == 0 {
+		t.fillTuple(st, e)
+	}
+	if t.diag != nil {
+		t.diag.forget(e.Ptr, t.keyOfState(st))
+	}
+	t.forgetState(e.Ptr, st)
+	t.open.Del(e.Ptr)
+	return true
+}
+
+// replaced reports whether the end e is of a timewait socket whose address
+// a later socket of another tuple holds: e was read after that socket's
+// creation (the merge lets a record committed late overtake), which took
+// the address over and ended the earlier socket unseen, as the model does
+// too. Its end has been counted then; e would end the later socket.
+func (t *Tracker) replaced(e *event.Event) bool {
+	st := t.open.Ref(e.Ptr)
+	return st != nil && e.Family != 0 && !t.sameTuple(st, e)
+}
+
+// killCancelled turns the pending cancels of the timer at ptr into kills:
+// an arm of that timer that does not follow its cancel on the same CPU is a
+// new timewait socket's, in the memory of the one the cancel ended.
+func (t *Tracker) killCancelled(ptr uint64, emit func(*event.Event)) {
+	for i := 0; i < len(t.cancels); {
+		if t.cancels[i].Ptr != ptr {
+			i++
+			continue
+		}
+		t.evKill = t.cancels[i]
+		t.dropCancel(i)
+		t.kill(&t.evKill, emit)
+	}
 }
 
 // age is how long the timewait socket at ptr has existed, -1 when unknown.
@@ -410,13 +453,25 @@ func (t *Tracker) created(ptr uint64, st *twState) uint64 {
 }
 
 // settleCancels turns pending cancels into kills once they can no longer be
-// re-arms: another record from their CPU, or enough stream time, came by.
+// re-arms: another record of their CPU came by, or a record stamped
+// rearmWindow after them (records are read in the order of their time, so
+// a re-arm or expiry would have come first). The record that follows a
+// cancel settles it in Add. The scan's records settle nothing by their
+// CPU: they are not in a CPU's sequence. A scan's records of sockets come
+// before the ring's records of the time its walk took, so they do not
+// settle by time either; its end record comes after those, and does.
 func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
+	if e.Kind == event.KindScanTW {
+		return
+	}
 	for i := 0; i < len(t.cancels); {
 		c := &t.cancels[i]
-		follows := (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1
-		sameCPUNext := c.CPU == e.CPU && e.Seq != c.Seq && !follows
-		if sameCPUNext || t.now > c.Time+rearmWindow {
+		if (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1 {
+			i++ // its re-arm or expiry
+			continue
+		}
+		sameCPUNext := e.Kind != event.KindScanEnd && c.CPU == e.CPU && e.Seq != c.Seq
+		if sameCPUNext || e.Time > c.Time+rearmWindow {
 			t.evKill = *c
 			t.dropCancel(i)
 			t.kill(&t.evKill, emit)
@@ -429,6 +484,9 @@ func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
 // kill turns the cancel k (a scratch event it may change) into a kill.
 func (t *Tracker) kill(k *event.Event, emit func(*event.Event)) {
 	k.Kind = event.KindTWKill
+	if t.replaced(k) {
+		return
+	}
 	if k.Cause == event.CauseConnectReuse && k.Flags&event.FlagInConnect != 0 {
 		// tracepoint tier: no tcp_twsk_unique hook, so the reuse itself is
 		// known from the kill inside connect()
@@ -439,8 +497,12 @@ func (t *Tracker) kill(k *event.Event, emit func(*event.Event)) {
 		emit(r)
 	}
 	if k.Cause == event.CauseUnknown {
-		// maybe a SYN takeover: wait for a new connection on the tuple
-		t.synWait = append(t.synWait, *k)
+		// maybe a SYN takeover: wait for a new connection on the tuple.
+		// The socket is gone whatever the cause: it is closed now, so
+		// that a new socket at its address is not taken for it.
+		if t.close(k) {
+			t.synWait = append(t.synWait, *k)
+		}
 		return
 	}
 	t.end(k, emit)
@@ -450,7 +512,7 @@ func (t *Tracker) settleSyn(emit func(*event.Event)) {
 	n := 0
 	for i := range t.synWait {
 		if t.now > t.synWait[i].Time+synWindow {
-			t.end(&t.synWait[i], emit)
+			emit(&t.synWait[i])
 			continue
 		}
 		if n != i {
@@ -477,21 +539,10 @@ func (t *Tracker) matchSyn(e *event.Event, emit func(*event.Event)) {
 			t.evKill = *k
 			t.evKill.Cause = event.CauseSYN
 			t.synWait = slices.Delete(t.synWait, i, i+1)
-			t.end(&t.evKill, emit)
+			emit(&t.evKill)
 			return
 		}
 	}
-}
-
-// awaitingSyn reports whether the timewait socket at ptr was killed and
-// waits in synWait for a SYN takeover to settle its cause.
-func (t *Tracker) awaitingSyn(ptr uint64) bool {
-	for i := range t.synWait {
-		if t.synWait[i].Ptr == ptr {
-			return true
-		}
-	}
-	return false
 }
 
 // scanEnd settles the previous scan of this netns and records this one.
@@ -517,9 +568,6 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 
 	if p := t.prev[ns]; p != nil {
 		for _, ptr := range p.missing {
-			if t.awaitingSyn(ptr) {
-				continue // its kill is known; its cause is being settled
-			}
 			// gone from two scans in a row (a walk of a changing table
 			// skips a socket now and then), and the socket open at ptr
 			// now is the one the scan missed, not one created since at

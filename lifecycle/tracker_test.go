@@ -181,6 +181,53 @@ func TestTrackerTracepointTier(t *testing.T) {
 		},
 		want: []string{"tw_create a", "tw_kill a unknown 2000ms inferred", "state b"},
 	}, {
+		name: "a cancel read after later records and followed by its expiry is the wheel's detach",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, event.KindTWArm, 0xa, nil)
+			// the scan's records are stamped later than the ring's records
+			// of the time its walk took, and handed out before them
+			s.add(0, 61005*ms, event.KindScanTW, 0xc, func(e *event.Event) { e.Seq = 0 })
+			s.add(1, 61000*ms, event.KindTWCancel, 0xa, inferred(event.CauseUnknown))
+			s.add(0, 61000*ms+5, event.KindState, 0xb, nil)
+			s.add(1, 61000*ms+10, event.KindTWExpire, 0xa, nil)
+			// its memory holds a new timewait socket, which nothing ends
+			s.add(0, 61200*ms, event.KindTWArm, 0xa, func(e *event.Event) { e.Src = netip.MustParseAddrPort("127.0.0.1:40001") })
+			s.add(0, 62500*ms, event.KindState, 0xb, nil)
+		},
+		want: []string{"tw_create a", "state b", "tw_expire a expired 60000ms", "tw_create a", "state b"},
+	}, {
+		name: "a scan record on a cancel's CPU does not settle it",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, event.KindTWArm, 0xa, nil)
+			s.add(1, 2000*ms, event.KindTWCancel, 0xa, func(e *event.Event) { e.Seq = 5 })
+			s.add(1, 2000*ms, event.KindScanTW, 0xa, func(e *event.Event) { e.Seq = 0 }) // not in the CPU's sequence
+			s.add(1, 2000*ms+5, event.KindTWArm, 0xa, func(e *event.Event) { e.Seq = 6 })
+			s.add(0, 62000*ms, event.KindTWExpire, 0xa, nil)
+		},
+		want: []string{"tw_create a", "tw_expire a expired 61000ms"},
+	}, {
+		name: "an arm of a new socket at the address of one whose kill is read late",
+		build: func(s *stream) {
+			other := netip.MustParseAddrPort("127.0.0.1:40001")
+			s.add(0, 1000*ms, event.KindTWArm, 0xa, nil)
+			// the kill's record overtaken by the new socket's arm
+			s.add(0, 3000*ms, event.KindTWArm, 0xa, func(e *event.Event) { e.Src = other })
+			s.add(1, 2999*ms, event.KindTWKill, 0xa, func(e *event.Event) { e.Cause = event.CauseRSTSent })
+			s.add(0, 63000*ms, event.KindTWExpire, 0xa, func(e *event.Event) { e.Src = other })
+		},
+		// the kill, read after the new socket took the address over, ended
+		// nothing tracked: the creation replaced the socket it ends
+		want: []string{"tw_create a", "tw_create a", "tw_expire a expired 60000ms"},
+	}, {
+		name: "an arm on another CPU at the address of a pending cancel makes the cancel a kill",
+		build: func(s *stream) {
+			s.add(0, 1000*ms, event.KindTWArm, 0xa, nil)
+			s.add(1, 3000*ms, event.KindTWCancel, 0xa, inferred(event.CauseRSTSent))
+			s.add(0, 3000*ms+100, event.KindTWArm, 0xa, func(e *event.Event) { e.Src = netip.MustParseAddrPort("127.0.0.1:40001") })
+			s.add(0, 63000*ms+100, event.KindTWExpire, 0xa, func(e *event.Event) { e.Src = netip.MustParseAddrPort("127.0.0.1:40001") })
+		},
+		want: []string{"tw_create a", "tw_kill a rst_sent 2000ms inferred", "tw_create a", "tw_expire a expired 60000ms"},
+	}, {
 		name: "a cancel on an idle CPU settles by stream time",
 		build: func(s *stream) {
 			s.add(0, 1000*ms, event.KindTWArm, 0xa, nil)
