@@ -379,12 +379,12 @@ func (t *Tracker) end(e *event.Event, emit func(*event.Event)) {
 // too late (replaced).
 func (t *Tracker) close(e *event.Event) bool {
 	e.Lifetime = -1
-	if t.replaced(e) {
-		return false
-	}
 	st := t.open.Ref(e.Ptr)
 	if st == nil {
 		return true
+	}
+	if t.replacedBy(st, e) {
+		return false
 	}
 	e.Lifetime = t.ageOf(e.Ptr, st, e.Time)
 	if e.Family == 0 {
@@ -405,7 +405,13 @@ func (t *Tracker) close(e *event.Event) bool {
 // too. Its end has been counted then; e would end the later socket.
 func (t *Tracker) replaced(e *event.Event) bool {
 	st := t.open.Ref(e.Ptr)
-	return st != nil && e.Family != 0 && !t.sameTuple(st, e)
+	return st != nil && t.replacedBy(st, e)
+}
+
+// replacedBy reports whether st, the socket open at e's address, replaced
+// the one the end e is about (replaced).
+func (t *Tracker) replacedBy(st *twState, e *event.Event) bool {
+	return e.Family != 0 && !t.sameTuple(st, e)
 }
 
 // killCancelled turns the pending cancels of the timer at ptr into kills:
