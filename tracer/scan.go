@@ -397,25 +397,30 @@ func inNetns[T any](ns string, f func() (T, error)) (T, error) {
 // Known kernel HZ values (CONFIG_HZ).
 var knownHZ = []uint32{100, 250, 300, 1000}
 
-// calibrate runs a scan twice, 100 ms apart, derives HZ from the jiffies
-// and nanoseconds in their end records, and then starts the start-up scan,
-// whose records are the TIME_WAIT sockets that existed at start. A
-// sock_diag scan needs HZ before it can report timers in jiffies: there
-// the kernel's jiffies are read twice instead.
+// calibrate derives HZ from the jiffies and nanoseconds in the end records
+// of scans (calibrateHZ), and then starts the start-up scan, whose records
+// are the TIME_WAIT sockets that existed at start. A sock_diag scan needs
+// HZ before it can report timers in jiffies: there the kernel's jiffies
+// are read instead.
 func (t *Tracer) calibrate() error {
 	if t.fallbacks.SockDiag {
 		return t.calibrateJiffies()
 	}
-	first, err := t.scanEnd()
+	hz, err := calibrateHZ(func() (uint64, uint64, error) {
+		r, err := t.scanEnd()
+		if err != nil {
+			return 0, 0, err
+		}
+		var e event.Event
+		if err := event.Decode(r, &e); err != nil {
+			return 0, 0, fmt.Errorf("TIME_WAIT scan end record: %w", err)
+		}
+		return e.Ptr, e.Time, nil // scan end records carry jiffies in ptr
+	})
 	if err != nil {
 		return err
 	}
-	time.Sleep(100 * time.Millisecond)
-	second, err := t.scanEnd()
-	if err != nil {
-		return err
-	}
-	t.hz = estimateHZ(first, second)
+	t.hz = hz
 	if err := t.scanAll(); err != nil {
 		return err
 	}
@@ -441,6 +446,39 @@ func (t *Tracer) calibrate() error {
 	return nil
 }
 
+// Calibration of HZ: samples hzStep apart, until the rate is within
+// hzWithin (relative) of a known HZ, for at most hzSettle.
+const (
+	hzStep   = 100 * time.Millisecond
+	hzWithin = 0.03
+	hzSettle = time.Second
+)
+
+// calibrateHZ derives HZ from samples of the kernel's jiffies and their
+// CLOCK_MONOTONIC time (sample): a first one, then one every hzStep until
+// the rate since the first is within hzWithin of a known HZ, or hzSettle
+// passed (then the nearest is taken). One step is enough on a quiet host.
+// Where the sampler or the kernel's tick is held up (an emulated machine
+// under load), 100 ms of 250 HZ can read as 300; over a longer span the
+// same delay counts for less.
+func calibrateHZ(sample func() (jiffies, ns uint64, err error)) (uint32, error) {
+	j0, t0, err := sample()
+	if err != nil {
+		return 0, err
+	}
+	for span := hzStep; ; span += hzStep {
+		time.Sleep(hzStep)
+		j, ts, err := sample()
+		if err != nil {
+			return 0, err
+		}
+		hz, off := nearestHZ(j-j0, int64(ts-t0))
+		if off <= hzWithin || span >= hzSettle {
+			return hz, nil
+		}
+	}
+}
+
 // estimateHZ picks the known HZ closest to the jiffies/second between two
 // scan end records.
 func estimateHZ(a, b []byte) uint32 {
@@ -448,19 +486,24 @@ func estimateHZ(a, b []byte) uint32 {
 	if event.Decode(a, &ea) != nil || event.Decode(b, &eb) != nil {
 		return 250
 	}
-	dj := float64(eb.Ptr - ea.Ptr) // scan end records carry jiffies in ptr
-	dt := float64(eb.Time-ea.Time) / 1e9
+	hz, _ := nearestHZ(eb.Ptr-ea.Ptr, int64(eb.Time-ea.Time)) // scan end records carry jiffies in ptr
+	return hz
+}
+
+// nearestHZ is the known HZ nearest to dj jiffies in dt nanoseconds, and
+// how far the rate is from it, relative to it (250 and 1 without time).
+func nearestHZ(dj uint64, dt int64) (uint32, float64) {
 	if dt <= 0 {
-		return 250
+		return 250, 1
 	}
-	rate := dj / dt
+	rate := float64(dj) / (float64(dt) / 1e9)
 	best := knownHZ[0]
 	for _, hz := range knownHZ {
 		if abs(float64(hz)-rate) < abs(float64(best)-rate) {
 			best = hz
 		}
 	}
-	return best
+	return best, abs(rate-float64(best)) / float64(best)
 }
 
 func abs(f float64) float64 {
@@ -470,21 +513,34 @@ func abs(f float64) float64 {
 	return f
 }
 
-// calibrateJiffies derives HZ from the kernel's jiffies read 100 ms apart,
-// then runs the start-up scan.
+// calibrateJiffies derives HZ from the kernel's jiffies (calibrateHZ,
+// sampleJiffies), then runs the start-up scan.
 func (t *Tracer) calibrateJiffies() error {
-	var ends [2][]byte
-	for i := range ends {
-		if i > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-		j, err := readJiffies()
-		if err != nil {
-			return err
-		}
-		ends[i] = make([]byte, event.RecordSize)
-		event.Encode(&event.Event{Kind: event.KindScanEnd, Time: monotonicNow(), Ptr: j}, ends[i])
+	hz, err := calibrateHZ(sampleJiffies)
+	if err != nil {
+		return err
 	}
-	t.hz = estimateHZ(ends[0], ends[1])
+	t.hz = hz
 	return t.scanAll()
 }
+
+// sampleJiffies reads the kernel's jiffies and the time of the read: the
+// middle of it, read again (up to 5 times) while a read takes longer than
+// jiffyReadMax, in which the reader was held up and the time is vague.
+func sampleJiffies() (jiffies, ns uint64, err error) {
+	for try := 1; ; try++ {
+		before := monotonicNow()
+		j, err := readJiffies()
+		if err != nil {
+			return 0, 0, err
+		}
+		after := monotonicNow()
+		if after-before <= uint64(jiffyReadMax) || try == 5 {
+			return j, before + (after-before)/2, nil
+		}
+	}
+}
+
+// jiffyReadMax is how long a read of the kernel's jiffies may take for
+// its time to count as known.
+const jiffyReadMax = 2 * time.Millisecond

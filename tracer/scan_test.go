@@ -110,3 +110,60 @@ func TestReleaseScanEnds(t *testing.T) {
 		t.Fatalf("nothing to read past the hold-back: pending %d", len(tr.pending))
 	}
 }
+
+// calibrateHZ takes one step on clean samples, and a longer span where a
+// delay in the first sample makes 100 ms of 250 HZ read as 300.
+func TestCalibrateHZ(t *testing.T) {
+	t.Parallel()
+	type smp struct{ j, ns uint64 }
+	ms := uint64(time.Millisecond)
+	tests := []struct {
+		name    string
+		samples []smp
+		want    uint32
+		taken   int
+	}{{
+		name:    "250 HZ, clean",
+		samples: []smp{{1000, 0}, {1025, 100 * ms}},
+		want:    250, taken: 2,
+	}, {
+		name:    "1000 HZ, one jiffy short",
+		samples: []smp{{1000, 0}, {1099, 100 * ms}},
+		want:    1000, taken: 2,
+	}, {
+		// the time of the first jiffies read was taken 14 ms late:
+		// 290/s, then 269, 262, 259, 257/s
+		name:    "250 HZ, first sample's time late",
+		samples: []smp{{0, 14 * ms}, {25, 100 * ms}, {50, 200 * ms}, {75, 300 * ms}, {100, 400 * ms}, {125, 500 * ms}},
+		want:    250, taken: 6,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := 0
+			hz, err := calibrateHZ(func() (uint64, uint64, error) {
+				if n == len(tc.samples) {
+					return 0, 0, errors.New("sampled once too often")
+				}
+				s := tc.samples[n]
+				n++
+				return s.j, s.ns, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hz != tc.want || n != tc.taken {
+				t.Fatalf("HZ %d after %d samples, want %d after %d", hz, n, tc.want, tc.taken)
+			}
+		})
+	}
+	// a rate near no known HZ: the nearest once hzSettle passed
+	n := 0
+	hz, err := calibrateHZ(func() (uint64, uint64, error) {
+		n++
+		return uint64(n-1) * 27, uint64(n-1) * 100 * ms, nil // 270/s
+	})
+	if err != nil || hz != 250 || n != 1+int(hzSettle/hzStep) {
+		t.Fatalf("HZ %d after %d samples (%v), want 250 after %d", hz, n, err, 1+int(hzSettle/hzStep))
+	}
+}
