@@ -479,17 +479,6 @@ func calibrateHZ(sample func() (jiffies, ns uint64, err error)) (uint32, error) 
 	}
 }
 
-// estimateHZ picks the known HZ closest to the jiffies/second between two
-// scan end records.
-func estimateHZ(a, b []byte) uint32 {
-	var ea, eb event.Event
-	if event.Decode(a, &ea) != nil || event.Decode(b, &eb) != nil {
-		return 250
-	}
-	hz, _ := nearestHZ(eb.Ptr-ea.Ptr, int64(eb.Time-ea.Time)) // scan end records carry jiffies in ptr
-	return hz
-}
-
 // nearestHZ is the known HZ nearest to dj jiffies in dt nanoseconds, and
 // how far the rate is from it, relative to it (250 and 1 without time).
 func nearestHZ(dj uint64, dt int64) (uint32, float64) {
