@@ -145,11 +145,15 @@ type batchEncoder struct {
 
 // encode appends the payload of an event block holding n records of size
 // sz (at least 8: the time; recs, record-major) to dst. It overwrites the
-// times in recs with their differences (deltaTimes).
+// times in recs with their differences (deltaTimes; for whole records,
+// gather takes them in its pass over the records).
 func (b *batchEncoder) encode(dst, recs []byte, n, sz int) []byte {
-	deltaTimes(recs, n, sz)
-	if sz == event.RecordSize && b.gather(recs, n) {
-		return b.encodeSplit(dst, recs, n)
+	if sz == event.RecordSize {
+		if b.gather(recs, n) {
+			return b.encodeSplit(dst, recs, n)
+		}
+	} else {
+		deltaTimes(recs, n, sz)
 	}
 	return b.encodeWhole(dst, recs, n, sz)
 }

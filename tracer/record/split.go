@@ -32,17 +32,28 @@ const (
 	splitMinTo2 = event.RecordSizeInet6                       // the wire size from which a record continues in plane 2
 )
 
-// gather copies the bytes of planes 2 and 3 of the n whole records in
-// recs into b.plane2 and b.plane3, and reports false when a record has a
-// byte other than zero beyond its wire size.
+// gather replaces the times of the n whole records in recs by their
+// differences (deltaTimes), and in the same pass copies the bytes of their
+// planes 2 and 3 into b.plane2 and b.plane3. It reports false when a record
+// has a byte other than zero beyond its wire size; the times are then
+// differences all the same, and the planes are not to be used.
 func (b *batchEncoder) gather(recs []byte, n int) bool {
 	p2, p3 := grow(b.plane2, n*splitPlane2), grow(b.plane3, n*splitPlane3)
 	j2, j3 := 0, 0
+	split := true
+	var prev uint64
 	for i := range n {
 		r := (*[event.RecordSize]byte)(recs[i*event.RecordSize:])
+		t := le.Uint64(r[:])
+		le.PutUint64(r[:], t-prev)
+		prev = t
+		if !split {
+			continue
+		}
 		w := event.WireSize(r[:])
 		if !zeroFrom(r, w) {
-			return false
+			split = false
+			continue
 		}
 		if w >= splitMinTo2 {
 			*(*[splitPlane2]byte)(p2[j2:]) = [splitPlane2]byte(r[splitPlane1:event.RecordSizeInet6])
@@ -54,7 +65,7 @@ func (b *batchEncoder) gather(recs []byte, n int) bool {
 		}
 	}
 	b.plane2, b.plane3 = p2[:j2], p3[:j3]
-	return true
+	return split
 }
 
 // zeroFrom reports whether the bytes of r from w (a multiple of 8) on are
