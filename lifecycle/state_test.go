@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/twtop/twtop/tracer/event"
@@ -94,5 +95,73 @@ func TestTrackerStateKeepsTuples(t *testing.T) {
 	}
 	if tk.Open() != 0 || tk.births.Len() != 0 || tk.addrs.Len() != 0 {
 		t.Fatalf("open %d, births %d, addresses %d", tk.Open(), tk.births.Len(), tk.addrs.Len())
+	}
+}
+
+// A scan leaves its mark on the open sockets it shows instead of keeping
+// their ptrs: a socket shown is not missing, one not shown is, and a new
+// socket's mark (0) is never a scan's, also once a namespace's marks went
+// round (after 65,535 scans).
+func TestTrackerScanMarks(t *testing.T) {
+	const ns = 7
+	a := event.Event{Kind: event.KindTWCreate, Ptr: 0x1000, Netns: ns, Family: event.AFInet,
+		Src:      netip.MustParseAddrPort("10.0.0.1:40000"),
+		Dst:      netip.MustParseAddrPort("10.0.0.2:443"),
+		OldState: event.FinWait2, NewState: event.TimeWait, Aux: 15000, Lifetime: -1}
+	b := a
+	b.Ptr, b.Src = 0x2000, netip.MustParseAddrPort("10.0.0.1:40001")
+	for _, tc := range []struct {
+		name  string
+		marks uint16 // the namespace's last mark before the scans that follow the first
+		showA bool   // whether those scans show a
+	}{
+		{"shown", 0, true},
+		{"not shown", 0, false},
+		{"shown, marks going round", 0xfffe, true},
+		{"not shown, marks going round", 0xfffe, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := NewTracker(250)
+			var vanished []uint64
+			emit := func(e *event.Event) {
+				if e.Kind == event.KindTWKill && e.Cause == event.CauseVanished {
+					vanished = append(vanished, e.Ptr)
+				}
+			}
+			ts := uint64(1e9)
+			scan := func(shown ...event.Event) {
+				for _, s := range shown {
+					s.Kind, s.Time = event.KindScanTW, ts
+					tk.Add(&s, emit)
+				}
+				ts += 1e9
+				end := event.Event{Kind: event.KindScanEnd, Time: ts, Netns: ns, Lifetime: -1}
+				tk.Add(&end, emit)
+				ts += 1e9
+			}
+			scan(b) // the first scan: b existed before tracing
+			c := a
+			c.Time = ts
+			tk.Add(&c, emit) // a is created after it, with mark 0
+			ts += 1e9
+			tk.marks[ns] = tc.marks
+			for range 3 {
+				if tc.showA {
+					scan(a, b)
+				} else {
+					scan(b)
+				}
+			}
+			if m := tk.marks[ns]; m == 0 {
+				t.Fatal("a scan took mark 0")
+			}
+			want := []uint64{a.Ptr}
+			if tc.showA {
+				want = nil
+			}
+			if !slices.Equal(vanished, want) {
+				t.Fatalf("vanished %#x, want %#x", vanished, want)
+			}
+		})
 	}
 }

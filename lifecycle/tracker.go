@@ -55,6 +55,7 @@ type Tracker struct {
 	synWait  []event.Event          // kills of unknown cause awaiting a SYN takeover, closed already
 	scanSeen map[uint32]*scanBuf    // per netns: the scan in progress
 	scanned  map[uint32]bool        // netns scanned at least once
+	marks    map[uint32]uint16      // per netns: the mark its last scan left (scanBuf.mark)
 	prev     map[uint32]*scanResult // per netns: the last complete scan, to settle one scan late
 	owners   map[uint64]ownerInfo   // sockets' owners by address (owners.go)
 	diag     *diagIndex             // nil until a record with a synthetic ptr came
@@ -82,6 +83,7 @@ type twState struct {
 	family   uint8
 	kinds    uint8 // the source address's kind, the destination's << 2
 	existing bool
+	scanMark uint16 // the mark of the last scan of its netns that showed it open (scanBuf.mark)
 }
 
 type scanResult struct {
@@ -91,11 +93,13 @@ type scanResult struct {
 	unknown []event.Event // present in the scan but not open, by ptr
 }
 
-// scanBuf holds what a scan in progress showed: every ptr, and the
-// records of the sockets that were not open (addScan).
+// scanBuf holds what a scan in progress showed (addScan): the ptrs and
+// records of the sockets that were not open; the open ones it showed carry
+// its mark.
 type scanBuf struct {
+	mark  uint16 // left on the open sockets the scan shows (twState.scanMark); 0 until its first record
 	recs  []event.Event
-	at    compact.Map[int32]  // by ptr: its last record in recs, or openWhenScanned
+	at    compact.Map[int32]  // by ptr of a socket not open when shown: its last record in recs, or openWhenScanned once created
 	synth map[tupleKey]uint64 // sock_diag scans: the synthetic ptr of each record kept, by tuple
 	refs  []scanRef           // scratch for scanEnd
 }
@@ -113,11 +117,12 @@ const scanBufKeep = 8192
 // Only the records of sockets not open are kept: the scan's records come
 // between the records before it and its end record, so a socket open when
 // its record comes is open at the end (or ended by a record since, which
-// the scan has nothing to add to), and a full table's scan keeps no copy
-// of 262,144 records.
+// the scan has nothing to add to). A socket open when shown only takes the
+// scan's mark, so a full table's scan keeps neither a copy of 262,144
+// records nor a table of their ptrs.
 func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
-	if t.open.Has(e.Ptr) {
-		b.at.Put(e.Ptr, openWhenScanned)
+	if st := t.open.Ref(e.Ptr); st != nil {
+		st.scanMark = b.mark
 		return
 	}
 	b.at.Put(e.Ptr, int32(len(b.recs)))
@@ -132,12 +137,43 @@ func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
 	t.scanRoom += cap(b.recs) - room
 }
 
-// openWhenScanned is the position in a scan's records of a socket that was
-// open when the scan showed it: its record is not kept.
+// openWhenScanned is the position in a scan's records of a socket that the
+// scan showed before a record created it: its record is not kept.
 const openWhenScanned = -1
 
-// has reports whether the scan showed ptr.
-func (b *scanBuf) has(ptr uint64) bool { return b != nil && b.at.Has(ptr) }
+// shown reports whether the scan b showed the socket at ptr: open, or not
+// open when shown.
+func (t *Tracker) shown(b *scanBuf, ptr uint64) bool {
+	if b == nil {
+		return false
+	}
+	if b.mark == 0 {
+		return false // a buffer kept from an earlier scan: this one showed nothing
+	}
+	if st := t.open.Ref(ptr); st != nil && st.scanMark == b.mark {
+		return true
+	}
+	return b.at.Has(ptr)
+}
+
+// scanBuf returns the buffer of the scan of ns in progress, starting one
+// with a new mark.
+func (t *Tracker) scanBuf(ns uint32) *scanBuf {
+	b := t.scanSeen[ns]
+	if b == nil {
+		b = &scanBuf{}
+		t.scanSeen[ns] = b
+	}
+	if b.mark == 0 {
+		m := t.marks[ns] + 1
+		if m == 0 {
+			m = 1 // after 65,535 scans of ns; 0 is a new socket's mark
+		}
+		t.marks[ns] = m
+		b.mark = m
+	}
+	return b
+}
 
 // created notes that a record created the timewait socket of e while the
 // scan was being read: the records the ring buffer got while a scan ran
@@ -177,6 +213,7 @@ func NewTracker(hz uint32) *Tracker {
 		hz:       hz,
 		scanSeen: make(map[uint32]*scanBuf),
 		scanned:  make(map[uint32]bool),
+		marks:    make(map[uint32]uint16),
 		prev:     make(map[uint32]*scanResult),
 		owners:   make(map[uint64]ownerInfo),
 	}
@@ -245,12 +282,7 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 		t.evIn.Lifetime = t.age(e.Ptr, e.Time)
 		emit(&t.evIn)
 	case event.KindScanTW:
-		b := t.scanSeen[e.Netns]
-		if b == nil {
-			b = &scanBuf{}
-			t.scanSeen[e.Netns] = b
-		}
-		t.addScan(b, e)
+		t.addScan(t.scanBuf(e.Netns), e)
 		// A substate change no other record showed (on the tracepoint
 		// tier, a peer's FIN within the same jiffy re-arms the timer to
 		// the same expiry, which traces nothing) shows up here.
@@ -578,7 +610,7 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 			// skips a socket now and then), and the socket open at ptr
 			// now is the one the scan missed, not one created since at
 			// its address
-			if seen.has(ptr) {
+			if t.shown(seen, ptr) {
 				continue
 			}
 			if st := t.open.Ref(ptr); st != nil && t.created(ptr, st) <= p.start {
@@ -596,7 +628,7 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 			if t.open.Has(u.Ptr) {
 				continue
 			}
-			if !seen.has(u.Ptr) {
+			if !t.shown(seen, u.Ptr) {
 				continue // gone again; nothing certain to say
 			}
 			c := &t.evScan
@@ -616,7 +648,7 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 		if st.netns != ns || t.created(ptr, st) > r.start {
 			continue
 		}
-		if !seen.has(ptr) {
+		if !t.shown(seen, ptr) {
 			r.missing = append(r.missing, ptr)
 		}
 	}
@@ -643,6 +675,7 @@ func (t *Tracker) doneScan(ns uint32, b *scanBuf) {
 	b.recs = b.recs[:0]
 	b.at.Reset()
 	clear(b.synth)
+	b.mark = 0 // the next scan takes a new one
 }
 
 // tupleKey identifies a connection in a network namespace; the family is
