@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -20,8 +19,8 @@ type Reader struct {
 	// OnWorkloads, when set, receives every workloads block in file order.
 	OnWorkloads func(Workloads)
 
-	r       *bufio.Reader
-	off     int64 // offset of the next unread byte
+	r       io.Reader // unbuffered: a block takes two reads, its head and its payload (into payload)
+	off     int64     // offset of the next unread byte
 	hdr     Header
 	dec     *batchDecoder
 	payload bytes.Buffer
@@ -39,7 +38,7 @@ type Reader struct {
 // NewReader reads the preamble and the header. It fails with a
 // *FormatError when r is not a twtop recording this version can read.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{r: bufio.NewReaderSize(r, 256<<10), dec: &batchDecoder{}}
+	rd := &Reader{r: r, dec: &batchDecoder{}}
 	var pre [preambleSize]byte
 	n, err := io.ReadFull(rd.r, pre[:])
 	rd.off += int64(n)
