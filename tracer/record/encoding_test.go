@@ -148,13 +148,18 @@ func TestSplitBlocks(t *testing.T) {
 		})
 	}
 	t.Run("smaller than whole", func(t *testing.T) {
-		// a split block holds, for mixed's records, 56 bytes of each,
-		// 24 more of the IPv6 ones and the owners' 32
+		// gather takes the times' differences as deltaTimes does; a split
+		// block holds, for mixed's records, 56 bytes of each, 24 more of
+		// the IPv6 ones and the owners' 32
 		var be batchEncoder
 		flat := bytes.Join(recs, nil)
-		deltaTimes(flat, len(recs), event.RecordSize)
+		deltas := bytes.Join(recs, nil)
+		deltaTimes(deltas, len(recs), event.RecordSize)
 		if !be.gather(flat, len(recs)) {
 			t.Fatal("gather refused records with nothing beyond their wire size")
+		}
+		if !bytes.Equal(flat, deltas) {
+			t.Fatal("gather left the records other than deltaTimes does")
 		}
 		var v6, owners int
 		for _, r := range recs {
