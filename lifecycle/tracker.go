@@ -496,8 +496,10 @@ func (t *Tracker) created(ptr uint64, st *twState) uint64 {
 // a re-arm or expiry would have come first). The record that follows a
 // cancel settles it in Add. The scan's records settle nothing by their
 // CPU: they are not in a CPU's sequence. A scan's records of sockets come
-// before the ring's records of the time its walk took, so they do not
-// settle by time either; its end record comes after those, and does.
+// before the ring's records of the time its walk took (the tracer hands a
+// ring record out before a scan record only when it is 20 ms older), so
+// they do not settle by time either; its end record comes after those, and
+// does.
 func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
 	if e.Kind == event.KindScanTW {
 		return

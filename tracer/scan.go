@@ -69,7 +69,8 @@ func (t *Tracer) scanAll() error {
 	return nil
 }
 
-// finishScans ends the scans once their records were handed out. Their
+// finishScans ends the scans once their records were handed out (a ring
+// record kept for after them, early, is queued first). Their
 // end records are held until the reader has handed out the records the
 // ring buffer got while they ran (releaseScanEnds), so that a TIME_WAIT
 // socket a scan showed comes with its creation before its scan ends
@@ -77,6 +78,7 @@ func (t *Tracer) scanAll() error {
 // it ran for one that existed before tracing). The next scan is due a scan
 // interval later.
 func (t *Tracer) finishScans() {
+	t.queueEarly()
 	t.endsAfter = int64(monotonicNow())
 	t.next = time.Now().Add(scanInterval(t.opts.ScanInterval, t.scanSeen))
 }
@@ -134,7 +136,84 @@ func (t *Tracer) closeScans() {
 		st.close()
 	}
 	t.scans = nil
+	t.scanHead = nil
+	t.queueEarly()
 	t.scanEnds = t.scanEnds[:0]
+}
+
+// scanOverlap is how much older than the scan record at hand a ring record
+// must be to be handed out before it. A socket the walk shows may have
+// ended a little earlier: the walk takes a bucket's sockets, with a
+// reference, before it runs the program on each, and an expiring socket
+// leaves its bucket after its timer record. The scan record must come
+// first then, so that the socket is open when it comes; like the merge's
+// hold-back, this assumes that the kernel takes less than this from the
+// one to the other.
+const scanOverlap = holdBack
+
+// ringEvery is how many scan records nextDuringScan hands out between two
+// looks at the ring that found nothing to hand out before them.
+const ringEvery = 64
+
+// nextDuringScan returns the next record while the scans are read: the
+// scans' next record, or before it a ring record at least scanOverlap older.
+// A walk of a full table takes a few hundred milliseconds (262,144
+// sockets), and the ring would fill if it were read only after the walk.
+// A ring record read that the scan records have not reached (early) waits
+// until they have. nil once the scans are all read.
+func (t *Tracer) nextDuringScan() ([]byte, error) {
+	if t.scanHead == nil {
+		r, err := t.nextScanned()
+		if r == nil || err != nil {
+			return nil, err
+		}
+		t.scanHead = r
+	}
+	bound := stamp(t.scanHead) - int64(scanOverlap)
+	if t.early != nil {
+		if stamp(t.early) < bound {
+			r := t.early
+			t.early = nil
+			return r, nil
+		}
+	} else if t.ringTry <= 0 {
+		r, err := t.readDue()
+		if err != nil {
+			return nil, err
+		}
+		if r != nil && stamp(r) < bound {
+			return r, nil // and look again at the next call
+		}
+		if r != nil {
+			t.early = append(t.earlyBuf[:0], r...)
+		}
+		t.ringTry = ringEvery
+	}
+	t.ringTry--
+	r := t.scanHead
+	t.scanHead = nil
+	return r, nil
+}
+
+// readDue returns a record of the ring that is due now, or nil, without
+// waiting.
+func (t *Tracer) readDue() ([]byte, error) {
+	t.reader.SetDeadline(time.Now())
+	t.deadline = time.Time{} // Next sets its own again
+	r, err := t.reader.Read()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// queueEarly queues the ring record kept during the scans, once no scan
+// record is left to come before it.
+func (t *Tracer) queueEarly() {
+	if t.early != nil {
+		t.pending = append(t.pending, append([]byte(nil), t.early...))
+		t.early = nil
+	}
 }
 
 // drainRing queues the records already in the ring buffer ahead of a

@@ -3,7 +3,9 @@ package tracer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -165,5 +167,117 @@ func TestCalibrateHZ(t *testing.T) {
 	})
 	if err != nil || hz != 250 || n != 1+int(hzSettle/hzStep) {
 		t.Fatalf("HZ %d after %d samples (%v), want 250 after %d", hz, n, err, 1+int(hzSettle/hzStep))
+	}
+}
+
+// sliceReader hands out its records in order, and never waits: with none
+// left, its deadline has passed.
+type sliceReader struct{ recs [][]byte }
+
+func (s *sliceReader) Read() ([]byte, error) {
+	if len(s.recs) == 0 {
+		return nil, fmt.Errorf("slice: %w", os.ErrDeadlineExceeded)
+	}
+	r := s.recs[0]
+	s.recs = s.recs[1:]
+	return r, nil
+}
+func (s *sliceReader) SetDeadline(time.Time)              {}
+func (s *sliceReader) Final()                             {}
+func (s *sliceReader) Close() error                       { return nil }
+func (s *sliceReader) Lost() uint64                       { return 0 }
+func (s *sliceReader) Owners() (restored, unknown uint64) { return 0, 0 }
+
+// While a scan is read, the ring's records go before the scan records they
+// are at least scanOverlap older than and after the others: the ring is
+// read as the walk goes (within ringEvery scan records), and a socket the
+// walk shows is never ended before its scan record comes. Every record
+// comes once, and the scan's end record is held.
+func TestRingDuringScan(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	rec := func(kind event.Kind, ptr uint64, ts int64) []byte {
+		b := make([]byte, event.RecordSize)
+		event.Encode(&event.Event{Kind: kind, Ptr: ptr, Time: uint64(ts)}, b)
+		return b
+	}
+	// scan records 1..2000 stamped 1 ms apart from 100 ms on; ring records
+	// 1001..1300 stamped 5 ms apart from 50 ms on
+	const scans, rings = 2000, 300
+	var scan []byte
+	for i := range scans {
+		scan = append(scan, rec(event.KindScanTW, uint64(1+i), 100*ms+int64(i)*ms)...)
+	}
+	scan = append(scan, rec(event.KindScanEnd, 0, 100*ms+scans*ms)...)
+	ring := &sliceReader{}
+	for i := range rings {
+		ring.recs = append(ring.recs, rec(event.KindTWExpire, uint64(10001+i), 50*ms+int64(i)*5*ms))
+	}
+	tr := &Tracer{reader: ring}
+	st := &scanStream{rd: &pieces{data: scan, n: 4096}, chunk: make([]byte, scanChunk)}
+	if err := st.read(); err != nil {
+		t.Fatal(err)
+	}
+	tr.scans = []*scanStream{st}
+
+	type out struct {
+		ptr  uint64
+		ts   int64
+		scan bool
+	}
+	var got []out
+	add := func(r []byte) {
+		var e event.Event
+		if err := event.Decode(r, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, out{e.Ptr, int64(e.Time), e.Kind == event.KindScanTW})
+	}
+	for {
+		r, err := tr.nextDuringScan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			break
+		}
+		add(r)
+	}
+	during := len(got)
+	tr.finishScans()
+	for _, r := range tr.pending {
+		add(r)
+	}
+	for _, r := range ring.recs {
+		add(r)
+	}
+	if len(tr.scanEnds) != 1 {
+		t.Fatalf("%d end records held, want 1", len(tr.scanEnds))
+	}
+	seen := map[uint64]bool{}
+	for i, r := range got {
+		if seen[r.ptr] {
+			t.Fatalf("record %d came twice", r.ptr)
+		}
+		seen[r.ptr] = true
+		if r.scan {
+			continue
+		}
+		for j, s := range got {
+			if !s.scan {
+				continue
+			}
+			if j > i && r.ts >= s.ts-int64(scanOverlap) {
+				t.Fatalf("ring record at %d ms came before the scan record at %d ms", r.ts/ms, s.ts/ms)
+			}
+			if j < i && s.ts >= r.ts+int64(scanOverlap)+(ringEvery+2)*ms {
+				t.Fatalf("ring record at %d ms came after the scan record at %d ms", r.ts/ms, s.ts/ms)
+			}
+		}
+	}
+	if len(seen) != scans+rings {
+		t.Fatalf("%d records, want %d", len(seen), scans+rings)
+	}
+	if during != scans+rings {
+		t.Fatalf("%d records during the walk, want all %d (the last ring record is older than the last scan record)", during, scans+rings)
 	}
 }

@@ -94,9 +94,13 @@ type Tracer struct {
 	scanEnds  [][]byte      // their end records, held until the reader is past the scans (finishScans)
 	endsAfter int64         // monotonic time the scans finished
 	scanSeen  int           // records of the scan being read so far
-	next      time.Time     // time of the next scan
-	clock     time.Time     // the time, read every few hundred records
-	deadline  time.Time     // the reader's deadline
+	scanHead  []byte        // the scans' next record, when a ring record went before it (nextDuringScan)
+	early     []byte        // a ring record read during the scans that the scans' records have not reached, in earlyBuf
+	earlyBuf  [event.RecordSize]byte
+	ringTry   int       // scan records to hand out before the ring is looked at again
+	next      time.Time // time of the next scan
+	clock     time.Time // the time, read every few hundred records
+	deadline  time.Time // the reader's deadline
 	reads     uint32
 	idle      func() error // see OnIdle
 
@@ -465,6 +469,9 @@ func (t *Tracer) drain() ([]byte, bool, error) {
 		t.closeScans()
 		t.reader.Final()
 		t.reader.SetDeadline(time.Now())
+		if len(t.pending) > 0 {
+			return nil, false, nil // a ring record kept during the scans (closeScans) comes first
+		}
 	}
 	r, err := t.reader.Read()
 	if err == nil {
@@ -544,7 +551,7 @@ func (t *Tracer) Next() ([]byte, error) {
 			continue
 		}
 		if len(t.scans) > 0 {
-			r, err := t.nextScanned()
+			r, err := t.nextDuringScan()
 			if err != nil {
 				return nil, err
 			}
