@@ -141,16 +141,14 @@ func (t *Tracker) addScan(b *scanBuf, e *event.Event) {
 // scan showed before a record created it: its record is not kept.
 const openWhenScanned = -1
 
-// shown reports whether the scan b showed the socket at ptr: open, or not
-// open when shown.
-func (t *Tracker) shown(b *scanBuf, ptr uint64) bool {
-	if b == nil {
-		return false
+// shown reports whether the scan b showed the socket at ptr, given st,
+// the state of the socket open at ptr (nil: none): open, or not open when
+// shown.
+func shown(b *scanBuf, ptr uint64, st *twState) bool {
+	if b == nil || b.mark == 0 {
+		return false // no buffer, or one kept from an earlier scan: this one showed nothing
 	}
-	if b.mark == 0 {
-		return false // a buffer kept from an earlier scan: this one showed nothing
-	}
-	if st := t.open.Ref(ptr); st != nil && st.scanMark == b.mark {
+	if st != nil && st.scanMark == b.mark {
 		return true
 	}
 	return b.at.Has(ptr)
@@ -612,10 +610,11 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 			// skips a socket now and then), and the socket open at ptr
 			// now is the one the scan missed, not one created since at
 			// its address
-			if t.shown(seen, ptr) {
+			st := t.open.Ref(ptr)
+			if shown(seen, ptr, st) {
 				continue
 			}
-			if st := t.open.Ref(ptr); st != nil && t.created(ptr, st) <= p.start {
+			if st != nil && t.created(ptr, st) <= p.start {
 				end := &t.evScan
 				t.creationRecord(ptr, st, end)
 				end.Kind = event.KindTWKill
@@ -630,7 +629,7 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 			if t.open.Has(u.Ptr) {
 				continue
 			}
-			if !t.shown(seen, u.Ptr) {
+			if !shown(seen, u.Ptr, nil) {
 				continue // gone again; nothing certain to say
 			}
 			c := &t.evScan
@@ -650,7 +649,7 @@ func (t *Tracker) scanEnd(e *event.Event, emit func(*event.Event)) {
 		if st.netns != ns || t.created(ptr, st) > r.start {
 			continue
 		}
-		if !t.shown(seen, ptr) {
+		if !shown(seen, ptr, st) {
 			r.missing = append(r.missing, ptr)
 		}
 	}
