@@ -223,7 +223,7 @@ func (w *watch) untilWithin(timeout time.Duration, what string, cond func([]even
 			w.t.Fatalf("tracer stopped while waiting for %s: %v", what, err)
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s; events seen:\n%s", what, dump(w.evs))
+			w.t.Fatalf("timed out waiting for %s (the tracer, shared by the tests, so far: %s); events seen:\n%s", what, w.lossSoFar(), dump(w.evs))
 		}
 		w.cond.Wait()
 	}
@@ -289,6 +289,17 @@ func stats(t *testing.T, w *watch) Stats {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// lossSoFar says what the tracer has lost so far, in all the tests: a
+// record the kernel dropped (a full ring, or a program skipped by the
+// recursion guard) is one reason for a record that never comes.
+func (w *watch) lossSoFar() string {
+	s, err := w.st.tr.Stats()
+	if err != nil {
+		return fmt.Sprintf("no stats: %v", err)
+	}
+	return fmt.Sprintf("%d lost, %d missed by the recursion guard, %d owners unknown", s.TotalLost(), s.TotalRecursionMisses(), s.OwnersUnknown)
 }
 
 // requireNoLoss fails if the tracer lost records, or a record its owner:
