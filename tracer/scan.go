@@ -179,6 +179,7 @@ func (t *Tracer) nextDuringScan() ([]byte, error) {
 	} else if t.ringTry <= 0 {
 		r, err := t.readDue()
 		if err != nil {
+			t.closeScans() // the scans' iterators are not left open
 			return nil, err
 		}
 		if r != nil && stamp(r) < bound {

@@ -281,3 +281,48 @@ func TestRingDuringScan(t *testing.T) {
 		t.Fatalf("%d records during the walk, want all %d (the last ring record is older than the last scan record)", during, scans+rings)
 	}
 }
+
+// closedReader is a ring reader that was closed.
+type closedReader struct{ sliceReader }
+
+func (*closedReader) Read() ([]byte, error) { return nil, ErrClosed }
+
+// countedPieces counts its Close calls.
+type countedPieces struct {
+	pieces
+	closed int
+}
+
+func (p *countedPieces) Close() error { p.closed++; return nil }
+
+// A ring reader closed while a scan is read ends the scan too: Next
+// returns the error with the scan's iterator closed.
+func TestRingClosedDuringScan(t *testing.T) {
+	rec := func(kind event.Kind, ptr uint64, ts int64) []byte {
+		b := make([]byte, event.RecordSize)
+		event.Encode(&event.Event{Kind: kind, Ptr: ptr, Time: uint64(ts)}, b)
+		return b
+	}
+	var scan []byte
+	for i := range 3 * ringEvery {
+		scan = append(scan, rec(event.KindScanTW, uint64(1+i), int64(time.Second)+int64(i))...)
+	}
+	rd := &countedPieces{pieces: pieces{data: scan, n: 4096}}
+	st := &scanStream{rd: rd, chunk: make([]byte, scanChunk)}
+	if err := st.read(); err != nil {
+		t.Fatal(err)
+	}
+	tr := &Tracer{reader: &closedReader{}, scans: []*scanStream{st}}
+	var err error
+	for range 4 * ringEvery {
+		if _, err = tr.nextDuringScan(); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+	if rd.closed != 1 || len(tr.scans) != 0 {
+		t.Fatalf("scan iterator closed %d times, %d scans left; want 1 and 0", rd.closed, len(tr.scans))
+	}
+}
