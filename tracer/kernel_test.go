@@ -51,11 +51,17 @@ func TestKallsym(t *testing.T) {
 
 func TestDefaultRingSize(t *testing.T) {
 	for _, c := range []struct {
-		ncpu int
-		want uint32
-	}{{0, 16 << 20}, {1, 16 << 20}, {2, 16 << 20}, {3, 32 << 20}, {4, 32 << 20}, {5, 64 << 20}, {8, 64 << 20}, {16, 128 << 20}, {32, 256 << 20}, {256, 256 << 20}} {
-		if got := DefaultRingSize(c.ncpu); got != c.want {
-			t.Errorf("DefaultRingSize(%d) = %d MiB, want %d MiB", c.ncpu, got>>20, c.want>>20)
+		ncpu, timewait int
+		want           uint32
+	}{
+		{0, 0, 16 << 20}, {1, 0, 16 << 20}, {2, 0, 16 << 20}, {3, 0, 32 << 20}, {4, 0, 32 << 20},
+		{5, 0, 64 << 20}, {8, 0, 64 << 20}, {16, 0, 128 << 20}, {32, 0, 256 << 20}, {256, 0, 256 << 20},
+		// 128 bytes per TIME_WAIT socket where that is more
+		{2, 131072, 16 << 20}, {2, 131073, 32 << 20}, {2, 262144, 32 << 20}, {2, 262145, 64 << 20},
+		{8, 262144, 64 << 20}, {8, 1 << 20, 128 << 20}, {2, 1 << 30, 256 << 20}, {2, -1, 16 << 20},
+	} {
+		if got := DefaultRingSize(c.ncpu, c.timewait); got != c.want {
+			t.Errorf("DefaultRingSize(%d, %d) = %d MiB, want %d MiB", c.ncpu, c.timewait, got>>20, c.want>>20)
 		}
 	}
 }

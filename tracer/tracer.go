@@ -22,6 +22,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/twtop/twtop/tracer/event"
+	"github.com/twtop/twtop/tracer/settings"
 )
 
 // Options select the tier and the in-kernel filters.
@@ -46,7 +47,8 @@ type Options struct {
 	ScanInterval time.Duration
 	// RingSize is the size in bytes of the kernel's event buffers, a
 	// power of two of at least a page (default: DefaultRingSize for the
-	// host's CPUs): the sum over all CPUs. With a ring buffer per CPU,
+	// host's CPUs and the ScanNetns' tcp_max_tw_buckets): the sum over all
+	// CPUs. With a ring buffer per CPU,
 	// each online CPU gets the largest power of two that fits its share,
 	// and every CPU at least minCPURing; with perf buffers, each CPU its
 	// share rounded up to a power of two pages.
@@ -121,7 +123,7 @@ func Open(opts Options) (t *Tracer, err error) {
 		opts.ScanInterval = time.Second
 	}
 	if opts.RingSize == 0 {
-		opts.RingSize = DefaultRingSize(runtime.NumCPU())
+		opts.RingSize = DefaultRingSize(runtime.NumCPU(), maxTimewait(opts.ScanNetns))
 	}
 	if r := opts.RingSize; r < uint32(os.Getpagesize()) || r&(r-1) != 0 {
 		return nil, fmt.Errorf("ring buffer size %d: give a power of two of at least %d bytes", r, os.Getpagesize())
@@ -526,6 +528,10 @@ func (t *Tracer) SkippedHooks() []string { return t.skipped }
 // are reported in jiffies.
 func (t *Tracer) HZ() uint32 { return t.hz }
 
+// RingSize is the size in bytes of the kernel's event buffers, all CPUs'
+// together (Options.RingSize, or its default).
+func (t *Tracer) RingSize() uint32 { return t.opts.RingSize }
+
 // KernelRelease is uname -r of the traced kernel.
 func (t *Tracer) KernelRelease() string { return kernelRelease() }
 
@@ -640,23 +646,53 @@ type recordReader interface {
 }
 
 // DefaultRingSize is the size of the ring buffers, all CPUs' together,
-// for a host of ncpu CPUs: 8 MiB per CPU (130,000 records of 64 bytes, the
-// ring buffer's header included, which is what a transition takes unless
-// it writes an owner: two thirds of a second of one CPU at a saturated
-// churn, for when the reader is descheduled while every CPU writes, as
-// the UI's reader shares the host with the churn and the drawing), 16 MiB
-// at least and 256 MiB at most, rounded up to a power of two. The rings
-// are resident from the start: they are most of an idle twtop's memory.
-// On two CPUs, with 262,144 TIME_WAIT sockets open (a scan of the full
-// table takes some 220 ms in which the rings are not read) under a
-// saturated churn, neither --record nor the UI lost a record with 16 MiB.
-func DefaultRingSize(ncpu int) uint32 {
-	want := uint64(max(ncpu, 1)) * 8 << 20
+// for a host of ncpu CPUs whose traced namespaces hold up to timewait
+// TIME_WAIT sockets each (tcp_max_tw_buckets): the larger of
+//
+//   - 8 MiB per CPU: 130,000 records of 64 bytes, the ring buffer's
+//     header included, which is what a transition takes unless it writes
+//     an owner; two thirds of a second of one CPU at a saturated churn,
+//     for when the reader is descheduled while every CPU writes, as the
+//     UI's reader shares the host with the churn and the drawing;
+//   - timewaitRingBytes per TIME_WAIT socket: sockets that entered
+//     TIME_WAIT within a few seconds expire together, each writing a
+//     record from the timer softirq (on the tracepoint tier), which no
+//     task preempts. On two CPUs, with 262,144 TIME_WAIT sockets filled
+//     in the churn's first three seconds, their expiry 60 s later lost
+//     36,000-115,000 records within one second with 16 MiB, as many with
+//     the reader at nice -10, and none with 32 MiB.
+//
+// 16 MiB at least and 256 MiB at most, rounded up to a power of two. The
+// rings are resident from the start: they are most of an idle twtop's
+// memory.
+func DefaultRingSize(ncpu, timewait int) uint32 {
+	want := max(uint64(max(ncpu, 1))*8<<20, uint64(max(timewait, 0))*timewaitRingBytes)
 	size := uint64(16 << 20)
 	for size < want && size < 256<<20 {
 		size <<= 1
 	}
 	return uint32(size)
+}
+
+// timewaitRingBytes is the ring room DefaultRingSize keeps per TIME_WAIT
+// socket a namespace may hold: twice an IPv4 expiry record's 64 bytes, for
+// the records already in the ring when a burst of expiries comes and for
+// CPUs that armed more than their share of the timers.
+const timewaitRingBytes = 128
+
+// maxTimewait is the largest tcp_max_tw_buckets of the namespaces at
+// paths ("" or none: twtop's own); 0 where none can be read.
+func maxTimewait(paths []string) int {
+	if len(paths) == 0 {
+		paths = []string{""}
+	}
+	n := 0
+	for _, p := range paths {
+		if s, _, err := settings.Read(p); err == nil {
+			n = max(n, s.MaxTwBuckets)
+		}
+	}
+	return n
 }
 
 // wakeupEvery is how many records a CPU writes per wakeup of the reader

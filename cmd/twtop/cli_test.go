@@ -282,3 +282,29 @@ func TestPidNothingMatched(t *testing.T) {
 		}
 	}
 }
+
+// The advice after lost records names a size --ring-size takes, twice the
+// one in use, and none beyond the largest.
+func TestRingAdvice(t *testing.T) {
+	for _, c := range []struct {
+		size uint64
+		want string
+	}{
+		{16 << 20, "the kernel's event buffers (16M) were full at times; run with --ring-size 32M to give them more room"},
+		{512 << 20, "the kernel's event buffers (512M) were full at times; run with --ring-size 1G to give them more room"},
+		{1 << 30, "the kernel's event buffers (1G) were full at times; run with --ring-size 2G to give them more room"},
+		{maxRingSize, "the kernel's event buffers (2G) were full at times"},
+		{64 << 10, "the kernel's event buffers (64K) were full at times; run with --ring-size 128K to give them more room"},
+	} {
+		got := ringAdvice(c.size)
+		if got != c.want {
+			t.Errorf("ringAdvice(%d) = %q, want %q", c.size, got, c.want)
+		}
+		if i := strings.Index(got, "--ring-size "); i >= 0 {
+			arg := strings.Fields(got[i:])[1]
+			if n, err := parseSize(arg); err != nil || uint64(n) != 2*c.size {
+				t.Errorf("--ring-size %s reads as %d (%v), want %d", arg, n, err, 2*c.size)
+			}
+		}
+	}
+}

@@ -105,9 +105,12 @@ Flags:
   --port P           only connections with local or remote port P
   -4, -6             only IPv4 or only IPv6
   --ring-size SIZE   the kernel's event buffers, all CPUs' together, a power
-                     of two such as 64M or 1G (default: 8M per CPU, 16M to
-                     256M; a CPU's own ring is at least 1M); raise it when
-                     the stderr summary reports lost events
+                     of two such as 64M or 1G (default: 8M per CPU, or 128
+                     bytes per TIME_WAIT socket the traced namespaces allow
+                     (tcp_max_tw_buckets) where that is more, for a burst of
+                     expiries; 16M to 256M; a CPU's own ring is at least
+                     1M); raise it when the stderr summary reports lost
+                     events
   --probe            print what the running kernel offers (BTF, ring buffer,
                      fentry, kprobes, iter/tcp, the timewait functions) and
                      the tier and fallbacks twtop would use, then exit; as
@@ -354,6 +357,9 @@ func metricsFlags(cfg *config, set map[string]bool) error {
 	return nil
 }
 
+// maxRingSize is the largest --ring-size.
+const maxRingSize = 1 << 31
+
 // parseSize reads a buffer size: bytes, or a number with K, M or G (powers
 // of 1024); it must be a power of two of at least a page.
 func parseSize(v string) (uint32, error) {
@@ -371,7 +377,7 @@ func parseSize(v string) (uint32, error) {
 	}
 	n, err := strconv.ParseUint(num, 10, 32)
 	size := n * mult
-	if err != nil || size == 0 || size > 1<<31 || size&(size-1) != 0 || size < uint64(os.Getpagesize()) {
+	if err != nil || size == 0 || size > maxRingSize || size&(size-1) != 0 || size < uint64(os.Getpagesize()) {
 		return 0, fmt.Errorf("give a power of two from %dK to 2G, e.g. 64M", os.Getpagesize()>>10)
 	}
 	return uint32(size), nil

@@ -22,10 +22,34 @@ func printTracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
 	if ok {
 		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
 			ts.Records, ts.Lost, ts.RecursionMisses)
+		if ts.Lost > 0 {
+			fmt.Fprintln(os.Stderr, "twtop: "+ringAdvice(uint64(tr.RingSize())))
+		}
 	}
 	if s, err := tr.Stats(); err == nil && s.OwnersUnknown > 0 {
 		fmt.Fprintf(os.Stderr, "twtop: %d records came without the owner the kernel said their CPU had written; they show no pid or comm\n",
 			s.OwnersUnknown)
 	}
 	return ts, ok
+}
+
+// ringAdvice is what the closing lines say when records were lost with
+// event buffers of size bytes.
+func ringAdvice(size uint64) string {
+	msg := "the kernel's event buffers (" + ringSizeString(size) + ") were full at times"
+	if 2*size <= maxRingSize {
+		msg += "; run with --ring-size " + ringSizeString(2*size) + " to give them more room"
+	}
+	return msg
+}
+
+// ringSizeString writes a ring size the way --ring-size takes it (16M, 1G).
+func ringSizeString(n uint64) string {
+	if n >= 1<<30 && n%(1<<30) == 0 {
+		return fmt.Sprintf("%dG", n>>30)
+	}
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%dM", n>>20)
+	}
+	return fmt.Sprintf("%dK", n>>10)
 }
