@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -63,5 +64,31 @@ func TestDefaultRingSize(t *testing.T) {
 		if got := DefaultRingSize(c.ncpu, c.timewait); got != c.want {
 			t.Errorf("DefaultRingSize(%d, %d) = %d MiB, want %d MiB", c.ncpu, c.timewait, got>>20, c.want>>20)
 		}
+	}
+}
+
+// The default ring size reads the traced namespaces' tcp_max_tw_buckets:
+// the largest of them counts, and one that cannot be read counts 0.
+func TestMaxTimewait(t *testing.T) {
+	a, b := netnstest.New(t), netnstest.New(t)
+	if err := errors.Join(a.SetSysctl("net.ipv4.tcp_max_tw_buckets", "300000"),
+		b.SetSysctl("net.ipv4.tcp_max_tw_buckets", "70000")); err != nil {
+		t.Fatal(err)
+	}
+	if got := maxTimewait([]string{b.Path(), a.Path()}); got != 300000 {
+		t.Errorf("maxTimewait(both) = %d, want 300000", got)
+	}
+	if got := maxTimewait([]string{b.Path(), "/nonexistent/ns"}); got != 70000 {
+		t.Errorf("maxTimewait(b, missing) = %d, want 70000", got)
+	}
+	if got := maxTimewait([]string{"/nonexistent/ns"}); got != 0 {
+		t.Errorf("maxTimewait(missing) = %d, want 0", got)
+	}
+	own, err := os.ReadFile("/proc/sys/net/ipv4/tcp_max_tw_buckets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strconv.Itoa(maxTimewait(nil)); got != strings.TrimSpace(string(own)) {
+		t.Errorf("maxTimewait(none) = %s, want our own namespace's %s", got, strings.TrimSpace(string(own)))
 	}
 }
