@@ -308,3 +308,23 @@ func TestRingAdvice(t *testing.T) {
 		}
 	}
 }
+
+// The tracing line names the event buffers' size only when the TIME_WAIT
+// capacity raised it and --ring-size did not set it.
+func TestRingNote(t *testing.T) {
+	for _, c := range []struct {
+		asked, size uint32
+		ncpu        int
+		want        string
+	}{
+		{0, 16 << 20, 2, ""},
+		{0, 32 << 20, 2, ", event buffers 32M for the TIME_WAIT sockets tcp_max_tw_buckets allows"},
+		{32 << 20, 32 << 20, 2, ""},
+		{0, 32 << 20, 4, ""},
+		{0, 64 << 20, 4, ", event buffers 64M for the TIME_WAIT sockets tcp_max_tw_buckets allows"},
+	} {
+		if got := ringNote(c.asked, c.size, c.ncpu); got != c.want {
+			t.Errorf("ringNote(%d, %d, %d) = %q, want %q", c.asked, c.size, c.ncpu, got, c.want)
+		}
+	}
+}

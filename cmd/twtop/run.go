@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -123,7 +124,8 @@ func live(cfg *config) error {
 	if feed != nil {
 		board.PublishHeld(m.Snapshot(), liveStats(tr)()) // the settings, before the first event
 	}
-	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()), fallbackNote(tr.Fallbacks()))
+	fmt.Fprintf(os.Stderr, "twtop: tracing on kernel %s, tier %s%s%s%s\n", tr.KernelRelease(), tr.Tier(), inferredNote(tr.Tier()), fallbackNote(tr.Fallbacks()),
+		ringNote(cfg.ringSize, tr.RingSize(), runtime.NumCPU()))
 	if cfg.ui {
 		err := liveUI(tr, src, m, board, feed != nil)
 		noteUnmatched(src, cfg.pid)
@@ -193,6 +195,17 @@ func inferredNote(t tracer.Tier) string {
 		return ""
 	}
 	return " (TIME_WAIT ends and causes inferred)"
+}
+
+// ringNote names the event buffers' size on the tracing line when the
+// namespaces' TIME_WAIT capacity raised it above the default for the CPUs
+// (asked is --ring-size, 0 if not given), so that the memory is not a
+// surprise.
+func ringNote(asked, size uint32, ncpu int) string {
+	if asked != 0 || size <= tracer.DefaultRingSize(ncpu, 0) {
+		return ""
+	}
+	return ", event buffers " + ringSizeString(uint64(size)) + " for the TIME_WAIT sockets tcp_max_tw_buckets allows"
 }
 
 func fallbackNote(f tracer.Fallbacks) string {
