@@ -1,6 +1,11 @@
 package model
 
-import "net/netip"
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+)
 
 // The maps the model looks up on every event are keyed by flat values
 // without pointers or padding, which the runtime hashes and compares as
@@ -23,6 +28,35 @@ func keyOf(netns uint32, src, dst netip.AddrPort) tupleKey {
 		sport: src.Port(), dport: dst.Port(), netns: netns,
 		kinds: addrKind(src.Addr()) | addrKind(dst.Addr())<<2,
 	}
+}
+
+// tupleSeed seeds tupleKey.hash, anew in every process.
+var tupleSeed = func() (s [6]uint64) {
+	for i := range s {
+		s[i] = rand.Uint64()
+	}
+	return s
+}()
+
+// hash is the key the tuple tables (Model.byTuple, recentClosed) keep k
+// under: a seeded 64-bit hash of its bytes (multiply-and-fold rounds, as
+// in wyhash), computed once per event instead of once per map operation.
+// Two tuples held at once share one with a chance of about n²/2⁶⁵ for n
+// tuples held (the tables hold the open connections and the last few
+// thousand closes): the TIME_WAIT socket of one would then be counted to
+// the other's closer.
+func (k tupleKey) hash() uint64 {
+	le, s := binary.LittleEndian, &tupleSeed
+	h := mum(le.Uint64(k.src[:8])^s[0], le.Uint64(k.src[8:])^s[1]) ^
+		mum(le.Uint64(k.dst[:8])^s[2], le.Uint64(k.dst[8:])^s[3])
+	ends := uint64(k.sport) | uint64(k.dport)<<16 | uint64(k.netns)<<32
+	return mum(h^uint64(k.kinds)^s[4], ends^s[5])
+}
+
+// mum folds the 128-bit product of a and b to 64 bits.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // Address kinds, as the keys carry them.

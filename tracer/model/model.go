@@ -192,8 +192,8 @@ type Model struct {
 	now   uint64
 
 	socks     map[uint64]*sock
-	freeSocks []*sock // sockets closed, for reuse
-	byTuple   map[tupleKey]uint64
+	freeSocks []*sock             // sockets closed, for reuse
+	byTuple   compact.Map[uint64] // ptr of the socket by its tuple's hash (tupleKey.hash)
 	recent    recentClosed
 	tws       compact.Map[tw]           // open TIME_WAIT sockets by address
 	books     compact.Interned[twBooks] // what they are charged to
@@ -231,7 +231,6 @@ func New(cfg Config) *Model {
 	m := &Model{
 		cfg:       cfg,
 		socks:     make(map[uint64]*sock),
-		byTuple:   make(map[tupleKey]uint64),
 		recent:    newRecentClosed(),
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destMapKey]*dest),
@@ -424,9 +423,9 @@ func (m *Model) state(e *event.Event) {
 			keys = m.closerOf(s) // only then: looking a key up makes its row
 		}
 		m.countClose(s, &keys, e.Flags&event.FlagRSTRx != 0)
-		k := keyOf(s.netns, s.src, s.dst)
-		if m.byTuple[k] == e.Ptr {
-			delete(m.byTuple, k)
+		k := keyOf(s.netns, s.src, s.dst).hash()
+		if p := m.byTuple.Ref(k); p != nil && *p == e.Ptr {
+			m.byTuple.Del(k)
 		}
 		if pending {
 			m.recent.add(k, m.leftBy(s, keys))
@@ -451,13 +450,13 @@ func (m *Model) newSock() *sock {
 
 // index maps the socket s at ptr's tuple to it in byTuple.
 func (m *Model) index(s *sock, ptr uint64) {
-	k := keyOf(s.netns, s.src, s.dst)
-	if old, ok := m.byTuple[k]; ok && old != ptr {
-		if o := m.socks[old]; o != nil {
+	k := keyOf(s.netns, s.src, s.dst).hash()
+	if old := m.byTuple.Ref(k); old != nil && *old != ptr {
+		if o := m.socks[*old]; o != nil {
 			o.indexed = false // its tuple maps to s now
 		}
 	}
-	m.byTuple[k] = ptr
+	m.byTuple.Put(k, ptr)
 	s.indexed = true
 }
 
@@ -471,37 +470,34 @@ func (m *Model) index(s *sock, ptr uint64) {
 // keys as it held, over and over, took 15% of the model's time on such a
 // host (BenchmarkApplyOverflow).
 type recentClosed struct {
-	cur, prev map[tupleKey]closed
-	n         int // closes added to cur
+	cur, prev compact.Map[closed] // by tupleKey.hash
+	n         int                 // closes added to cur
 }
 
 const recentMax = 4096
 
-func newRecentClosed() recentClosed {
-	return recentClosed{cur: make(map[tupleKey]closed), prev: make(map[tupleKey]closed)}
-}
+func newRecentClosed() recentClosed { return recentClosed{} }
 
 // add keeps c for k, in place of anything kept for k before.
-func (r *recentClosed) add(k tupleKey, c closed) {
+func (r *recentClosed) add(k uint64, c closed) {
 	if r.n >= recentMax/2 {
 		r.cur, r.prev = r.prev, r.cur
-		clear(r.cur)
+		r.cur.Reset()
 		r.n = 0
 	}
-	delete(r.prev, k)
-	r.cur[k] = c
+	r.prev.Del(k)
+	r.cur.Put(k, c)
 	r.n++
 }
 
 // take returns and forgets what is kept for k.
-func (r *recentClosed) take(k tupleKey) (closed, bool) {
-	if c, ok := r.cur[k]; ok {
-		delete(r.cur, k)
-		return c, true
-	}
-	if c, ok := r.prev[k]; ok {
-		delete(r.prev, k)
-		return c, true
+func (r *recentClosed) take(k uint64) (closed, bool) {
+	for _, g := range [...]*compact.Map[closed]{&r.cur, &r.prev} {
+		if p := g.Ref(k); p != nil {
+			c := *p
+			g.Del(k)
+			return c, true
+		}
 	}
 	return closed{}, false
 }
@@ -573,9 +569,9 @@ func (m *Model) closerOf(s *sock) closerKeys {
 // closerFor returns the aggregates of the socket whose close created a
 // TIME_WAIT socket with this tuple: still live (tracepoint tier: the timer
 // is armed before the CLOSE transition) or just closed (exact tiers).
-func (m *Model) closerFor(k tupleKey) (closed, bool) {
-	if ptr, ok := m.byTuple[k]; ok {
-		if s := m.socks[ptr]; s != nil && !s.twTaken {
+func (m *Model) closerFor(k uint64) (closed, bool) {
+	if ptr := m.byTuple.Ref(k); ptr != nil {
+		if s := m.socks[*ptr]; s != nil && !s.twTaken {
 			s.twTaken = true
 			return m.leftBy(s, m.closerOf(s)), true
 		}
@@ -617,7 +613,7 @@ func (m *Model) twCreate(e *event.Event) {
 	}
 	b := twBooks{netns: e.Netns}
 	r := roleUnknown
-	if left, ok := m.closerFor(keyOf(e.Netns, e.Src, e.Dst)); ok {
+	if left, ok := m.closerFor(keyOf(e.Netns, e.Src, e.Dst).hash()); ok {
 		r = left.role
 		b.closer = left.keys
 		for _, c := range b.closer {

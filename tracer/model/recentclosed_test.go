@@ -6,8 +6,8 @@ import (
 )
 
 func TestRecentClosed(t *testing.T) {
-	key := func(i int) tupleKey {
-		return keyOf(1, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 40000), netip.MustParseAddrPort("10.9.0.1:80"))
+	key := func(i int) uint64 {
+		return keyOf(1, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 40000), netip.MustParseAddrPort("10.9.0.1:80")).hash()
 	}
 	val := func(r role) closed { return closed{role: r} }
 	t.Run("taken once", func(t *testing.T) {
@@ -50,8 +50,32 @@ func TestRecentClosed(t *testing.T) {
 		if _, ok := r.take(key(0)); ok {
 			t.Fatalf("kept after %d newer closes", recentMax)
 		}
-		if n := len(r.cur) + len(r.prev); n > recentMax {
+		if n := r.cur.Len() + r.prev.Len(); n > recentMax {
 			t.Fatalf("%d closes kept", n)
 		}
 	})
+}
+
+// A tuple's hash is the same every time and tells the kinds of its
+// addresses apart: 10.0.0.1 and ::ffff:10.0.0.1 write the same 16 bytes.
+func TestTupleHash(t *testing.T) {
+	dst := netip.MustParseAddrPort("10.9.0.1:80")
+	v4 := keyOf(1, netip.MustParseAddrPort("10.0.0.1:40000"), dst)
+	mapped := keyOf(1, netip.MustParseAddrPort("[::ffff:10.0.0.1]:40000"), dst)
+	if v4.src != mapped.src {
+		t.Fatal("As16 of 10.0.0.1 and ::ffff:10.0.0.1 differ: this test no longer checks the kinds")
+	}
+	if v4.hash() != keyOf(1, netip.MustParseAddrPort("10.0.0.1:40000"), dst).hash() {
+		t.Error("one tuple, two hashes")
+	}
+	for name, k := range map[string]tupleKey{
+		"IPv4-mapped source": mapped,
+		"other netns":        keyOf(2, netip.MustParseAddrPort("10.0.0.1:40000"), dst),
+		"other port":         keyOf(1, netip.MustParseAddrPort("10.0.0.1:40001"), dst),
+		"ends swapped":       keyOf(1, dst, netip.MustParseAddrPort("10.0.0.1:40000")),
+	} {
+		if k.hash() == v4.hash() {
+			t.Errorf("%s: same hash as the tuple", name)
+		}
+	}
 }
