@@ -48,10 +48,10 @@ type Options struct {
 	// RingSize is the size in bytes of the kernel's event buffers, a
 	// power of two of at least a page (default: DefaultRingSize for the
 	// host's CPUs and the ScanNetns' tcp_max_tw_buckets): the sum over all
-	// CPUs. With a ring buffer per CPU,
-	// each online CPU gets the largest power of two that fits its share,
-	// and every CPU at least minCPURing; with perf buffers, each CPU its
-	// share rounded up to a power of two pages.
+	// CPUs. With a ring buffer per CPU, each online CPU gets the largest
+	// power of two that fits its share, and every CPU at least minCPURing;
+	// with perf buffers, each CPU its share rounded up to a power of two
+	// pages.
 	RingSize uint32
 
 	// BTF is a BTF file for kernels without /sys/kernel/btf/vmlinux (or
@@ -656,8 +656,8 @@ type recordReader interface {
 //     UI's reader shares the host with the churn and the drawing;
 //   - timewaitRingBytes per TIME_WAIT socket: sockets that entered
 //     TIME_WAIT within a few seconds expire together, each writing a
-//     record from the timer softirq (on the tracepoint tier), which no
-//     task preempts. On two CPUs, with 262,144 TIME_WAIT sockets filled
+//     record from the timer softirq (every tier hooks the expiry), which
+//     no task preempts. On two CPUs, with 262,144 TIME_WAIT sockets filled
 //     in the churn's first three seconds, their expiry 60 s later lost
 //     36,000-115,000 records with 16 MiB (76,580 between two samples
 //     0.7 s apart in the run sampled), as many with the reader at nice
