@@ -12,7 +12,9 @@ import (
 // one block of memory. A key of netip values (each holds a pointer and
 // leaves padding) takes a hash call per field and gives the collector
 // pointers to scan. As16 writes IPv4 and IPv4-mapped IPv6 addresses as
-// the same bytes, so each key also says which kind every address is.
+// the same bytes, so each key also says which kind every address is. The
+// tuple tables are keyed by a hash of a tupleKey instead (tupleKey.hash),
+// computed once per event.
 
 // tupleKey is a connection's two ends in its network namespace.
 type tupleKey struct {

@@ -231,7 +231,6 @@ func New(cfg Config) *Model {
 	m := &Model{
 		cfg:       cfg,
 		socks:     make(map[uint64]*sock),
-		recent:    newRecentClosed(),
 		netns:     make(map[uint32]*NetnsStats),
 		dests:     make(map[destMapKey]*dest),
 		portRange: make(map[uint32]int),
@@ -475,8 +474,6 @@ type recentClosed struct {
 }
 
 const recentMax = 4096
-
-func newRecentClosed() recentClosed { return recentClosed{} }
 
 // add keeps c for k, in place of anything kept for k before.
 func (r *recentClosed) add(k uint64, c closed) {

@@ -11,7 +11,7 @@ func TestRecentClosed(t *testing.T) {
 	}
 	val := func(r role) closed { return closed{role: r} }
 	t.Run("taken once", func(t *testing.T) {
-		r := newRecentClosed()
+		var r recentClosed
 		r.add(key(1), val(roleClient))
 		if c, ok := r.take(key(1)); !ok || c.role != roleClient {
 			t.Fatalf("take = %v, %v", c, ok)
@@ -21,7 +21,7 @@ func TestRecentClosed(t *testing.T) {
 		}
 	})
 	t.Run("the newer close of a tuple wins, across generations", func(t *testing.T) {
-		r := newRecentClosed()
+		var r recentClosed
 		r.add(key(0), val(roleServer))
 		for i := 1; i < recentMax/2; i++ {
 			r.add(key(i), val(roleServer))
@@ -35,7 +35,7 @@ func TestRecentClosed(t *testing.T) {
 		}
 	})
 	t.Run("kept for recentMax/2 closes, dropped by recentMax", func(t *testing.T) {
-		r := newRecentClosed()
+		var r recentClosed
 		r.add(key(0), val(roleClient))
 		for i := 1; i <= recentMax/2; i++ {
 			r.add(key(i), val(roleServer))
