@@ -243,7 +243,7 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 	case event.KindTWCreate:
 		t.create(e, emit)
 	case event.KindTWArm:
-		if i := t.cancelOn(e.CPU); i >= 0 && t.cancels[i].Ptr == e.Ptr && e.Seq == t.cancels[i].Seq+1 {
+		if i := t.cancelFollowedBy(e); i >= 0 {
 			t.dropCancel(i) // mod_timer: a re-arm, not an end
 			t.substate(e, emit)
 			return
@@ -267,7 +267,7 @@ func (t *Tracker) Add(e *event.Event, emit func(*event.Event)) {
 	case event.KindTWCancel:
 		t.setCancel(e)
 	case event.KindTWExpire:
-		if i := t.cancelOn(e.CPU); i >= 0 && t.cancels[i].Ptr == e.Ptr && e.Seq == t.cancels[i].Seq+1 {
+		if i := t.cancelFollowedBy(e); i >= 0 {
 			t.dropCancel(i) // the timer wheel detaches a timer before running it
 		}
 		t.evIn = *e
@@ -305,6 +305,19 @@ func (t *Tracker) cancelOn(cpu uint16) int {
 		if t.cancels[i].CPU == cpu {
 			return i
 		}
+	}
+	return -1
+}
+
+// follows reports whether e is the next record of c's CPU and of the same
+// timer: the re-arm or expiry that makes the cancel c no end.
+func follows(e, c *event.Event) bool { return e.Ptr == c.Ptr && e.Seq == c.Seq+1 }
+
+// cancelFollowedBy is the index of the cancel pending on e's CPU when e
+// follows it, -1 when none does.
+func (t *Tracker) cancelFollowedBy(e *event.Event) int {
+	if i := t.cancelOn(e.CPU); i >= 0 && follows(e, &t.cancels[i]) {
+		return i
 	}
 	return -1
 }
@@ -504,7 +517,7 @@ func (t *Tracker) settleCancels(e *event.Event, emit func(*event.Event)) {
 	}
 	for i := 0; i < len(t.cancels); {
 		c := &t.cancels[i]
-		if (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && e.Ptr == c.Ptr && e.Seq == c.Seq+1 {
+		if (e.Kind == event.KindTWArm || e.Kind == event.KindTWExpire) && follows(e, c) {
 			i++ // its re-arm or expiry
 			continue
 		}
