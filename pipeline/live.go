@@ -136,7 +136,12 @@ func TracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
 	if err != nil {
 		return record.TracerStats{}, false
 	}
-	return record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}, true
+	return RecordStats(st), true
+}
+
+// RecordStats are st in the form recordings carry them.
+func RecordStats(st tracer.Stats) record.TracerStats {
+	return record.TracerStats{Records: st.TotalEvents(), Lost: st.TotalLost(), RecursionMisses: st.TotalRecursionMisses()}
 }
 
 // tcpCounters keeps the TCP sections of a namespace's counters: the ones

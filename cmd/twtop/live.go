@@ -18,19 +18,21 @@ func noteUnmatched(src *pipeline.LiveSource, pid uint32) {
 
 // printTracerStats prints the tracer's closing line.
 func printTracerStats(tr *tracer.Tracer) (record.TracerStats, bool) {
-	ts, ok := pipeline.TracerStats(tr)
-	if ok {
-		fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
-			ts.Records, ts.Lost, ts.RecursionMisses)
-		if ts.Lost > 0 {
-			fmt.Fprintln(os.Stderr, "twtop: "+ringAdvice(uint64(tr.RingSize())))
-		}
+	st, err := tr.Stats()
+	if err != nil {
+		return record.TracerStats{}, false
 	}
-	if s, err := tr.Stats(); err == nil && s.OwnersUnknown > 0 {
+	ts := pipeline.RecordStats(st)
+	fmt.Fprintf(os.Stderr, "twtop: %d records, %d lost, %d missed by the kernel's recursion guard\n",
+		ts.Records, ts.Lost, ts.RecursionMisses)
+	if ts.Lost > 0 {
+		fmt.Fprintln(os.Stderr, "twtop: "+ringAdvice(uint64(tr.RingSize())))
+	}
+	if st.OwnersUnknown > 0 {
 		fmt.Fprintf(os.Stderr, "twtop: %d records came without the owner the kernel said their CPU had written; they show no pid or comm\n",
-			s.OwnersUnknown)
+			st.OwnersUnknown)
 	}
-	return ts, ok
+	return ts, true
 }
 
 // ringAdvice is what the closing lines say when records were lost with
