@@ -140,5 +140,13 @@ func TestWiden(t *testing.T) {
 		if got := Widen(nil, r[:n]); !bytes.Equal(got, r) {
 			t.Fatalf("record %d: Widen(head)\n%x\nwant\n%x", i, got, r)
 		}
+		// into a batch with room for it, over what an earlier batch left
+		stale := bytes.Repeat([]byte{0xa5}, 3+RecordSize)[:3]
+		for _, src := range [][]byte{head, r[:n]} {
+			got := Widen(stale, src)
+			if !bytes.Equal(got[:3], stale) || !bytes.Equal(got[3:], r) {
+				t.Fatalf("record %d: Widen into a batch\n%x\nwant a5a5a5 then\n%x", i, got, r)
+			}
+		}
 	}
 }
