@@ -131,7 +131,7 @@ wait:
 	fmt.Println()
 	fmt.Printf("churn: %s connections in %.0fs (%s/s), errors %d (%s)\n",
 		grouped(float64(w.res.Conns)), w.res.ElapsedS, grouped(w.res.ConnPerS), w.res.errorCount(), w.res.errorSummary())
-	fmt.Printf("twtop VmRSS: %s at start, %s at the end, %s the most sampled; max RSS (rusage) %s\n",
+	fmt.Printf("twtop VmRSS: %s at start, %s at the end, %s the most sampled; peak (VmHWM) %s\n",
 		mib(startRSS), mib(endRSS), mib(maxRSS), mib(usage.MaxRSSKB))
 	perEvent := func(d time.Duration) float64 {
 		if records == 0 {

@@ -44,7 +44,7 @@ type tracerUsage struct {
 	// SteadyUser and SteadySys leave out what was used before the tracer
 	// said it traces (loading, compiling, attaching).
 	SteadyUser, SteadySys time.Duration
-	MaxRSSKB              int64
+	MaxRSSKB              int64 // VmHWM just before SIGINT
 }
 
 // startTracer starts the tracer o describes and returns once it traces:
@@ -68,6 +68,11 @@ func (t *tracerProc) attach() time.Duration { return t.p.ReadyAt().Sub(t.p.ExecA
 // stop sends SIGINT, waits for the tracer to exit with status 0 and
 // returns its resource usage.
 func (t *tracerProc) stop() (tracerUsage, error) {
+	// The peak resident set comes from the tracer's own VmHWM, read just
+	// before SIGINT: the rusage after exit would not do, because its
+	// ru_maxrss counts the memory of the harness that spawned it (os/exec
+	// starts the child on the harness's memory until exec).
+	hwm, hwmErr := vmHWM(t.p.Pid())
 	err := t.p.Stop()
 	if errors.Is(err, proc.ErrExited) {
 		return tracerUsage{}, fmt.Errorf("%s stopped before the churn ended (%v):\n%s", t.name, t.p.Err(), t.p.Stderr())
@@ -84,7 +89,10 @@ func (t *tracerProc) stop() (tracerUsage, error) {
 	u.Sys = time.Duration(ru.Stime.Nano())
 	u.SteadyUser = max(0, u.User-t.readyUser)
 	u.SteadySys = max(0, u.Sys-t.readySys)
-	u.MaxRSSKB = ru.Maxrss
+	if hwmErr != nil {
+		return u, fmt.Errorf("%s: peak resident set: %w", t.name, hwmErr)
+	}
+	u.MaxRSSKB = hwm
 	return u, nil
 }
 
@@ -117,25 +125,31 @@ func procCPU(pid int) (user, sys time.Duration) {
 
 // vmRSS returns the resident set size of process pid in KiB, from
 // /proc/PID/status.
-func vmRSS(pid int) (int64, error) {
+func vmRSS(pid int) (int64, error) { return procStatusKB(pid, "VmRSS") }
+
+// vmHWM returns the most process pid has had resident so far, in KiB.
+func vmHWM(pid int) (int64, error) { return procStatusKB(pid, "VmHWM") }
+
+// procStatusKB returns a field of /proc/PID/status given in kB.
+func procStatusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("read status of %d: %w", pid, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) == 0 {
 				break
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+				return 0, fmt.Errorf("%s of %d: %w", field, pid, err)
 			}
 			return kb, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // twtopExit matches twtop's last stderr line.
