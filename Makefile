@@ -69,7 +69,7 @@ bench: ## benchmarks that print figures (no timings are asserted)
 bench-check: ## every benchmark once, so that the checks they make of their own results run
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-bench-overhead: ## churn with no tracer, empty hooks, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
+bench-overhead: ## churn with no tracer, empty hooks, the record floor, twtop --record, the twtop UI and bpftrace, alternating; prints the table (root)
 	$(GO) build -o $(BUILD)/twtop-bench ./cmd/twtop
 	$(GO) run ./test/bench -twtop $(BUILD)/twtop-bench
 

@@ -19,6 +19,7 @@ type variant int
 const (
 	noTracer variant = iota
 	emptyHooksOnly
+	recordFloorOnly
 	twtopRecord
 	twtopUI
 	bpftracePeer
@@ -30,6 +31,8 @@ func (v variant) String() string {
 		return "no tracer"
 	case emptyHooksOnly:
 		return "empty hooks"
+	case recordFloorOnly:
+		return "record floor"
 	case twtopRecord:
 		return "twtop --record"
 	case twtopUI:
@@ -41,12 +44,15 @@ func (v variant) String() string {
 }
 
 // traces reports whether v is a tracer process with figures of its own.
-func (v variant) traces() bool { return v != noTracer && v != emptyHooksOnly }
+func (v variant) traces() bool { return v != noTracer && v != emptyHooksOnly && v != recordFloorOnly }
 
 // stateName names the program whose cost r.state is.
 func (r runResult) stateName() string {
-	if r.variant == emptyHooksOnly {
+	switch r.variant {
+	case emptyHooksOnly:
 		return countProg
+	case recordFloorOnly:
+		return floorProg
 	}
 	return stateProgs[0]
 }
@@ -230,7 +236,7 @@ func runAB(ctx context.Context, opts options) error {
 		{name: "saturated", streams: opts.churn.Streams},
 		{name: "single-stream", streams: 1},
 	}
-	variants := []variant{noTracer, emptyHooksOnly, twtopRecord, twtopUI}
+	variants := []variant{noTracer, emptyHooksOnly, recordFloorOnly, twtopRecord, twtopUI}
 	if opts.bpftrace != "" {
 		variants = append(variants, bpftracePeer)
 	}
@@ -367,9 +373,10 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 	defer func() { err = errors.Join(err, l.Close()) }()
 
 	var (
-		tp   *tracerProc
-		file string
-		term *pty
+		tp    *tracerProc
+		file  string
+		term  *pty
+		floor *recordFloor
 	)
 	switch v {
 	case twtopRecord:
@@ -393,6 +400,14 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 		if h, err = attachEmptyHooks(); err == nil {
 			defer func() { err = errors.Join(err, h.Close()) }()
 		}
+	case recordFloorOnly:
+		if floor, err = attachRecordFloor(); err == nil {
+			defer func() {
+				if floor != nil {
+					err = errors.Join(err, floor.Close())
+				}
+			}()
+		}
 	}
 	if err != nil {
 		return res, err
@@ -406,6 +421,10 @@ func runOne(ctx context.Context, opts options, sh shape, v variant, round int) (
 	switch v {
 	case emptyHooksOnly:
 		res.state, err = programCost(countProg)
+	case recordFloorOnly:
+		res.state, err = programCost(floorProg)
+		err = errors.Join(err, floor.Close()) // the last records are read
+		res.events, floor = floor.read.Load(), nil
 	case twtopRecord, twtopUI:
 		res.state, err = programCost(stateProgs...)
 	}
@@ -519,6 +538,9 @@ func printRun(r runResult) {
 	line := fmt.Sprintf("round %d  %-13s  %-14s  %9s conn/s  errors %d", r.round, r.shape, r.variant, grouped(r.churn.ConnPerS), r.churn.errorCount())
 	if r.state.runs > 0 {
 		line += fmt.Sprintf("  %s %.0f ns/run", r.stateName(), r.state.ns)
+	}
+	if r.variant == recordFloorOnly {
+		line += fmt.Sprintf("  records read %s of %s runs", grouped(float64(r.events)), grouped(float64(r.state.runs)))
 	}
 	if r.variant.traces() {
 		user, total := r.cpuPerEvent()

@@ -50,7 +50,23 @@ func countInsns(m *ebpf.Map) asm.Instructions {
 	}
 }
 
-func attachEmptyHooks() (h *emptyHooks, err error) {
+func attachEmptyHooks() (*emptyHooks, error) {
+	count, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("count map: %w", err)
+	}
+	h, err := attachHooks(countProg, countInsns(count))
+	if err != nil {
+		return nil, errors.Join(err, count.Close())
+	}
+	h.count = count
+	return h, nil
+}
+
+// attachHooks attaches a program that returns at once to every hook of
+// the tracepoint tier but the state change tracepoint, which gets state,
+// named stateName.
+func attachHooks(stateName string, state asm.Instructions) (h *emptyHooks, err error) {
 	h = &emptyHooks{}
 	defer func() {
 		if err != nil {
@@ -58,14 +74,11 @@ func attachEmptyHooks() (h *emptyHooks, err error) {
 			h = nil
 		}
 	}()
-	if h.count, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1}); err != nil {
-		return h, fmt.Errorf("count map: %w", err)
-	}
 	btf, classic := tracer.TracepointTierHooks()
 	for _, name := range btf {
 		pname, insns := "empty", ret0
 		if name == stateHook {
-			pname, insns = countProg, countInsns(h.count)
+			pname, insns = stateName, state
 		}
 		p, err := h.load(&ebpf.ProgramSpec{Name: pname, Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp,
 			AttachTo: name, Instructions: insns, License: "GPL"}, name)
