@@ -56,26 +56,36 @@ func (s *Stats) TotalRecursionMisses() uint64 {
 	return n
 }
 
-// Stats reads the counters; it is safe to call while Next runs, and after
-// Close it returns the counters as they were at Close.
+// Stats reads the counters; it is safe to call while Next runs. Events
+// may then leave out the last few records Next handed out (countEvery);
+// they count them all once Next has waited for records or returned an
+// error. After Close it returns the kernel's counters as they were at
+// Close, and Events as they are: with the records handed out by a Next
+// that ran across Close, once that Next has returned.
 func (t *Tracer) Stats() (Stats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.coll == nil {
 		if t.final != nil {
-			return *t.final, nil
+			s := *t.final
+			t.events(&s)
+			return s, nil
 		}
 		return Stats{}, ErrClosed
 	}
 	return t.stats()
 }
 
-// stats reads the counters; t.mu is held.
-func (t *Tracer) stats() (Stats, error) {
-	var s Stats
+func (t *Tracer) events(s *Stats) {
 	for i := range s.Events {
 		s.Events[i] = t.counts[i].Load()
 	}
+}
+
+// stats reads the counters; t.mu is held.
+func (t *Tracer) stats() (Stats, error) {
+	var s Stats
+	t.events(&s)
 	lost := t.coll.Maps["lost"]
 	var perCPU []uint64
 	for k := uint32(0); k < uint32(event.NumKinds); k++ {
