@@ -86,7 +86,7 @@ func attachHooks(stateName string, state asm.Instructions) (h *emptyHooks, err e
 			return h, err
 		}
 		if err := h.attach(link.AttachTracing(link.TracingOptions{Program: p})); err != nil {
-			return h, fmt.Errorf("attach an empty program to %s: %w", name, err)
+			return h, fmt.Errorf("attach %s to %s: %w", pname, name, err)
 		}
 	}
 	for _, tp := range classic {
@@ -99,7 +99,7 @@ func attachHooks(stateName string, state asm.Instructions) (h *emptyHooks, err e
 			return h, err
 		}
 		if err := h.attach(link.Tracepoint(group, name, p, nil)); err != nil {
-			return h, fmt.Errorf("attach an empty program to %s: %w", tp, err)
+			return h, fmt.Errorf("attach empty to %s: %w", tp, err)
 		}
 	}
 	return h, nil
@@ -108,7 +108,7 @@ func attachHooks(stateName string, state asm.Instructions) (h *emptyHooks, err e
 func (h *emptyHooks) load(spec *ebpf.ProgramSpec, hook string) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(spec)
 	if err != nil {
-		return nil, fmt.Errorf("empty program for %s: %w", hook, err)
+		return nil, fmt.Errorf("load %s for %s: %w", spec.Name, hook, err)
 	}
 	h.progs = append(h.progs, p)
 	return p, nil
